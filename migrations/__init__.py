@@ -1,0 +1,1 @@
+"""Alembic migrations of sundial's schema; ``scheduler.migrate`` runs them."""

@@ -1,0 +1,1 @@
+"""sundial's scheduler: leader lease, SQL job store, triggers, dispatch and the run loop."""

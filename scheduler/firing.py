@@ -1,0 +1,106 @@
+"""Fire policy as pure functions of a schedule and ``now``: what falls due, what runs,
+what is missed or coalesced, and where the schedule's next fire lies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from scheduler.models import RunState
+from scheduler.triggers import FireTimes, load_stored
+from scheduler.triggers import jitter as jitter_for
+
+# One claim records at most this many fires of a schedule; a longer backlog (a 1-second
+# interval after a day-long outage) is worked off over the following claims.
+MAX_FIRES_PER_CLAIM = 1000
+
+
+@dataclass(frozen=True)
+class Fire:
+    """One fire time of a schedule and what becomes of it."""
+
+    scheduled_for: datetime
+    state: RunState
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Arming:
+    """Where a schedule's next fire lies; all None once the trigger is exhausted."""
+
+    next_run_at: datetime | None
+    next_due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The outcome of claiming one due schedule."""
+
+    fires: list[Fire] = field(default_factory=list)
+    arming: Arming = Arming(None, None)
+
+    @property
+    def completed(self) -> bool:
+        """True when the trigger will never fire again."""
+        return self.arming.next_run_at is None
+
+
+def fire_times_of(row: Mapping[str, Any]) -> FireTimes:
+    """The fire times of a stored schedule row."""
+    return FireTimes(
+        load_stored(row["trigger"]),
+        anchor=row["created_at"],
+        start_at=row["start_at"],
+        end_at=row["end_at"],
+    )
+
+
+def _arming(schedule_id: str, fire: datetime | None, jitter_seconds: float) -> Arming:
+    if fire is None:
+        return Arming(None, None)
+    return Arming(fire, fire + jitter_for(schedule_id, fire, jitter_seconds))
+
+
+def arm(row: Mapping[str, Any], now: datetime) -> Arming:
+    """The first fire of a schedule that is created, changed or resumed at ``now``."""
+    fires = fire_times_of(row)
+    return _arming(row["id"], fires.first(now), row["jitter_seconds"])
+
+
+def plan(row: Mapping[str, Any], now: datetime, limit: int = MAX_FIRES_PER_CLAIM) -> Plan:
+    """Fires of ``row`` due by ``now`` with misfire grace and coalescing applied."""
+    fires = fire_times_of(row)
+    sid, jitter_s = row["id"], row["jitter_seconds"]
+    grace = row["misfire_grace_seconds"]
+    due: list[tuple[datetime, timedelta]] = []
+    current: datetime | None = row["next_run_at"]
+    while current is not None and len(due) < limit:
+        lateness = now - (current + jitter_for(sid, current, jitter_s))
+        if lateness < timedelta(0):
+            break
+        due.append((current, lateness))
+        current = fires.next_after(current)
+
+    out: list[Fire] = []
+    runnable: list[datetime] = []
+    for when, lateness in due:
+        if grace is not None and lateness.total_seconds() > grace:
+            out.append(
+                Fire(
+                    when, RunState.MISSED, f"{lateness.total_seconds():.3f}s late, grace {grace:g}s"
+                )
+            )
+        else:
+            runnable.append(when)
+    if row["coalesce"] and len(runnable) > 1:
+        last = runnable[-1]
+        out.extend(
+            Fire(when, RunState.SKIPPED, f"coalesced into the fire of {last.isoformat()}")
+            for when in runnable[:-1]
+        )
+        runnable = [last]
+    out.extend(Fire(when, RunState.PENDING) for when in runnable)
+    out.sort(key=lambda f: f.scheduled_for)
+    return Plan(out, _arming(sid, current, jitter_s))

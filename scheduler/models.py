@@ -1,0 +1,180 @@
+"""The SQL schema (one MetaData, owned by Alembic) and the states stored in it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from scheduler.db import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class ScheduleState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    RETRY = "retry"
+    BACKFILL = "backfill"
+
+
+class Overlap(StrEnum):
+    ALLOW = "allow"
+    SKIP = "skip"
+    BUFFER_ONE = "buffer_one"
+    CANCEL_PREVIOUS = "cancel_previous"
+
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(128), primary_key=True),
+    Column("task", String(255), nullable=False, index=True),
+    Column("args", JSON, nullable=False),
+    Column("kwargs", JSON, nullable=False),
+    Column("trigger", JSON, nullable=False),
+    Column("queue", String(255), nullable=False),
+    Column("priority", Integer),
+    Column("expires_seconds", Float),
+    Column("misfire_grace_seconds", Float),
+    Column("coalesce", Boolean, nullable=False),
+    Column("overlap", String(32), nullable=False),
+    Column("jitter_seconds", Float, nullable=False),
+    Column("retry", JSON),
+    Column("pause_after_failures", Integer),
+    Column("start_at", UTCDateTime),
+    Column("end_at", UTCDateTime),
+    Column("state", String(16), nullable=False, index=True),
+    Column("state_reason", Text),
+    Column("description", Text, nullable=False),
+    Column("labels", JSON, nullable=False),
+    # The trigger's next fire time, and the instant the leader publishes it (plus jitter).
+    # Both are NULL unless the schedule is active: the due scan reads only live rows.
+    Column("next_run_at", UTCDateTime),
+    Column("next_due_at", UTCDateTime, index=True),
+    Column("last_run_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "schedule_id",
+        String(128),
+        ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("scheduled_for", UTCDateTime, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("trigger", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("task", String(255), nullable=False),
+    # The fencing token of the leader that recorded the fire: an audit trail for failovers.
+    Column("fencing_token", BigInteger),
+    Column("reason", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("dispatched_at", UTCDateTime),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("worker", String(255)),
+    Column("result", JSON),
+    Column("error", JSON),
+    # One fire of a schedule is one row; this is the guarantee, the lease an optimisation.
+    UniqueConstraint("schedule_id", "scheduled_for", "attempt"),
+    Index("ix_runs_state_scheduled_for", "state", "scheduled_for"),
+)
+
+leader = Table(
+    "scheduler_leader",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    # Incremented for every leadership term and never reset: the fencing token.
+    Column("fencing_token", BigInteger, nullable=False),
+    Column("holder", String(64)),
+    Column("hostname", String(255)),
+    Column("pid", Integer),
+    Column("since", UTCDateTime),
+    Column("lease_expires_at", UTCDateTime),
+)
+
+replicas = Table(
+    "scheduler_replicas",
+    metadata,
+    Column("replica_id", String(64), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column(
+        "schedule_id",
+        String(128),
+        ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+LEADER_ROW = "leader"
+_RUN_ID_NAMESPACE = uuid.UUID("6f9b1c2e-5d1a-4f55-9a7e-2b8d0c3e7a41")
+
+
+def run_id_for(schedule_id: str, scheduled_for: datetime, attempt: int = 1) -> str:
+    """The Celery task id of a fire: the same fire always gets the same id."""
+    name = f"{schedule_id}\x00{scheduled_for.isoformat()}"
+    if attempt != 1:
+        name += f"\x00{attempt}"
+    return str(uuid.uuid5(_RUN_ID_NAMESPACE, name))

@@ -1,0 +1,120 @@
+"""Fixtures shared by every test: real databases (SQLite and PostgreSQL), Redis, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import Engine, create_engine, delete, insert, text
+from sqlalchemy.engine import make_url
+
+from scheduler import migrate
+from scheduler.db import make_engine
+from scheduler.models import LEADER_ROW, leader, metadata
+from scheduler.settings import Settings
+from tests.services import PG_ADMIN_URL, REDIS_TEST_URL, service_missing, unique_name
+
+DATABASES = ["sqlite", "postgresql"]
+
+
+def _create_pg_database() -> str:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = unique_name("sundial_test")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # any driver error means "no usable server"
+        service_missing(f"PostgreSQL at {PG_ADMIN_URL} unreachable: {exc}")
+    finally:
+        admin.dispose()
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    """Drop a test database, disconnecting whatever still uses it."""
+    name = make_url(url).database
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def new_database_url(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], str]]:
+    """Factory: a fresh, migrated database of the given kind, dropped at the end."""
+    made: list[str] = []
+
+    def make(kind: str) -> str:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'sundial.db'}"
+        else:
+            url = _create_pg_database()
+            made.append(url)
+        migrate.upgrade(url)
+        return url
+
+    yield make
+    for url in made:
+        drop_pg_database(url)
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request: pytest.FixtureRequest, new_database_url: Callable[[str], str]) -> str:
+    """One migrated database per kind per session; tests over it are parametrized."""
+    return new_database_url(request.param)
+
+
+def reset_database(engine: Engine) -> None:
+    """Empty every table and restore the leader row, keeping the fencing counter growing."""
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            if table is not leader:
+                conn.execute(delete(table))
+        conn.execute(
+            leader.update()
+            .where(leader.c.name == LEADER_ROW)
+            .values(holder=None, hostname=None, pid=None, since=None, lease_expires_at=None)
+        )
+        if conn.execute(leader.select()).first() is None:
+            conn.execute(insert(leader).values(name=LEADER_ROW, fencing_token=0))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the session's migrated database, emptied after each test."""
+    eng = make_engine(database_url)
+    try:
+        yield eng
+    finally:
+        reset_database(eng)
+        eng.dispose()
+
+
+@pytest.fixture
+def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Factory: Settings on the test database, with overrides as keyword arguments."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"database_url": database_url, "data_dir": tmp_path / "data"}
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The test Redis database; tests namespace their keys with :func:`unique_name`."""
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        service_missing(f"Redis at {REDIS_TEST_URL} unreachable: {exc}")
+    finally:
+        client.close()
+    yield REDIS_TEST_URL

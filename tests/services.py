@@ -1,0 +1,65 @@
+"""Reaching the machine's real services, and the skip-or-fail rule when one is missing."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "SUNDIAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+T = TypeVar("T")
+
+REDIS_TEST_URL = os.environ.get("SUNDIAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def services_required() -> bool:
+    """CI sets SUNDIAL_TEST_REQUIRE_SERVICES=1: a missing service then fails the run."""
+    return os.environ.get("SUNDIAL_TEST_REQUIRE_SERVICES") == "1"
+
+
+def service_missing(reason: str) -> None:
+    """Skip locally, fail in CI, with the same clear reason."""
+    if services_required():
+        pytest.fail(f"required service unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def unique_name(prefix: str) -> str:
+    """A name no other test run uses (databases, Redis keys, queues)."""
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll ``probe`` until it returns something truthy, failing after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        # A poll interval, not a fixed wait: the loop ends as soon as the condition holds.
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
