@@ -172,7 +172,8 @@ class Crontab:
         """The first matching wall-clock time strictly after ``wall`` (naive)."""
         start = wall.replace(tzinfo=UTC) + _TICK
         candidates = [m.get_next_fire_time(None, start) for m in self._matchers]
-        return min(c for c in candidates if c is not None).replace(tzinfo=None)
+        found: datetime = min(c for c in candidates if c is not None)
+        return found.replace(tzinfo=None)
 
     def next_after(self, after: datetime) -> datetime:
         """The first fire instant strictly after ``after`` (aware), as aware UTC."""

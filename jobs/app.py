@@ -1,0 +1,32 @@
+"""The Celery application factory and the worker entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from celery import Celery
+
+from jobs.tasks import register_tasks
+from scheduler.broker import celery_config
+from scheduler.settings import Settings
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app on the shared sundial config, with the built-in tasks registered.
+
+    The app is not made Celery's "current" app, so several can live in one process
+    (tests, the API publishing next to an event consumer) without leaking into each other.
+    """
+    app = Celery("sundial", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    register_tasks(app, settings)
+    return app
+
+
+def run_worker(settings: Settings, argv: Sequence[str]) -> None:
+    """Run a Celery worker with the built-in tasks and task events on, until it stops.
+
+    ``argv`` holds ordinary ``celery worker`` options (``-Q``, ``-c``, ``--pool``, ...).
+    """
+    app = create_celery(settings)
+    app.worker_main(["worker", "-E", "--loglevel=INFO", *argv])

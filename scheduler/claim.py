@@ -1,0 +1,206 @@
+"""The claim: in one fenced transaction, take a batch of due schedules, record their fires
+as runs and advance them. Publishing happens after commit, from the runs (an outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from scheduler.errors import LeadershipLost
+from scheduler.firing import plan
+from scheduler.models import (
+    LEADER_ROW,
+    RunState,
+    RunTrigger,
+    ScheduleState,
+    leader,
+    run_id_for,
+    runs,
+    schedules,
+)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """One message to publish: a pending run and what its schedule says to send."""
+
+    run_id: str
+    schedule_id: str
+    scheduled_for: datetime
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str
+    priority: int | None
+    expires_at: datetime | None
+
+
+def check_fencing(conn: Connection, token: int) -> None:
+    """Raise :class:`LeadershipLost` unless ``token`` is the current term; holds a share lock
+    on the leader row until commit, so no new term can start mid-claim."""
+    query = select(leader.c.fencing_token).where(leader.c.name == LEADER_ROW)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(read=True)
+    current = conn.execute(query).scalar_one()
+    if current != token:
+        raise LeadershipLost(f"fencing token {token} is stale; current term is {current}")
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(runs).on_conflict_do_nothing()
+    return sqlite.insert(runs).on_conflict_do_nothing()
+
+
+def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
+    expires = schedule["expires_seconds"]
+    return Dispatch(
+        run_id=run["id"],
+        schedule_id=schedule["id"],
+        scheduled_for=run["scheduled_for"],
+        task=run["task"],
+        args=list(schedule["args"]),
+        kwargs=dict(schedule["kwargs"]),
+        queue=schedule["queue"],
+        priority=schedule["priority"],
+        expires_at=None
+        if expires is None
+        else max(run["scheduled_for"], run["created_at"]) + timedelta(seconds=expires),
+    )
+
+
+def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> list[Dispatch]:
+    """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish."""
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        due = (
+            conn.execute(
+                select(schedules)
+                .where(schedules.c.next_due_at <= now)
+                .order_by(schedules.c.next_due_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            .mappings()
+            .all()
+        )
+        if not due:
+            return []
+        new_runs: list[dict[str, Any]] = []
+        advances: list[dict[str, Any]] = []
+        by_id = {row["id"]: row for row in due}
+        for row in due:
+            outcome = plan(cast(Mapping[str, Any], row), now)
+            for fire in outcome.fires:
+                new_runs.append(
+                    {
+                        "id": run_id_for(row["id"], fire.scheduled_for),
+                        "schedule_id": row["id"],
+                        "scheduled_for": fire.scheduled_for,
+                        "attempt": 1,
+                        "trigger": RunTrigger.SCHEDULE.value,
+                        "state": fire.state.value,
+                        "task": row["task"],
+                        "fencing_token": token,
+                        "reason": fire.reason,
+                        "created_at": now,
+                    }
+                )
+            fired = [f.scheduled_for for f in outcome.fires if f.state is RunState.PENDING]
+            advances.append(
+                {
+                    "b_id": row["id"],
+                    "b_next_run_at": outcome.arming.next_run_at,
+                    "b_next_due_at": outcome.arming.next_due_at,
+                    "b_last_run_at": max(fired) if fired else row["last_run_at"],
+                    "b_state": ScheduleState.COMPLETED.value if outcome.completed else row["state"],
+                }
+            )
+        inserted = _insert_runs(conn, new_runs)
+        conn.execute(
+            update(schedules)
+            .where(schedules.c.id == bindparam("b_id"))
+            .values(
+                next_run_at=bindparam("b_next_run_at"),
+                next_due_at=bindparam("b_next_due_at"),
+                last_run_at=bindparam("b_last_run_at"),
+                state=bindparam("b_state"),
+            ),
+            advances,
+        )
+    return [
+        _dispatch(run, by_id[run["schedule_id"]])
+        for run in new_runs
+        if run["id"] in inserted and run["state"] == RunState.PENDING.value
+    ]
+
+
+def _insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert runs; a fire already recorded (same schedule, time, attempt) is left alone."""
+    if not new_runs:
+        return set()
+    stmt = _insert_ignoring_duplicates(conn).returning(runs.c.id)
+    result = conn.execute(stmt, list(new_runs))
+    return {row[0] for row in result.all()}
+
+
+def pending_dispatches(engine: Engine, token: int, limit: int) -> list[Dispatch]:
+    """Runs recorded but not yet accepted by the broker, oldest fire first per schedule."""
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        rows = (
+            conn.execute(
+                select(runs, schedules.c.args.label("s_args"))
+                .add_columns(
+                    schedules.c.kwargs.label("s_kwargs"),
+                    schedules.c.queue.label("s_queue"),
+                    schedules.c.priority.label("s_priority"),
+                    schedules.c.expires_seconds.label("s_expires_seconds"),
+                )
+                .join(schedules, schedules.c.id == runs.c.schedule_id)
+                .where(runs.c.state == RunState.PENDING.value)
+                .order_by(runs.c.scheduled_for, runs.c.id)
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    return [
+        _dispatch(
+            row,
+            {
+                "id": row["schedule_id"],
+                "args": row["s_args"],
+                "kwargs": row["s_kwargs"],
+                "queue": row["s_queue"],
+                "priority": row["s_priority"],
+                "expires_seconds": row["s_expires_seconds"],
+            },
+        )
+        for row in rows
+    ]
+
+
+def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> None:
+    """Record that the broker accepted these runs' messages."""
+    ids = list(run_ids)
+    if not ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id.in_(ids), runs.c.state == RunState.PENDING.value)
+            .values(state=RunState.DISPATCHED.value, dispatched_at=now)
+        )
+
+
+def next_due_at(engine: Engine) -> datetime | None:
+    """The earliest instant any active schedule falls due, for the loop's sleep."""
+    with engine.connect() as conn:
+        value: datetime | None = conn.execute(select(func.min(schedules.c.next_due_at))).scalar()
+    return value

@@ -1,0 +1,81 @@
+"""Publishing fires to Celery by task name, per the SPEC's dispatch contract."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC
+
+from celery import Celery
+
+from scheduler.broker import celery_config
+from scheduler.claim import Dispatch
+from scheduler.settings import Settings
+
+log = logging.getLogger("sundial.dispatch")
+
+# Fail fast when the broker is down: the run stays pending in the database (the outbox)
+# and the next cycle tries again, instead of the loop blocking in kombu's retries.
+_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
+def headers_for(dispatch: Dispatch) -> dict[str, str]:
+    """The ``sundial_*`` message headers a task reads from ``self.request``."""
+    return {
+        "sundial_schedule_id": dispatch.schedule_id,
+        "sundial_scheduled_for": dispatch.scheduled_for.astimezone(UTC)
+        .isoformat()
+        .replace("+00:00", "Z"),
+        "sundial_run_id": dispatch.run_id,
+    }
+
+
+def create_publisher_app(settings: Settings) -> Celery:
+    """A bare Celery app for publishing and reading events; it registers no tasks."""
+    app = Celery("sundial-scheduler", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    app.conf.broker_connection_timeout = 2.0
+    return app
+
+
+class Publisher:
+    """Sends Celery messages whose task id is the run id, over one pooled connection."""
+
+    def __init__(self, app: Celery) -> None:
+        self._app = app
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
+        """Publish in order; return the run ids the broker accepted before any failure."""
+        sent: list[str] = []
+        if not dispatches:
+            return sent
+        try:
+            with self._app.producer_or_acquire() as producer:
+                for item in dispatches:
+                    self._app.send_task(
+                        item.task,
+                        args=item.args,
+                        kwargs=item.kwargs,
+                        task_id=item.run_id,
+                        queue=item.queue,
+                        priority=item.priority,
+                        expires=item.expires_at,
+                        headers=headers_for(item),
+                        producer=producer,
+                        retry=True,
+                        retry_policy=_RETRY_POLICY,
+                    )
+                    sent.append(item.run_id)
+        except Exception as exc:  # kombu raises many types; any of them means "not sent"
+            log.warning(
+                "dispatch: broker refused after %d of %d messages (%s: %s); runs stay pending",
+                len(sent),
+                len(dispatches),
+                type(exc).__name__,
+                exc,
+            )
+        return sent
+
+    def close(self) -> None:
+        """Release broker connections."""
+        self._app.close()

@@ -1,0 +1,129 @@
+"""APScheduler's view of our SQL store: schedule rows become APScheduler jobs, no pickles.
+
+Rows are written by the API (``scheduler.schedules``) and advanced by the batched claim;
+APScheduler reads them through this store to know when the next fire is due.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from apscheduler.job import Job
+from apscheduler.jobstores.base import BaseJobStore, JobLookupError
+from apscheduler.triggers.base import BaseTrigger
+from sqlalchemy import Engine, delete, select, update
+
+from scheduler.claim import Dispatch, claim_due
+from scheduler.firing import fire_times_of
+from scheduler.models import ScheduleState, schedules
+from scheduler.triggers import FireTimes
+
+
+class ScheduleTrigger(BaseTrigger):  # type: ignore[misc]
+    """An APScheduler trigger computing exactly the fire times the claim uses."""
+
+    def __init__(self, fires: FireTimes) -> None:
+        self.fires = fires
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        if previous_fire_time is not None:
+            return self.fires.next_after(previous_fire_time)
+        return self.fires.first(now)
+
+    def __getstate__(self) -> dict[str, Any]:
+        raise TypeError("sundial triggers are stored as JSON columns, never pickled")
+
+
+def publish_via_claim(*_args: Any, **_kwargs: Any) -> None:
+    """The callable APScheduler jobs name; fires go out through the batched claim instead."""
+    raise RuntimeError("sundial publishes fires from the claim, not from an APScheduler executor")
+
+
+class SqlJobStore(BaseJobStore):  # type: ignore[misc]
+    """Schedule rows as APScheduler jobs; claims due fires in fenced batches."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        self._engine = engine
+
+    def _job(self, row: Any) -> Job:
+        job = Job.__new__(Job)
+        job.__setstate__(
+            {
+                "version": 1,
+                "id": row.id,
+                "func": f"{__name__}:publish_via_claim",
+                "trigger": ScheduleTrigger(fire_times_of(row._mapping)),
+                "executor": "default",
+                "args": (row.task, *row.args),
+                "kwargs": dict(row.kwargs),
+                "name": row.task,
+                "misfire_grace_time": row.misfire_grace_seconds,
+                "coalesce": row.coalesce,
+                "max_instances": 1,
+                "next_run_time": row.next_due_at,
+            }
+        )
+        job._scheduler = self._scheduler
+        job._jobstore_alias = self._alias
+        return job
+
+    def _jobs(self, *conditions: Any) -> list[Job]:
+        query = (
+            select(schedules)
+            .where(schedules.c.next_due_at.is_not(None), *conditions)
+            .order_by(schedules.c.next_due_at)
+        )
+        with self._engine.connect() as conn:
+            return [self._job(row) for row in conn.execute(query)]
+
+    def lookup_job(self, job_id: str) -> Job | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(schedules).where(schedules.c.id == job_id)).first()
+        return None if row is None else self._job(row)
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        return self._jobs(schedules.c.next_due_at <= now)
+
+    def get_next_run_time(self) -> datetime | None:
+        with self._engine.connect() as conn:
+            return conn.execute(
+                select(schedules.c.next_due_at)
+                .where(schedules.c.next_due_at.is_not(None))
+                .order_by(schedules.c.next_due_at)
+                .limit(1)
+            ).scalar()
+
+    def get_all_jobs(self) -> list[Job]:
+        return self._jobs()
+
+    def add_job(self, job: Job) -> None:
+        raise TypeError("schedules are created through sundial's API, which validates them")
+
+    def update_job(self, job: Job) -> None:
+        values: dict[str, Any] = {"next_due_at": job.next_run_time}
+        if job.next_run_time is None:
+            values.update(next_run_at=None, state=ScheduleState.PAUSED.value)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(schedules).where(schedules.c.id == job.id).values(**values)
+            )
+        if result.rowcount == 0:
+            raise JobLookupError(job.id)
+
+    def remove_job(self, job_id: str) -> None:
+        with self._engine.begin() as conn:
+            result = conn.execute(delete(schedules).where(schedules.c.id == job_id))
+        if result.rowcount == 0:
+            raise JobLookupError(job_id)
+
+    def remove_all_jobs(self) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(delete(schedules))
+
+    def claim_due(self, now: datetime, token: int, limit: int) -> list[Dispatch]:
+        """Record every fire due by ``now`` (see :func:`scheduler.claim.claim_due`)."""
+        return claim_due(self._engine, now, token, limit)

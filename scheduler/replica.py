@@ -1,0 +1,125 @@
+"""One ``sundial scheduler`` replica, assembled from settings: lease, store, publisher,
+notices and event tracking around APScheduler's loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import uuid
+from dataclasses import dataclass, field
+from types import FrameType
+
+import redis
+from sqlalchemy import Engine
+
+from scheduler.clock import Clock, utcnow
+from scheduler.db import make_engine
+from scheduler.dispatch import Publisher, create_publisher_app
+from scheduler.jobstore import SqlJobStore
+from scheduler.lease import Lease, RedisLease, Replica, SqlLease
+from scheduler.notices import NoticeListener
+from scheduler.runloop import FireCycle, LeaseKeeper, SundialScheduler
+from scheduler.settings import Settings
+from scheduler.tracking import EventTracker
+
+log = logging.getLogger("sundial.scheduler")
+
+
+def this_replica() -> Replica:
+    """A fresh identity for this process."""
+    return Replica(replica_id=uuid.uuid4().hex[:12], hostname=socket.gethostname(), pid=os.getpid())
+
+
+@dataclass
+class SchedulerReplica:
+    """The parts of a replica, built by :func:`build_replica`; ``run`` blocks until stopped."""
+
+    settings: Settings
+    engine: Engine
+    lease: Lease
+    keeper: LeaseKeeper
+    scheduler: SundialScheduler
+    tracker: EventTracker
+    publisher: Publisher
+    listener: NoticeListener | None = None
+    redis_client: redis.Redis | None = None
+    _stopping: bool = field(default=False, init=False)
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT; on the way out release the lease for a fast handover."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.start_background()
+        try:
+            self.scheduler.start()  # blocks in APScheduler's main loop
+        finally:
+            self.stop_background()
+
+    def start_background(self) -> None:
+        """Start the lease keeper, the notice listener and the event tracker."""
+        self.keeper.start()
+        if self.listener is not None:
+            self.listener.start()
+        self.tracker.start()
+
+    def stop_background(self) -> None:
+        """Stop publishing first, then give the lease up, then the rest."""
+        self.keeper.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        self.tracker.stop()
+        self.publisher.close()
+        if self.redis_client is not None:
+            self.redis_client.close()
+        self.engine.dispose()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("scheduler: signal %s, shutting down", signum)
+        self.scheduler.shutdown(wait=False)
+
+
+def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica:
+    """Wire a replica from settings; nothing runs until ``run`` or ``start_background``."""
+    engine = make_engine(settings.database_url)
+    replica = this_replica()
+    client: redis.Redis | None = None
+    lease: Lease
+    if settings.redis_url:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        redis_lease = RedisLease(client, engine, replica, settings.lease_ttl_seconds, clock=clock)
+        warning = redis_lease.eviction_risk()
+        if warning:
+            log.warning("scheduler: %s; set maxmemory-policy to noeviction", warning)
+        lease = redis_lease
+    else:
+        lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock)
+    app = create_publisher_app(settings)
+    publisher = Publisher(app)
+    jobstore = SqlJobStore(engine)
+    cycle = FireCycle(
+        engine,
+        lease,
+        publisher,
+        jobstore,
+        poll_s=settings.poll_interval_s,
+        batch_size=settings.claim_batch_size,
+        clock=clock,
+    )
+    scheduler = SundialScheduler(cycle, jobstore)
+    keeper = LeaseKeeper(
+        lease, engine, replica, settings.lease_ttl_seconds, on_change=scheduler.wakeup, clock=clock
+    )
+    listener = None
+    if client is not None:
+        listener = NoticeListener(client, lambda _sid: scheduler.wakeup())
+    tracker = EventTracker(app, engine, active=lease.held)
+    return SchedulerReplica(
+        settings, engine, lease, keeper, scheduler, tracker, publisher, listener, client
+    )

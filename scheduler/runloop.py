@@ -1,0 +1,204 @@
+"""The replica: keeps (or seeks) the lease, and while leader runs APScheduler's loop over
+our SQL job store, claiming due fires in batches and publishing them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import Engine, delete, insert, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from scheduler.claim import Dispatch, mark_dispatched, pending_dispatches
+from scheduler.clock import Clock, utcnow
+from scheduler.dispatch import Publisher
+from scheduler.errors import LeadershipLost
+from scheduler.jobstore import SqlJobStore
+from scheduler.lease import Lease, Replica
+from scheduler.models import replicas
+
+log = logging.getLogger("sundial.scheduler")
+
+# After the broker refused a message, wait this long before publishing again; fires keep
+# being recorded as pending meanwhile, and go out in order once the broker is back.
+BROKER_BACKOFF_S = 1.0
+
+
+class FireCycle:
+    """One pass of the leader's work; APScheduler's loop calls it and sleeps as it says."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        lease: Lease,
+        publisher: Publisher,
+        jobstore: SqlJobStore,
+        poll_s: float,
+        batch_size: int,
+        clock: Clock = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._lease = lease
+        self._publisher = publisher
+        self._jobstore = jobstore
+        self._poll_s = poll_s
+        self._batch = batch_size
+        self._clock = clock
+        self._broker_retry_at: datetime | None = None
+
+    def __call__(self) -> float:
+        """Claim and publish everything due; return seconds until the next look."""
+        token = self._lease.token
+        if token is None or not self._lease.held():
+            return self._poll_s
+        try:
+            self._relay(token)
+            while True:
+                now = self._clock()
+                claimed = self._jobstore.claim_due(now, token, self._batch)
+                self._publish(claimed)
+                if len(claimed) < self._batch or not self._lease.held():
+                    break
+        except LeadershipLost as exc:
+            log.error("scheduler: fenced off, stepping down: %s", exc)
+            self._lease.release()
+            return self._poll_s
+        except SQLAlchemyError as exc:
+            # The store is down: nothing can be claimed, so nothing is fired twice or lost;
+            # the fires stay due and are claimed when it returns.
+            log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
+            return self._poll_s
+        return self._wait_s()
+
+    def _wait_s(self) -> float:
+        nxt = self._jobstore.get_next_run_time()
+        if nxt is None:
+            return self._poll_s
+        return max(0.0, min(self._poll_s, (nxt - self._clock()).total_seconds()))
+
+    def _publish(self, dispatches: list[Dispatch]) -> None:
+        now = self._clock()
+        if not dispatches or (self._broker_retry_at and now < self._broker_retry_at):
+            return
+        sent = self._publisher.publish(dispatches)
+        mark_dispatched(self._engine, sent, self._clock())
+        if len(sent) < len(dispatches):
+            self._broker_retry_at = self._clock() + timedelta(seconds=BROKER_BACKOFF_S)
+        else:
+            self._broker_retry_at = None
+
+    def _relay(self, token: int) -> None:
+        """Publish runs left pending by a crash, a broker outage or a manual trigger."""
+        while True:
+            pending = pending_dispatches(self._engine, token, self._batch)
+            if not pending:
+                return
+            self._publish(pending)
+            if self._broker_retry_at is not None or len(pending) < self._batch:
+                return
+
+
+class LeaseKeeper:
+    """Seeks the lease, renews it every TTL/3 from its own thread, and heartbeats."""
+
+    def __init__(
+        self,
+        lease: Lease,
+        engine: Engine,
+        replica: Replica,
+        ttl_s: float,
+        on_change: Callable[[], None],
+        clock: Clock = utcnow,
+    ) -> None:
+        self._lease = lease
+        self._engine = engine
+        self._replica = replica
+        self._renew_s = ttl_s / 3
+        # Followers try often so a crashed leader is replaced within TTL + 2 s.
+        self._acquire_s = min(1.0, ttl_s / 3)
+        self._on_change = on_change
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sundial-lease", daemon=True)
+
+    def start(self) -> None:
+        """Register the replica and begin seeking the lease."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(
+                insert(replicas).values(
+                    replica_id=self._replica.replica_id,
+                    hostname=self._replica.hostname,
+                    pid=self._replica.pid,
+                    started_at=now,
+                    last_seen_at=now,
+                )
+            )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop, release the lease if held, and deregister."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+        try:
+            self._lease.release()
+            with self._engine.begin() as conn:
+                conn.execute(
+                    delete(replicas).where(replicas.c.replica_id == self._replica.replica_id)
+                )
+        except Exception as exc:  # shutting down: report, but let the process exit
+            log.warning("lease: clean shutdown incomplete: %s", exc)
+
+    def step(self) -> None:
+        """One acquire-or-renew attempt; the thread calls it, tests call it directly."""
+        was_leader = self._lease.held()
+        try:
+            if self._lease.token is None:
+                self._lease.acquire()
+            else:
+                self._lease.renew()
+        except Exception as exc:  # Redis or SQL unreachable: the deadline decides, not this
+            log.warning("lease: %s attempt failed: %s", type(exc).__name__, exc)
+        if self._lease.held() != was_leader:
+            log.info(
+                "lease: %s is now %s",
+                self._replica.replica_id,
+                "leader" if self._lease.held() else "follower",
+            )
+            self._on_change()
+        self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    update(replicas)
+                    .where(replicas.c.replica_id == self._replica.replica_id)
+                    .values(last_seen_at=self._clock())
+                )
+        except SQLAlchemyError as exc:
+            log.warning("lease: heartbeat failed: %s", type(exc).__name__)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.step()
+            self._stop.wait(self._renew_s if self._lease.held() else self._acquire_s)
+
+
+class SundialScheduler(BlockingScheduler):  # type: ignore[misc]
+    """APScheduler's blocking loop, with job processing replaced by our batched claim.
+
+    APScheduler's own ``_process_jobs`` fetches, runs and updates one job at a time; ours
+    claims a batch of due schedules in one transaction and publishes them together.
+    """
+
+    def __init__(self, cycle: Callable[[], float], jobstore: SqlJobStore) -> None:
+        super().__init__(timezone="UTC")
+        self._cycle = cycle
+        self.add_jobstore(jobstore, "default")
+
+    def _process_jobs(self) -> float:
+        return self._cycle()

@@ -1,0 +1,1 @@
+"""The ``sundial`` command: the one place that wires scheduler, api and jobs together."""

@@ -1,0 +1,96 @@
+"""``sundial dev | api | scheduler | worker | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from scheduler.settings import Settings
+
+log = logging.getLogger("sundial")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or exit with a message naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  SUNDIAL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        sys.exit("sundial: invalid configuration:\n" + "\n".join(lines))
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
+    """Upgrade the configured database to the newest schema."""
+    from scheduler import migrate
+
+    migrate.upgrade(settings.database_url)
+    log.info("migrate: %s is at head", settings.database_url)
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
+    """Serve the REST API."""
+    import uvicorn
+
+    from api.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+
+
+def cmd_scheduler(settings: Settings, _args: argparse.Namespace) -> None:
+    """Run one scheduler replica until SIGTERM."""
+    from scheduler.replica import build_replica
+
+    build_replica(settings).run()
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
+    """Run a Celery worker with the built-in tasks and task events on."""
+    from jobs.app import run_worker
+
+    run_worker(settings, list(args.celery_args))
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
+    """Migrations, API, one scheduler and one worker, on embedded defaults."""
+    from sundial.dev import run_dev
+
+    run_dev(settings, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="sundial", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    dev = sub.add_parser("dev", help="everything in one command, no servers needed")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.set_defaults(func=cmd_dev)
+    api = sub.add_parser("api", help="the REST API")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(func=cmd_api)
+    sub.add_parser("scheduler", help="one scheduler replica").set_defaults(func=cmd_scheduler)
+    worker = sub.add_parser("worker", help="a Celery worker with the built-in tasks")
+    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``sundial`` console script."""
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    args.func(load_settings(), args)
