@@ -68,9 +68,7 @@ def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
         kwargs=dict(schedule["kwargs"]),
         queue=schedule["queue"],
         priority=schedule["priority"],
-        expires_at=None
-        if expires is None
-        else max(run["scheduled_for"], run["created_at"]) + timedelta(seconds=expires),
+        expires_at=None if expires is None else run["scheduled_for"] + timedelta(seconds=expires),
     )
 
 

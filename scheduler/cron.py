@@ -14,6 +14,7 @@ times, and map wall-clock times to instants here:
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,8 +38,7 @@ _DAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 _APS_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
 _MAX_MONTH_DAYS = {m: (29 if m == 2 else calendar.monthrange(2001, m)[1]) for m in range(1, 13)}
 _TICK = timedelta(microseconds=1)
-# Far enough to cover any real time-zone gap; used to bound the gap-exit search.
-_MAX_GAP = timedelta(hours=3)
+_SEPARATOR = re.compile(r"[ \t]+")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ _DOW = _Field("day-of-week", 0, 7, _DAYS)
 def _value(text: str, field: _Field) -> int:
     if field.names and text.lower() in field.names:
         return field.names[text.lower()]
-    if not text.isdigit():
+    if not _is_number(text):
         raise ValueError(f"{field.name}: {text!r} is not a number or name")
     number = int(text)
     if not field.lo <= number <= field.hi:
@@ -68,14 +68,19 @@ def _value(text: str, field: _Field) -> int:
     return number
 
 
+def _is_number(text: str) -> bool:
+    # str.isdigit alone accepts non-ASCII digits such as '٣'.
+    return text.isascii() and text.isdigit()
+
+
 def expand_field(text: str, field: _Field) -> set[int]:
     """The values a crontab field matches: lists, ranges, steps, names and ``*``."""
     values: set[int] = set()
     for item in text.split(","):
-        base, _, step_text = item.partition("/")
+        base, slash, step_text = item.partition("/")
         step = 1
-        if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
+        if slash:
+            if not _is_number(step_text) or int(step_text) == 0:
                 raise ValueError(f"{field.name}: step {step_text!r} must be a positive number")
             step = int(step_text)
         if base == "*":
@@ -87,7 +92,7 @@ def expand_field(text: str, field: _Field) -> set[int]:
                 raise ValueError(f"{field.name}: range {base!r} runs backwards")
         else:
             lo = _value(base, field)
-            hi = field.hi if step_text else lo
+            hi = field.hi if slash else lo
         values.update(range(lo, hi + 1, step))
     if field is _DOW:
         # 7 is Sunday as well as 0; `*` over 0-7 would otherwise list Sunday twice.
@@ -112,6 +117,9 @@ def _as_list(values: set[int]) -> str:
 
 def load_timezone(name: str) -> ZoneInfo:
     """An IANA time zone, or :class:`InvalidSchedule` naming ``trigger.timezone``."""
+    if name == "localtime":
+        # Not an IANA zone: the host's /etc/localtime, so API and scheduler could disagree.
+        raise InvalidSchedule("trigger.timezone", f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -134,7 +142,7 @@ class Crontab:
         text = MACROS.get(expression.lower(), expression)
         if text.startswith("@"):
             raise ValueError(f"unknown macro {text!r}")
-        fields = text.split()
+        fields = _SEPARATOR.split(text)
         if len(fields) == 5:
             fields = ["0", *fields]
         if len(fields) != 6:
@@ -150,12 +158,17 @@ class Crontab:
         weekdays = expand_field(dow, _DOW)
         common = {k: _as_list(v) for k, v in sets.items()}
         dom_any, dow_any = dom.startswith("*"), dow.startswith("*")
+        dom_occurs = any(d <= _MAX_MONTH_DAYS[m] for m in sets["month"] for d in days)
         # Vixie cron: when both day fields are restricted, a day matching either fires.
         if not dom_any and not dow_any:
-            day_rules = [(days, set(range(7))), (set(range(1, 32)), weekdays)]
+            day_rules = [(set(range(1, 32)), weekdays)]
+            # A day-of-month that never occurs (`30 2`) would send APScheduler searching
+            # to the year 9999 on every call; the day-of-week rule alone decides then.
+            if dom_occurs:
+                day_rules.append((days, set(range(7))))
         else:
             day_rules = [(days, weekdays)]
-        if dow_any and not any(d <= _MAX_MONTH_DAYS[m] for m in sets["month"] for d in days):
+        if dow_any and not dom_occurs:
             raise ValueError(f"day-of-month {dom!r} never occurs in month {month!r}")
         matchers = [
             _APSCronTrigger(
@@ -182,6 +195,10 @@ class Crontab:
         wall = local.replace(tzinfo=None, fold=0)
         if self.follows_elapsed_time:
             return self._next_elapsed(after, local)
+        if local.fold == 1 and self._is_ambiguous(local):
+            # In the second pass of a repeated interval every wall time left in it already
+            # fired in the first pass: resume the search where the repetition ends.
+            wall = self._repeat_bounds(local)[1] - _TICK
         while True:
             wall = self._next_wall(wall)
             instant = self._wall_to_instant(wall)
@@ -196,16 +213,22 @@ class Crontab:
         probe = wall
         while best is None:
             probe = self._next_wall(probe)
+            exists = False
             for fold in (0, 1):
                 candidate = probe.replace(tzinfo=self.tz, fold=fold)
                 if not self._exists(candidate):
                     continue
+                exists = True
                 instant = candidate.astimezone(UTC)
                 if instant > after and (best is None or instant < best):
                     best = instant
+            if not exists:
+                # No wall time in a gap exists: continue from the gap's end, not through
+                # each matching second of it.
+                probe = self._gap_exit(probe).astimezone(self.tz).replace(tzinfo=None) - _TICK
         if local.fold == 0 and self._is_ambiguous(local):
             # Matches in the repeated hour's second pass occur before `best` in real time.
-            repeat_start = self._repeat_start(local)
+            repeat_start = self._repeat_bounds(local)[0]
             probe = repeat_start - _TICK
             while True:
                 probe = self._next_wall(probe)
@@ -231,28 +254,34 @@ class Crontab:
     def _is_ambiguous(self, local: datetime) -> bool:
         return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
 
-    def _repeat_start(self, local: datetime) -> datetime:
-        """The naive wall time at which the repeated interval containing ``local`` begins."""
-        offset_before = local.replace(fold=0).utcoffset()
-        offset_after = local.replace(fold=1).utcoffset()
+    def _repeat_bounds(self, local: datetime) -> tuple[datetime, datetime]:
+        """The naive wall times between which the interval containing ``local`` repeats."""
+        first = local.replace(fold=0)
+        second = local.replace(fold=1)
+        offset_before, offset_after = first.utcoffset(), second.utcoffset()
         assert offset_before is not None and offset_after is not None
-        transition = self._transition(local.replace(fold=0).astimezone(UTC), offset_before)
-        return (transition + offset_after).replace(tzinfo=None)
+        transition = self._transition(first.astimezone(UTC), second.astimezone(UTC))
+        return (
+            (transition + offset_after).replace(tzinfo=None),
+            (transition + offset_before).replace(tzinfo=None),
+        )
 
     def _gap_exit(self, wall: datetime) -> datetime:
         """The first instant after the DST gap that swallowed ``wall``."""
+        # In a gap, fold=1 reads the wall time with the offset after the transition, which
+        # gives an instant before it; fold=0 gives one after it (PEP 495).
         before = wall.replace(tzinfo=self.tz, fold=1).astimezone(UTC)
-        offset = before.astimezone(self.tz).utcoffset()
-        assert offset is not None
-        return self._transition(before, offset)
+        after = wall.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
+        return self._transition(before, after)
 
-    def _transition(self, start: datetime, offset: timedelta) -> datetime:
-        """The first instant after ``start`` whose UTC offset is not ``offset``."""
-        lo, hi = start, start + _MAX_GAP
+    def _transition(self, lo: datetime, hi: datetime) -> datetime:
+        """The instant in ``(lo, hi]`` where the UTC offset changes from that of ``lo``."""
+        offset = lo.astimezone(self.tz).utcoffset()
         while hi - lo > timedelta(seconds=1):
             mid = lo + (hi - lo) / 2
             if mid.astimezone(self.tz).utcoffset() == offset:
                 lo = mid
             else:
                 hi = mid
+        # Transitions fall on whole seconds: the one in (lo, hi] is hi rounded down.
         return hi.replace(microsecond=0)

@@ -8,6 +8,7 @@ the same function everywhere, so a preview is exactly what will fire.
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -145,6 +146,10 @@ def jitter(schedule_id: str, fire_time: datetime, jitter_seconds: float) -> time
     """A delay in ``[0, jitter_seconds)`` fixed by (schedule, fire time), so all agree on it."""
     if jitter_seconds <= 0:
         return timedelta(0)
-    digest = hashlib.sha256(f"{schedule_id}\x00{fire_time.isoformat()}".encode()).digest()
-    fraction = int.from_bytes(digest[:8], "big") / 2**64
-    return timedelta(seconds=round(fraction * jitter_seconds, 3))
+    # Hash the instant in UTC: the same fire time given with another offset gets the same delay.
+    instant = fire_time.astimezone(UTC).isoformat()
+    digest = hashlib.sha256(f"{schedule_id}\x00{instant}".encode()).digest()
+    # 48 bits divide exactly in a float, so the fraction stays below 1.
+    fraction = int.from_bytes(digest[:6], "big") / 2**48
+    # Whole milliseconds, rounded down: rounding to nearest could reach jitter_seconds itself.
+    return timedelta(milliseconds=math.floor(fraction * jitter_seconds * 1000))

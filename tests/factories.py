@@ -1,0 +1,72 @@
+"""Rows for store-level tests, written the way the API writes them (armed from ``now``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from scheduler.firing import arm
+from scheduler.models import ScheduleState, runs, schedules
+
+
+def schedule_row(schedule_id: str, trigger: dict[str, Any], now: datetime, **overrides: Any):
+    """A complete, armed schedule row with SPEC defaults."""
+    row: dict[str, Any] = {
+        "id": schedule_id,
+        "task": "sundial.echo",
+        "args": [],
+        "kwargs": {},
+        "trigger": trigger,
+        "queue": "celery",
+        "priority": None,
+        "expires_seconds": None,
+        "misfire_grace_seconds": 60.0,
+        "coalesce": True,
+        "overlap": "allow",
+        "jitter_seconds": 0.0,
+        "retry": None,
+        "pause_after_failures": None,
+        "start_at": None,
+        "end_at": None,
+        "state": ScheduleState.ACTIVE.value,
+        "state_reason": None,
+        "description": "",
+        "labels": {},
+        "last_run_at": None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    row.update(overrides)
+    armed = arm(row, now)
+    row.setdefault("next_run_at", armed.next_run_at)
+    row.setdefault("next_due_at", armed.next_due_at)
+    return row
+
+
+def add_schedule(
+    engine: Engine, schedule_id: str, trigger: dict[str, Any], now: datetime, **overrides: Any
+) -> dict[str, Any]:
+    """Insert an armed schedule and return its row."""
+    row = schedule_row(schedule_id, trigger, now, **overrides)
+    with engine.begin() as conn:
+        conn.execute(insert(schedules).values(**row))
+    return row
+
+
+def runs_of(engine: Engine, schedule_id: str) -> list[dict[str, Any]]:
+    """Every run of a schedule, oldest fire first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(runs).where(runs.c.schedule_id == schedule_id).order_by(runs.c.scheduled_for)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def schedule(engine: Engine, schedule_id: str) -> dict[str, Any]:
+    """The stored schedule row."""
+    with engine.connect() as conn:
+        row = conn.execute(select(schedules).where(schedules.c.id == schedule_id)).one()
+        return dict(row._mapping)

@@ -1,0 +1,100 @@
+"""Dispatch contract against the real Redis broker and a real Celery worker process:
+the message carries the run id and headers, and task events bring the outcome back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from scheduler.clock import utcnow
+from scheduler.dispatch import Publisher, create_publisher_app
+from scheduler.jobstore import SqlJobStore
+from scheduler.lease import Replica, SqlLease
+from scheduler.models import run_id_for
+from scheduler.runloop import FireCycle
+from scheduler.settings import Settings
+from scheduler.tracking import EventTracker
+from tests.factories import add_schedule, runs_of
+from tests.services import unique_name, wait_for
+from tests.worker import running_worker
+
+
+@pytest.fixture
+def leader_on_redis(engine: Engine, settings_factory: Any, redis_url: str) -> Iterator[Any]:
+    queue = unique_name("q")
+    settings: Settings = settings_factory(redis_url=redis_url)
+    app = create_publisher_app(settings)
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600)
+    assert lease.acquire()
+    cycle = FireCycle(
+        engine, lease, Publisher(app), SqlJobStore(engine), poll_s=0.25, batch_size=100
+    )
+    tracker = EventTracker(app, engine, active=lease.held)
+    tracker.start()
+    wait_for(tracker.ready.is_set, 10, "event receiver")
+    try:
+        yield settings, queue, cycle
+    finally:
+        tracker.stop()
+        app.close()
+
+
+def _fire_now(engine: Engine, schedule_id: str, queue: str, **fields: Any) -> str:
+    now = utcnow()
+    run_at = now - timedelta(milliseconds=1)
+    add_schedule(
+        engine,
+        schedule_id,
+        {"type": "date", "run_at": run_at.isoformat()},
+        now,
+        queue=queue,
+        **fields,
+    )
+    return run_id_for(schedule_id, run_at)
+
+
+def _run(engine: Engine, schedule_id: str) -> dict[str, Any]:
+    (run,) = runs_of(engine, schedule_id)
+    return run
+
+
+def test_worker_runs_the_fire_and_its_success_is_recorded(
+    engine: Engine, leader_on_redis: Any
+) -> None:
+    settings, queue, cycle = leader_on_redis
+    with running_worker(settings, queues=queue) as worker:
+        run_id = _fire_now(engine, "echo", queue, args=[1, "a"], kwargs={"k": "v"})
+        cycle()
+        assert _run(engine, "echo")["id"] == run_id
+        done = wait_for(
+            lambda: (r := _run(engine, "echo"))["state"] == "succeeded" and r, 20, "success"
+        )
+    assert done["worker"] == worker.hostname
+    assert done["result"] == {"args": [1, "a"], "kwargs": {"k": "v"}}
+    assert done["dispatched_at"] <= done["started_at"] <= done["finished_at"]
+
+
+def test_task_sees_dispatch_headers_and_failure_is_recorded(
+    engine: Engine, leader_on_redis: Any
+) -> None:
+    settings, queue, cycle = leader_on_redis
+    with running_worker(settings, queues=queue):
+        # Loopback is refused without the allow-list: the task raises, the run fails.
+        _fire_now(
+            engine,
+            "hook",
+            queue,
+            task="sundial.webhook",
+            kwargs={"url": "http://127.0.0.1:9/x"},
+        )
+        cycle()
+        failed = wait_for(
+            lambda: (r := _run(engine, "hook"))["state"] == "failed" and r, 20, "failure"
+        )
+    assert failed["error"]["type"]
+    assert "127.0.0.1" in failed["error"]["message"]
+    assert failed["finished_at"] is not None

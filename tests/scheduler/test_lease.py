@@ -1,0 +1,197 @@
+"""One small test per lease state, for the SQL lease (both stores) and the Redis lease."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from sqlalchemy import Engine, select
+
+import scheduler.lease as lease_module
+from scheduler.lease import SAFETY_MARGIN, RedisLease, Replica, SqlLease
+from scheduler.models import leader
+from tests.services import unique_name
+
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+A = Replica("replica-a", "host-a", 1)
+B = Replica("replica-b", "host-b", 2)
+
+
+class FakeTime:
+    """Wall and monotonic clocks the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.wall = T0
+        self.mono = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += timedelta(seconds=seconds)
+        self.mono += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    fake = FakeTime()
+    monkeypatch.setattr(lease_module, "monotonic", lambda: fake.mono)
+    return fake
+
+
+def _leader_row(engine: Engine) -> dict[str, object]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(leader)).one()._mapping)
+
+
+# --- SQL lease (embedded mode) -------------------------------------------------------
+
+
+def test_sql_lease_acquires_when_free(engine: Engine, clock: FakeTime) -> None:
+    lease = SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall)
+    assert lease.acquire()
+    assert lease.held()
+    row = _leader_row(engine)
+    assert row["holder"] == "replica-a" and row["fencing_token"] == lease.token
+
+
+def test_sql_lease_refused_while_held(engine: Engine, clock: FakeTime) -> None:
+    assert SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall).acquire()
+    other = SqlLease(engine, B, ttl_s=10, clock=lambda: clock.wall)
+    assert not other.acquire()
+    assert not other.held() and other.token is None
+
+
+def test_sql_lease_taken_over_after_expiry_with_a_new_fencing_token(
+    engine: Engine, clock: FakeTime
+) -> None:
+    first = SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall)
+    assert first.acquire()
+    old_token = first.token
+    clock.advance(11)
+    second = SqlLease(engine, B, ttl_s=10, clock=lambda: clock.wall)
+    assert second.acquire()
+    assert second.token is not None and old_token is not None and second.token > old_token
+    assert not first.renew()
+    assert not first.held()
+
+
+def test_sql_lease_renew_extends_expiry(engine: Engine, clock: FakeTime) -> None:
+    lease = SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall)
+    assert lease.acquire()
+    clock.advance(5)
+    assert lease.renew()
+    clock.advance(6)  # 11 s after acquiring, 6 s after renewing
+    assert lease.held()
+    assert not SqlLease(engine, B, ttl_s=10, clock=lambda: clock.wall).acquire()
+
+
+def test_sql_lease_steps_down_at_local_deadline_without_renewal(
+    engine: Engine, clock: FakeTime
+) -> None:
+    lease = SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall)
+    assert lease.acquire()
+    clock.advance(10 * (1 - SAFETY_MARGIN) - 0.01)
+    assert lease.held()
+    clock.advance(0.02)
+    assert not lease.held()
+
+
+def test_sql_lease_release_frees_it_only_if_owned(engine: Engine, clock: FakeTime) -> None:
+    first = SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall)
+    assert first.acquire()
+    clock.advance(11)
+    second = SqlLease(engine, B, ttl_s=10, clock=lambda: clock.wall)
+    assert second.acquire()
+    first.release()  # stale: must not free B's lease
+    assert _leader_row(engine)["holder"] == "replica-b"
+    second.release()
+    assert _leader_row(engine)["holder"] is None
+    assert SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall).acquire()
+
+
+# --- Redis lease ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_lease(
+    redis_url: str, engine: Engine, clock: FakeTime
+) -> Iterator[Callable[[Replica], RedisLease]]:
+    client = redis.Redis.from_url(redis_url, decode_responses=False)
+    key = unique_name("sundial:test:leader")
+
+    def make(replica: Replica, ttl_s: float = 10) -> RedisLease:
+        return RedisLease(client, engine, replica, ttl_s, key=key, clock=lambda: clock.wall)
+
+    make.key = key  # type: ignore[attr-defined]
+    make.client = client  # type: ignore[attr-defined]
+    yield make
+    client.delete(key)
+    client.close()
+
+
+def test_redis_lease_acquires_with_random_token_and_ttl(redis_lease) -> None:
+    lease = redis_lease(A)
+    assert lease.acquire()
+    value = redis_lease.client.get(redis_lease.key)
+    assert value and len(value) == 32
+    assert 0 < redis_lease.client.pttl(redis_lease.key) <= 10_000
+    assert lease.held()
+
+
+def test_redis_lease_refused_while_held(redis_lease) -> None:
+    assert redis_lease(A).acquire()
+    other = redis_lease(B)
+    assert not other.acquire()
+    assert other.token is None
+
+
+def test_redis_lease_renew_extends_ttl(redis_lease) -> None:
+    lease = redis_lease(A)
+    assert lease.acquire()
+    redis_lease.client.pexpire(redis_lease.key, 1000)
+    assert lease.renew()
+    assert redis_lease.client.pttl(redis_lease.key) > 5000
+
+
+def test_redis_lease_detects_loss_of_key(redis_lease) -> None:
+    lease = redis_lease(A)
+    assert lease.acquire()
+    redis_lease.client.delete(redis_lease.key)
+    assert not lease.renew()
+    assert not lease.held() and lease.token is None
+
+
+def test_redis_lease_steps_down_at_local_deadline_without_renewal(
+    redis_lease, clock: FakeTime
+) -> None:
+    lease = redis_lease(A)
+    assert lease.acquire()
+    clock.advance(10 * (1 - SAFETY_MARGIN) + 0.01)
+    # The key may well still exist in Redis; the holder stops on its own clock anyway.
+    assert redis_lease.client.exists(redis_lease.key)
+    assert not lease.held()
+
+
+def test_redis_lease_release_deletes_only_own_key(redis_lease) -> None:
+    lease = redis_lease(A)
+    assert lease.acquire()
+    redis_lease.client.set(redis_lease.key, b"someone-else")
+    lease.release()
+    assert redis_lease.client.get(redis_lease.key) == b"someone-else"
+    redis_lease.client.delete(redis_lease.key)
+
+    again = redis_lease(A)
+    assert again.acquire()
+    again.release()
+    assert not redis_lease.client.exists(redis_lease.key)
+    assert redis_lease(B).acquire()
+
+
+def test_fencing_token_keeps_growing_when_redis_forgets_the_key(redis_lease) -> None:
+    first = redis_lease(A)
+    assert first.acquire()
+    redis_lease.client.delete(redis_lease.key)  # as after FLUSHALL or a restart
+    second = redis_lease(B)
+    assert second.acquire()
+    assert second.token is not None and first.token is not None
+    assert second.token == first.token + 1

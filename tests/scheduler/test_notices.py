@@ -1,0 +1,44 @@
+"""Change notices travel over the real Redis from notifier to listener."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+import redis
+
+from scheduler.notices import NoticeListener, RedisNotifier
+from tests.services import unique_name, wait_for
+
+
+def test_listener_hears_a_schedule_change(redis_url: str) -> None:
+    channel = unique_name("sundial:test:changes")
+    client = redis.Redis.from_url(redis_url)
+    heard: list[str] = []
+    got = threading.Event()
+
+    def on_notice(schedule_id: str) -> None:
+        heard.append(schedule_id)
+        got.set()
+
+    listener = NoticeListener(client, on_notice, channel=channel)
+    listener.start()
+    try:
+        wait_for(listener.subscribed.is_set, 5, "subscription")
+        RedisNotifier(client, channel=channel).schedule_changed("nightly-report")
+        assert got.wait(5)
+        assert heard == ["nightly-report"]
+    finally:
+        listener.stop()
+        client.close()
+
+
+def test_notifier_logs_instead_of_failing_the_request_when_redis_is_down(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with caplog.at_level(logging.WARNING, logger="sundial.notices"):
+        RedisNotifier(dead).schedule_changed("nightly-report")
+    assert "nightly-report" in caplog.text

@@ -1,0 +1,133 @@
+"""The leader's cycle, stepped directly (no threads, no sleeps), with a recording publisher."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, update
+
+from scheduler.claim import Dispatch
+from scheduler.jobstore import SqlJobStore
+from scheduler.lease import Replica, SqlLease
+from scheduler.models import LEADER_ROW, leader, run_id_for
+from scheduler.runloop import FireCycle, SundialScheduler
+from tests.factories import add_schedule, runs_of
+
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class RecordingPublisher:
+    """Accepts messages like a broker would, or refuses them while ``down``."""
+
+    def __init__(self) -> None:
+        self.sent: list[Dispatch] = []
+        self.down = False
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
+        if self.down:
+            return []
+        self.sent.extend(dispatches)
+        return [d.run_id for d in dispatches]
+
+    def close(self) -> None:
+        pass
+
+
+def _cycle(engine: Engine, clock: Clock, publisher: RecordingPublisher):
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
+    cycle = FireCycle(
+        engine, lease, publisher, SqlJobStore(engine), poll_s=0.25, batch_size=2, clock=clock
+    )
+    return lease, cycle
+
+
+def test_follower_publishes_nothing(engine: Engine) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    _lease, cycle = _cycle(engine, clock, publisher)
+    add_schedule(engine, "once", {"type": "date", "run_at": T0.isoformat()}, T0)
+    assert cycle() == 0.25
+    assert publisher.sent == []
+
+
+def test_leader_publishes_every_due_fire_in_batches_and_marks_them(engine: Engine) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, cycle = _cycle(engine, clock, publisher)
+    assert lease.acquire()
+    for i in range(5):
+        add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
+    clock.now = T0 + timedelta(seconds=10)
+
+    wait = cycle()
+
+    assert sorted(d.schedule_id for d in publisher.sent) == [f"s{i}" for i in range(5)]
+    assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(5))
+    assert 0 < wait <= 0.25
+
+
+def test_broker_outage_keeps_runs_pending_then_publishes_them_with_the_same_id(
+    engine: Engine,
+) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, cycle = _cycle(engine, clock, publisher)
+    assert lease.acquire()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0, coalesce=False)
+    publisher.down = True
+    clock.now = T0 + timedelta(seconds=10)
+    cycle()
+    clock.now = T0 + timedelta(seconds=20)
+    cycle()
+    assert [r["state"] for r in runs_of(engine, "s")] == ["pending", "pending"]
+
+    publisher.down = False
+    clock.now = T0 + timedelta(seconds=22)
+    cycle()
+
+    assert [d.run_id for d in publisher.sent] == [
+        run_id_for("s", T0 + timedelta(seconds=10)),
+        run_id_for("s", T0 + timedelta(seconds=20)),
+    ]
+    assert [r["state"] for r in runs_of(engine, "s")] == ["dispatched", "dispatched"]
+
+
+def test_fenced_leader_records_nothing_and_steps_down(engine: Engine) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, cycle = _cycle(engine, clock, publisher)
+    assert lease.acquire()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
+    with engine.begin() as conn:  # another replica started a newer term
+        conn.execute(
+            update(leader)
+            .where(leader.c.name == LEADER_ROW)
+            .values(fencing_token=leader.c.fencing_token + 1, holder="other")
+        )
+    clock.now = T0 + timedelta(seconds=10)
+
+    cycle()
+
+    assert publisher.sent == [] and runs_of(engine, "s") == []
+    assert not lease.held()
+
+
+def test_scheduler_job_store_shows_schedules_as_apscheduler_jobs(engine: Engine) -> None:
+    add_schedule(engine, "s", {"type": "cron", "expression": "0 3 * * 0"}, T0)
+    store = SqlJobStore(engine)
+    SundialScheduler(lambda: 1.0, store)  # registers the store with APScheduler
+
+    job = store.lookup_job("s")
+
+    assert job is not None and job.name == "sundial.echo"
+    assert job.next_run_time == datetime(2026, 11, 22, 3, 0, tzinfo=UTC)  # a Sunday
+    assert job.trigger.get_next_fire_time(job.next_run_time, T0) == datetime(
+        2026, 11, 29, 3, 0, tzinfo=UTC
+    )
+    assert store.get_next_run_time() == job.next_run_time
+    assert [j.id for j in store.get_due_jobs(datetime(2026, 11, 22, 3, 0, tzinfo=UTC))] == ["s"]
