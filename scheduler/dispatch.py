@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC
+from typing import Protocol
 
 from celery import Celery
 
@@ -38,7 +39,17 @@ def create_publisher_app(settings: Settings) -> Celery:
     return app
 
 
-class Publisher:
+class Publisher(Protocol):
+    """Something that hands dispatches to the broker."""
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
+        """Publish in order; return the run ids the broker accepted."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class CeleryPublisher:
     """Sends Celery messages whose task id is the run id, over one pooled connection."""
 
     def __init__(self, app: Celery) -> None:

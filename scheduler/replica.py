@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
-from scheduler.dispatch import Publisher, create_publisher_app
+from scheduler.dispatch import CeleryPublisher, Publisher, create_publisher_app
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, RedisLease, Replica, SqlLease
 from scheduler.notices import NoticeListener
@@ -101,7 +101,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
     else:
         lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock)
     app = create_publisher_app(settings)
-    publisher = Publisher(app)
+    publisher = CeleryPublisher(app)
     jobstore = SqlJobStore(engine)
     cycle = FireCycle(
         engine,

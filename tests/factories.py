@@ -11,7 +11,9 @@ from scheduler.firing import arm
 from scheduler.models import ScheduleState, runs, schedules
 
 
-def schedule_row(schedule_id: str, trigger: dict[str, Any], now: datetime, **overrides: Any):
+def schedule_row(
+    schedule_id: str, trigger: dict[str, Any], now: datetime, **overrides: Any
+) -> dict[str, Any]:
     """A complete, armed schedule row with SPEC defaults."""
     row: dict[str, Any] = {
         "id": schedule_id,
@@ -69,4 +71,4 @@ def schedule(engine: Engine, schedule_id: str) -> dict[str, Any]:
     """The stored schedule row."""
     with engine.connect() as conn:
         row = conn.execute(select(schedules).where(schedules.c.id == schedule_id)).one()
-        return dict(row._mapping)
+    return dict(row._mapping)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine
 
 from scheduler.clock import utcnow
-from scheduler.dispatch import Publisher, create_publisher_app
+from scheduler.dispatch import CeleryPublisher, create_publisher_app
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
 from scheduler.models import run_id_for
@@ -31,7 +31,7 @@ def leader_on_redis(engine: Engine, settings_factory: Any, redis_url: str) -> It
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600)
     assert lease.acquire()
     cycle = FireCycle(
-        engine, lease, Publisher(app), SqlJobStore(engine), poll_s=0.25, batch_size=100
+        engine, lease, CeleryPublisher(app), SqlJobStore(engine), poll_s=0.25, batch_size=100
     )
     tracker = EventTracker(app, engine, active=lease.held)
     tracker.start()

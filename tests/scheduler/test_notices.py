@@ -6,7 +6,6 @@ import logging
 import threading
 
 import pytest
-
 import redis
 
 from scheduler.notices import NoticeListener, RedisNotifier
