@@ -82,15 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8000)
     api.set_defaults(func=cmd_api)
     sub.add_parser("scheduler", help="one scheduler replica").set_defaults(func=cmd_scheduler)
-    worker = sub.add_parser("worker", help="a Celery worker with the built-in tasks")
-    worker.add_argument("celery_args", nargs=argparse.REMAINDER)
+    worker = sub.add_parser(
+        "worker", help="a Celery worker with the built-in tasks; other options go to Celery"
+    )
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; ``sundial worker`` hands unknown options to Celery."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "worker":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.celery_args = extra
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``sundial`` console script."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     _configure_logging()
     args.func(load_settings(), args)
