@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from scheduler.claim import Dispatch
 from scheduler.clock import utcnow
 from scheduler.dispatch import CeleryPublisher, create_publisher_app
 from scheduler.jobstore import SqlJobStore
@@ -19,7 +20,7 @@ from scheduler.runloop import FireCycle
 from scheduler.settings import Settings
 from scheduler.tracking import EventTracker
 from tests.factories import add_schedule, runs_of
-from tests.services import unique_name, wait_for
+from tests.services import free_port, unique_name, wait_for
 from tests.worker import running_worker
 
 
@@ -98,3 +99,24 @@ def test_task_sees_dispatch_headers_and_failure_is_recorded(
     assert failed["error"]["type"]
     assert "127.0.0.1" in failed["error"]["message"]
     assert failed["finished_at"] is not None
+
+
+def test_publisher_reports_nothing_sent_when_the_broker_is_down(settings_factory: Any) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_publisher_app(settings_factory(broker_url=dead))
+    now = utcnow()
+    item = Dispatch(
+        run_id="r1",
+        schedule_id="s",
+        scheduled_for=now,
+        task="sundial.echo",
+        args=[],
+        kwargs={},
+        queue="celery",
+        priority=None,
+        expires_at=None,
+    )
+    try:
+        assert CeleryPublisher(app).publish([item]) == []
+    finally:
+        app.close()
