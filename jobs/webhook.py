@@ -80,8 +80,15 @@ def send_webhook(
         raise WebhookInvalid("webhook takes json or body, not both")
     if body is not None and not isinstance(body, str):
         raise WebhookInvalid("webhook body must be a string")
+    request_headers = _user_headers(headers)
     target = vet_target(url, allowed_hosts)
-    request_headers = _headers(headers, target, run_id, schedule_id, scheduled_for)
+    # The URL will name the vetted IP; the server must still see the name it was given.
+    request_headers["Host"] = target.url.netloc.decode("ascii")
+    request_headers["Idempotency-Key"] = run_id
+    if schedule_id is not None:
+        request_headers["X-Sundial-Schedule-Id"] = schedule_id
+    if scheduled_for is not None:
+        request_headers["X-Sundial-Scheduled-For"] = scheduled_for
     deadline = time.monotonic() + timeout_seconds
     with httpx.Client(
         timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
@@ -115,13 +122,7 @@ def _timeout(seconds: object) -> httpx.Timeout:
     return httpx.Timeout(float(seconds), connect=min(float(seconds), CONNECT_TIMEOUT_S))
 
 
-def _headers(
-    given: Mapping[str, str] | None,
-    target: Target,
-    run_id: str,
-    schedule_id: str | None,
-    scheduled_for: str | None,
-) -> dict[str, str]:
+def _user_headers(given: Mapping[str, str] | None) -> dict[str, str]:
     if given is not None and not isinstance(given, Mapping):
         raise WebhookInvalid("webhook headers must be an object of strings")
     out: dict[str, str] = {}
@@ -130,13 +131,6 @@ def _headers(
             raise WebhookInvalid("webhook headers must be an object of strings")
         if name.lower() not in RESERVED_HEADERS:
             out[name] = value
-    # The URL will name the vetted IP; the server must still see the name it was given.
-    out["Host"] = target.url.netloc.decode("ascii")
-    out["Idempotency-Key"] = run_id
-    if schedule_id is not None:
-        out["X-Sundial-Schedule-Id"] = schedule_id
-    if scheduled_for is not None:
-        out["X-Sundial-Scheduled-For"] = scheduled_for
     return out
 
 
