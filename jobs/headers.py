@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-SCHEDULE_ID = "sundial_schedule_id"
-SCHEDULED_FOR = "sundial_scheduled_for"
-RUN_ID = "sundial_run_id"
+from scheduler.models import HEADER_RUN_ID as RUN_ID
+from scheduler.models import HEADER_SCHEDULE_ID as SCHEDULE_ID
+from scheduler.models import HEADER_SCHEDULED_FOR as SCHEDULED_FOR
+
 DISPATCH_HEADERS = (SCHEDULE_ID, SCHEDULED_FOR, RUN_ID)
 
 

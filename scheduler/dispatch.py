@@ -11,6 +11,7 @@ from celery import Celery
 
 from scheduler.broker import celery_config
 from scheduler.claim import Dispatch
+from scheduler.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCHEDULED_FOR
 from scheduler.settings import Settings
 
 log = logging.getLogger("sundial.dispatch")
@@ -26,11 +27,11 @@ _RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "i
 def headers_for(dispatch: Dispatch) -> dict[str, str]:
     """The ``sundial_*`` message headers a task reads from ``self.request``."""
     return {
-        "sundial_schedule_id": dispatch.schedule_id,
-        "sundial_scheduled_for": dispatch.scheduled_for.astimezone(UTC)
+        HEADER_SCHEDULE_ID: dispatch.schedule_id,
+        HEADER_SCHEDULED_FOR: dispatch.scheduled_for.astimezone(UTC)
         .isoformat()
         .replace("+00:00", "Z"),
-        "sundial_run_id": dispatch.run_id,
+        HEADER_RUN_ID: dispatch.run_id,
     }
 
 

@@ -168,6 +168,11 @@ idempotency_keys = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# The dispatch contract's message headers; tasks read them from ``self.request``.
+HEADER_SCHEDULE_ID = "sundial_schedule_id"
+HEADER_SCHEDULED_FOR = "sundial_scheduled_for"
+HEADER_RUN_ID = "sundial_run_id"
+
 LEADER_ROW = "leader"
 _RUN_ID_NAMESPACE = uuid.UUID("6f9b1c2e-5d1a-4f55-9a7e-2b8d0c3e7a41")
 
