@@ -7,8 +7,9 @@ from typing import Any
 
 from celery import Celery
 
-from jobs.headers import RUN_ID, SCHEDULE_ID, SCHEDULED_FOR, dispatch_headers
+from jobs.headers import dispatch_headers
 from jobs.webhook import DEFAULT_TIMEOUT_S, send_webhook
+from scheduler.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCHEDULED_FOR
 from scheduler.settings import Settings
 
 ECHO = "sundial.echo"
@@ -38,14 +39,14 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         dispatch = dispatch_headers(task.request)
         response = send_webhook(
             url,
-            run_id=dispatch.get(RUN_ID, ""),
+            run_id=dispatch.get(HEADER_RUN_ID, ""),
             method=method,
             headers=headers,
             json=json,
             body=body,
             timeout_seconds=timeout_seconds,
-            schedule_id=dispatch.get(SCHEDULE_ID),
-            scheduled_for=dispatch.get(SCHEDULED_FOR),
+            schedule_id=dispatch.get(HEADER_SCHEDULE_ID),
+            scheduled_for=dispatch.get(HEADER_SCHEDULED_FOR),
             allowed_hosts=allowed_hosts,
         )
         return response.as_result()
