@@ -94,7 +94,13 @@ def plan(row: Mapping[str, Any], now: datetime, limit: int = MAX_FIRES_PER_CLAIM
             )
         else:
             runnable.append(when)
-    if row["coalesce"] and len(runnable) > 1:
+    arming = _arming(sid, current, jitter_s)
+    if row["coalesce"] and arming.next_due_at is not None and arming.next_due_at <= now:
+        # The limit cut a backlog that is still due: the one coalesced run belongs to a
+        # later claim, so this one runs nothing.
+        out.extend(Fire(when, RunState.SKIPPED, "coalesced into a later fire") for when in runnable)
+        runnable = []
+    elif row["coalesce"] and len(runnable) > 1:
         last = runnable[-1]
         out.extend(
             Fire(when, RunState.SKIPPED, f"coalesced into the fire of {last.isoformat()}")
@@ -103,4 +109,4 @@ def plan(row: Mapping[str, Any], now: datetime, limit: int = MAX_FIRES_PER_CLAIM
         runnable = [last]
     out.extend(Fire(when, RunState.PENDING) for when in runnable)
     out.sort(key=lambda f: f.scheduled_for)
-    return Plan(out, _arming(sid, current, jitter_s))
+    return Plan(out, arming)
