@@ -3,18 +3,20 @@ as runs and advance them. Publishing happens after commit, from the runs (an out
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduler.errors import LeadershipLost
 from scheduler.firing import plan
 from scheduler.models import (
     LEADER_ROW,
+    Overlap,
     RunState,
     RunTrigger,
     ScheduleState,
@@ -23,6 +25,8 @@ from scheduler.models import (
     runs,
     schedules,
 )
+from scheduler.outcomes import IN_FLIGHT
+from scheduler.overlap import InFlight, decide, in_flight
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,15 @@ def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
     )
 
 
-def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> list[Dispatch]:
+@dataclass(frozen=True)
+class Claim:
+    """What a claim committed: messages to publish and runs to revoke (cancel_previous)."""
+
+    dispatches: list[Dispatch] = field(default_factory=list)
+    revoke: list[str] = field(default_factory=list)
+
+
+def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
     """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish."""
     with engine.begin() as conn:
         check_fencing(conn, token)
@@ -88,16 +100,27 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> list[Dis
             .all()
         )
         if not due:
-            return []
+            return Claim()
+        policed = [row["id"] for row in due if row["overlap"] != Overlap.ALLOW]
+        current = in_flight(conn, policed)
         new_runs: list[dict[str, Any]] = []
         advances: list[dict[str, Any]] = []
-        by_id = {row["id"]: row for row in due}
+        held: set[str] = set()
+        revoke: list[str] = []
         for row in due:
             outcome = plan(cast(Mapping[str, Any], row), now)
-            for fire in outcome.fires:
+            decision = decide(
+                Overlap(row["overlap"]), outcome.fires, current.get(row["id"], InFlight())
+            )
+            revoke.extend(decision.revoke)
+            counts = Counter(f.state for f in decision.fires)
+            for fire in decision.fires:
+                run_id = run_id_for(row["id"], fire.scheduled_for)
+                if fire.scheduled_for in decision.held:
+                    held.add(run_id)
                 new_runs.append(
                     {
-                        "id": run_id_for(row["id"], fire.scheduled_for),
+                        "id": run_id,
                         "schedule_id": row["id"],
                         "scheduled_for": fire.scheduled_for,
                         "attempt": 1,
@@ -106,10 +129,11 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> list[Dis
                         "task": row["task"],
                         "fencing_token": token,
                         "reason": fire.reason,
+                        "due_at": None,
                         "created_at": now,
                     }
                 )
-            fired = [f.scheduled_for for f in outcome.fires if f.state is RunState.PENDING]
+            fired = [f.scheduled_for for f in decision.fires if f.state is RunState.PENDING]
             advances.append(
                 {
                     "b_id": row["id"],
@@ -117,6 +141,9 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> list[Dis
                     "b_next_due_at": outcome.arming.next_due_at,
                     "b_last_run_at": max(fired) if fired else row["last_run_at"],
                     "b_state": ScheduleState.COMPLETED.value if outcome.completed else row["state"],
+                    "b_runs": counts[RunState.PENDING],
+                    "b_missed": counts[RunState.MISSED],
+                    "b_skipped": counts[RunState.SKIPPED],
                 }
             )
         inserted = _insert_runs(conn, new_runs)
@@ -128,14 +155,38 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> list[Dis
                 next_due_at=bindparam("b_next_due_at"),
                 last_run_at=bindparam("b_last_run_at"),
                 state=bindparam("b_state"),
+                run_count=schedules.c.run_count + bindparam("b_runs"),
+                missed_count=schedules.c.missed_count + bindparam("b_missed"),
+                skipped_count=schedules.c.skipped_count + bindparam("b_skipped"),
             ),
             advances,
         )
-    return [
-        _dispatch(run, by_id[run["schedule_id"]])
-        for run in new_runs
-        if run["id"] in inserted and run["state"] == RunState.PENDING.value
-    ]
+        if revoke:
+            _cancel(conn, revoke, now)
+    by_id = {row["id"]: row for row in due}
+    return Claim(
+        [
+            _dispatch(run, by_id[run["schedule_id"]])
+            for run in new_runs
+            if run["id"] in inserted
+            and run["id"] not in held
+            and run["state"] == RunState.PENDING.value
+        ],
+        revoke,
+    )
+
+
+def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
+    """Record runs revoked by ``cancel_previous``; the worker is told after commit."""
+    conn.execute(
+        update(runs)
+        .where(runs.c.id.in_(run_ids), runs.c.state.in_([s.value for s in IN_FLIGHT]))
+        .values(
+            state=RunState.REVOKED.value,
+            finished_at=now,
+            reason="cancelled: a newer fire started (overlap cancel_previous)",
+        )
+    )
 
 
 def _insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
@@ -147,27 +198,35 @@ def _insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[st
     return {row[0] for row in result.all()}
 
 
-def pending_dispatches(engine: Engine, token: int, limit: int) -> list[Dispatch]:
-    """Runs recorded but not yet accepted by the broker, oldest fire first per schedule."""
+def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
+    """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
+    a ``buffer_one`` fire waits while its schedule has a run in flight."""
     with engine.begin() as conn:
         check_fencing(conn, token)
         rows = (
             conn.execute(
-                select(runs, schedules.c.args.label("s_args"))
-                .add_columns(
+                select(
+                    runs,
+                    schedules.c.args.label("s_args"),
                     schedules.c.kwargs.label("s_kwargs"),
                     schedules.c.queue.label("s_queue"),
                     schedules.c.priority.label("s_priority"),
                     schedules.c.expires_seconds.label("s_expires_seconds"),
+                    schedules.c.overlap.label("s_overlap"),
                 )
                 .join(schedules, schedules.c.id == runs.c.schedule_id)
-                .where(runs.c.state == RunState.PENDING.value)
-                .order_by(runs.c.scheduled_for, runs.c.id)
+                .where(
+                    runs.c.state == RunState.PENDING.value,
+                    or_(runs.c.due_at.is_(None), runs.c.due_at <= now),
+                )
+                .order_by(runs.c.scheduled_for, runs.c.attempt, runs.c.id)
                 .limit(limit)
             )
             .mappings()
             .all()
         )
+        buffered = {r["schedule_id"] for r in rows if r["s_overlap"] == Overlap.BUFFER_ONE}
+        busy = {sid for sid, f in in_flight(conn, buffered).items() if f.running}
     return [
         _dispatch(
             row,
@@ -181,6 +240,7 @@ def pending_dispatches(engine: Engine, token: int, limit: int) -> list[Dispatch]
             },
         )
         for row in rows
+        if row["schedule_id"] not in busy
     ]
 
 
@@ -198,7 +258,13 @@ def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> No
 
 
 def next_due_at(engine: Engine) -> datetime | None:
-    """The earliest instant any active schedule falls due, for the loop's sleep."""
+    """The earliest instant a schedule or a waiting run (retry, backfill) falls due."""
     with engine.connect() as conn:
-        value: datetime | None = conn.execute(select(func.min(schedules.c.next_due_at))).scalar()
-    return value
+        times = [
+            conn.execute(select(func.min(schedules.c.next_due_at))).scalar(),
+            conn.execute(
+                select(func.min(runs.c.due_at)).where(runs.c.state == RunState.PENDING.value)
+            ).scalar(),
+        ]
+    found = [t for t in times if t is not None]
+    return min(found) if found else None

@@ -49,6 +49,9 @@ class Publisher(Protocol):
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         """Publish in order; return the run ids the broker accepted."""
 
+    def revoke(self, run_ids: Sequence[str]) -> None:
+        """Tell workers to drop (or terminate) these runs."""
+
     def close(self) -> None:
         """Release connections."""
 
@@ -97,6 +100,13 @@ class CeleryPublisher:
                 exc,
             )
         return sent
+
+    def revoke(self, run_ids: Sequence[str]) -> None:
+        """Broadcast a revoke; running tasks are terminated (overlap ``cancel_previous``)."""
+        try:
+            self._app.control.revoke(list(run_ids), terminate=True)
+        except Exception as exc:  # the run is already recorded revoked; report the miss
+            log.warning("dispatch: revoke of %s failed: %s", ", ".join(run_ids), exc)
 
     def close(self) -> None:
         """Release broker connections."""

@@ -14,7 +14,7 @@ from apscheduler.jobstores.base import BaseJobStore, JobLookupError
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine, delete, select, update
 
-from scheduler.claim import Dispatch, claim_due
+from scheduler.claim import Claim, claim_due
 from scheduler.firing import fire_times_of
 from scheduler.models import ScheduleState, schedules
 from scheduler.triggers import FireTimes
@@ -124,6 +124,6 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
         with self._engine.begin() as conn:
             conn.execute(delete(schedules))
 
-    def claim_due(self, now: datetime, token: int, limit: int) -> list[Dispatch]:
+    def claim_due(self, now: datetime, token: int, limit: int) -> Claim:
         """Record every fire due by ``now`` (see :func:`scheduler.claim.claim_due`)."""
         return claim_due(self._engine, now, token, limit)

@@ -96,6 +96,13 @@ schedules = Table(
     Column("next_run_at", UTCDateTime),
     Column("next_due_at", UTCDateTime, index=True),
     Column("last_run_at", UTCDateTime),
+    Column("last_run_state", String(16)),
+    # Counters of the run history, kept by the leader as runs are recorded and finish.
+    Column("run_count", Integer, nullable=False, server_default="0"),
+    Column("failure_count", Integer, nullable=False, server_default="0"),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("missed_count", Integer, nullable=False, server_default="0"),
+    Column("skipped_count", Integer, nullable=False, server_default="0"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
@@ -119,6 +126,9 @@ runs = Table(
     # The fencing token of the leader that recorded the fire: an audit trail for failovers.
     Column("fencing_token", BigInteger),
     Column("reason", Text),
+    # A pending run is published once this has passed (retry backoff, backfill pacing);
+    # NULL means as soon as possible.
+    Column("due_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("dispatched_at", UTCDateTime),
     Column("started_at", UTCDateTime),

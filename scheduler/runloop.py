@@ -12,7 +12,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.claim import Dispatch, mark_dispatched, pending_dispatches
+from scheduler.claim import Dispatch, mark_dispatched, next_due_at, pending_dispatches
 from scheduler.clock import Clock, utcnow
 from scheduler.dispatch import Publisher
 from scheduler.errors import LeadershipLost
@@ -58,9 +58,11 @@ class FireCycle:
             self._relay(token)
             while True:
                 now = self._clock()
-                claimed = self._jobstore.claim_due(now, token, self._batch)
-                self._publish(claimed)
-                if len(claimed) < self._batch or not self._lease.held():
+                claim = self._jobstore.claim_due(now, token, self._batch)
+                self._publish(claim.dispatches)
+                if claim.revoke:
+                    self._publisher.revoke(claim.revoke)
+                if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
         except LeadershipLost as exc:
             log.error("scheduler: fenced off, stepping down: %s", exc)
@@ -74,7 +76,7 @@ class FireCycle:
         return self._wait_s()
 
     def _wait_s(self) -> float:
-        nxt = self._jobstore.get_next_run_time()
+        nxt = next_due_at(self._engine)
         if nxt is None:
             return self._poll_s
         return max(0.0, min(self._poll_s, (nxt - self._clock()).total_seconds()))
@@ -93,7 +95,7 @@ class FireCycle:
     def _relay(self, token: int) -> None:
         """Publish runs left pending by a crash, a broker outage or a manual trigger."""
         while True:
-            pending = pending_dispatches(self._engine, token, self._batch)
+            pending = pending_dispatches(self._engine, token, self._batch, self._clock())
             if not pending:
                 return
             self._publish(pending)

@@ -27,6 +27,8 @@ PAUSED_REASON = "paused through the API"
 COMPLETED_REASON = "the trigger has no fire time left"
 
 Row = dict[str, Any]
+_STATE_COLUMNS = ("state", "state_reason", "next_run_at", "next_due_at")
+_WRITE_STAMP = ("updated_at", "version")
 
 
 class ScheduleValues(TypedDict):
@@ -49,6 +51,9 @@ class ScheduleValues(TypedDict):
     end_at: datetime | None
     description: str
     labels: dict[str, str]
+
+
+_VALUE_COLUMNS = tuple(ScheduleValues.__annotations__)
 
 
 def check_task_allowed(task: str, patterns: Sequence[str]) -> None:
@@ -267,14 +272,15 @@ def count_by_state(conn: Connection) -> tuple[dict[str, int], dict[str, int]]:
 
 def _write(conn: Connection, current: Row, row: Row, now: datetime) -> Row:
     row.update(updated_at=now, version=current["version"] + 1)
-    changes = {k: v for k, v in row.items() if k not in ("id", "created_at")}
+    # Only the columns the API owns: run history columns belong to the leader.
+    changes = {k: row[k] for k in (*_VALUE_COLUMNS, *_STATE_COLUMNS, *_WRITE_STAMP)}
     conn.execute(update(schedules).where(schedules.c.id == current["id"]).values(**changes))
     return row
 
 
 def _arming_columns(row: Row, *, paused: bool, current: Row | None, now: datetime) -> Row:
     """State and next-fire columns for ``row``; ``current`` is the row it replaces, if any."""
-    keep = ("state", "state_reason", "next_run_at", "next_due_at")
+    keep = _STATE_COLUMNS
     if paused:
         if current is not None and current["state"] == ScheduleState.PAUSED:
             return {k: current[k] for k in keep}

@@ -11,21 +11,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 
-from scheduler.models import RunState, runs
+from scheduler.clock import Clock, utcnow
+from scheduler.models import RunState
+from scheduler.outcomes import record_outcome
 
 log = logging.getLogger("sundial.tracking")
 
 RESULT_MAX_CHARS = 4096
 TRACEBACK_MAX_CHARS = 8192
-
-# A run only moves forward: an event arriving late never undoes a final state.
-_BEFORE: dict[RunState, tuple[RunState, ...]] = {
-    RunState.STARTED: (RunState.PENDING, RunState.DISPATCHED, RunState.RETRYING),
-    RunState.RETRYING: (RunState.PENDING, RunState.DISPATCHED, RunState.STARTED),
-}
-_NOT_FINAL = (RunState.PENDING, RunState.DISPATCHED, RunState.STARTED, RunState.RETRYING)
 
 
 def _when(event: Mapping[str, Any]) -> datetime:
@@ -75,29 +70,29 @@ def outcome(event: Mapping[str, Any]) -> tuple[RunState, dict[str, Any]] | None:
     return None
 
 
-def apply_event(engine: Engine, event: Mapping[str, Any]) -> bool:
+def apply_event(engine: Engine, event: Mapping[str, Any], now: datetime) -> bool:
     """Record one task event on its run; False when no run moved (unknown id, stale event)."""
     change = outcome(event)
     run_id = event.get("uuid")
     if change is None or not run_id:
         return False
     state, values = change
-    allowed = _BEFORE.get(state, _NOT_FINAL)
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id, runs.c.state.in_([s.value for s in allowed]))
-            .values(state=state.value, **{k: v for k, v in values.items() if v is not None})
-        )
-    return result.rowcount > 0
+    present = {k: v for k, v in values.items() if v is not None}
+    return record_outcome(engine, str(run_id), state, present, now)
 
 
 class EventTracker:
     """Consumes task events in a thread of its own and writes them to the run rows."""
 
     def __init__(
-        self, app: Celery, engine: Engine, active: Callable[[], bool], retry_s: float = 1.0
+        self,
+        app: Celery,
+        engine: Engine,
+        active: Callable[[], bool],
+        retry_s: float = 1.0,
+        clock: Clock = utcnow,
     ) -> None:
+        self._clock = clock
         self._app = app
         self._engine = engine
         self._active = active
@@ -123,7 +118,7 @@ class EventTracker:
         if not self._active():
             return
         try:
-            apply_event(self._engine, event)
+            apply_event(self._engine, event, self._clock())
         except Exception as exc:  # the store is down: report; the event is not replayed
             log.error(
                 "tracking: could not record %s for run %s: %s",

@@ -35,9 +35,9 @@ def test_due_fire_is_recorded_once_and_schedule_advances(engine: Engine) -> None
     add_schedule(engine, "every10", EVERY_10S, T0)
     first = T0 + timedelta(seconds=10)
 
-    assert claim_due(engine, first - timedelta(milliseconds=1), token, 100) == []
-    claimed = claim_due(engine, first, token, 100)
-    again = claim_due(engine, first, token, 100)
+    assert claim_due(engine, first - timedelta(milliseconds=1), token, 100).dispatches == []
+    claimed = claim_due(engine, first, token, 100).dispatches
+    again = claim_due(engine, first, token, 100).dispatches
 
     assert [d.run_id for d in claimed] == [run_id_for("every10", first)]
     assert claimed[0].scheduled_for == first
@@ -59,7 +59,7 @@ def test_stale_fencing_token_records_nothing(engine: Engine) -> None:
         )
 
     with pytest.raises(LeadershipLost):
-        claim_due(engine, T0 + timedelta(seconds=30), token, 100)
+        claim_due(engine, T0 + timedelta(seconds=30), token, 100).dispatches
 
     assert runs_of(engine, "every10") == []
     assert schedule(engine, "every10")["next_run_at"] == T0 + timedelta(seconds=10)
@@ -70,12 +70,12 @@ def test_one_off_fires_once_and_completes(engine: Engine) -> None:
     run_at = T0 + timedelta(seconds=1)
     add_schedule(engine, "once", {"type": "date", "run_at": run_at.isoformat()}, T0)
 
-    claimed = claim_due(engine, run_at + timedelta(milliseconds=5), token, 100)
+    claimed = claim_due(engine, run_at + timedelta(milliseconds=5), token, 100).dispatches
 
     assert [d.scheduled_for for d in claimed] == [run_at]
     row = schedule(engine, "once")
     assert (row["state"], row["next_run_at"], row["next_due_at"]) == ("completed", None, None)
-    assert claim_due(engine, run_at + timedelta(hours=1), token, 100) == []
+    assert claim_due(engine, run_at + timedelta(hours=1), token, 100).dispatches == []
 
 
 def test_fires_beyond_grace_are_recorded_missed_and_latest_runs_coalesced(engine: Engine) -> None:
@@ -83,7 +83,7 @@ def test_fires_beyond_grace_are_recorded_missed_and_latest_runs_coalesced(engine
     add_schedule(engine, "every10", EVERY_10S, T0, misfire_grace_seconds=25.0)
 
     # Down for 60 s: fires at +10 .. +60; those more than 25 s late are missed.
-    claimed = claim_due(engine, T0 + timedelta(seconds=60), token, 100)
+    claimed = claim_due(engine, T0 + timedelta(seconds=60), token, 100).dispatches
 
     states = {r["scheduled_for"]: (r["state"], r["reason"]) for r in runs_of(engine, "every10")}
     assert [states[T0 + timedelta(seconds=s)][0] for s in (10, 20, 30)] == ["missed"] * 3
@@ -111,7 +111,7 @@ def test_fire_already_recorded_by_an_earlier_term_is_not_dispatched_again(engine
             )
         )
 
-    assert claim_due(engine, fire, token, 100) == []
+    assert claim_due(engine, fire, token, 100).dispatches == []
     assert len(runs_of(engine, "every10")) == 1
 
 
@@ -121,8 +121,8 @@ def test_batch_limit_leaves_the_rest_due_for_the_next_claim(engine: Engine) -> N
         add_schedule(engine, f"s{i}", EVERY_10S, T0)
     now = T0 + timedelta(seconds=10)
 
-    first = claim_due(engine, now, token, 3)
-    second = claim_due(engine, now, token, 3)
+    first = claim_due(engine, now, token, 3).dispatches
+    second = claim_due(engine, now, token, 3).dispatches
 
     assert len(first) == 3 and len(second) == 2
     assert {d.schedule_id for d in first + second} == {f"s{i}" for i in range(5)}
@@ -140,7 +140,7 @@ def test_racing_claims_record_each_fire_once(engine: Engine) -> None:
     def worker(slot: int) -> None:
         barrier.wait()
         for _ in range(10):
-            results[slot].extend(d.run_id for d in claim_due(engine, now, token, 7))
+            results[slot].extend(d.run_id for d in claim_due(engine, now, token, 7).dispatches)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
     for t in threads:
@@ -156,16 +156,16 @@ def test_racing_claims_record_each_fire_once(engine: Engine) -> None:
 def test_pending_runs_are_relayed_in_fire_order_until_marked_dispatched(engine: Engine) -> None:
     token = _term(engine)
     add_schedule(engine, "every10", EVERY_10S, T0, coalesce=False)
-    claimed = claim_due(engine, T0 + timedelta(seconds=30), token, 100)
+    claimed = claim_due(engine, T0 + timedelta(seconds=30), token, 100).dispatches
     assert len(claimed) == 3
 
-    relayed = pending_dispatches(engine, token, 100)
+    relayed = pending_dispatches(engine, token, 100, T0 + timedelta(seconds=31))
     assert [d.run_id for d in relayed] == [d.run_id for d in claimed]
 
     mark_dispatched(engine, [claimed[0].run_id], T0 + timedelta(seconds=31))
-    assert [d.run_id for d in pending_dispatches(engine, token, 100)] == [
-        d.run_id for d in claimed[1:]
-    ]
+    assert [
+        d.run_id for d in pending_dispatches(engine, token, 100, T0 + timedelta(seconds=31))
+    ] == [d.run_id for d in claimed[1:]]
     dispatched = runs_of(engine, "every10")[0]
     assert dispatched["state"] == "dispatched"
     assert dispatched["dispatched_at"] == T0 + timedelta(seconds=31)
@@ -174,5 +174,5 @@ def test_pending_runs_are_relayed_in_fire_order_until_marked_dispatched(engine: 
 def test_expires_is_counted_from_the_scheduled_time(engine: Engine) -> None:
     token = _term(engine)
     add_schedule(engine, "exp", EVERY_10S, T0, expires_seconds=5.0)
-    (claimed,) = claim_due(engine, T0 + timedelta(seconds=12), token, 100)
+    (claimed,) = claim_due(engine, T0 + timedelta(seconds=12), token, 100).dispatches
     assert claimed.expires_at == T0 + timedelta(seconds=15)

@@ -30,6 +30,7 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.sent: list[Dispatch] = []
+        self.revoked: list[str] = []
         self.down = False
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
@@ -37,6 +38,9 @@ class RecordingPublisher:
             return []
         self.sent.extend(dispatches)
         return [d.run_id for d in dispatches]
+
+    def revoke(self, run_ids: Sequence[str]) -> None:
+        self.revoked.extend(run_ids)
 
     def close(self) -> None:
         pass

@@ -1,0 +1,139 @@
+"""What a run's outcome sets in motion: the schedule's counters, a retry with backoff, and
+pausing a schedule that keeps failing. Called by the leader for every task event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from scheduler.models import RunState, RunTrigger, ScheduleState, run_id_for, runs, schedules
+
+FINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.REVOKED, RunState.EXPIRED})
+IN_FLIGHT = (
+    RunState.PENDING,
+    RunState.DISPATCHED,
+    RunState.STARTED,
+    RunState.RETRYING,
+)
+# A run only moves forward: an event arriving late never undoes a final state.
+_MAY_FOLLOW: dict[RunState, tuple[RunState, ...]] = {
+    RunState.STARTED: (RunState.PENDING, RunState.DISPATCHED, RunState.RETRYING),
+    RunState.RETRYING: (RunState.PENDING, RunState.DISPATCHED, RunState.STARTED),
+}
+
+
+def backoff(policy: Mapping[str, Any], attempt: int) -> timedelta:
+    """Delay before attempt ``attempt + 1``: doubling from ``backoff_seconds``, capped."""
+    base = float(policy.get("backoff_seconds", 0))
+    cap = float(policy.get("backoff_max_seconds") or base * 2 ** (attempt - 1))
+    return timedelta(seconds=min(base * 2 ** (attempt - 1), cap))
+
+
+def record_outcome(
+    engine: Engine, run_id: str, state: RunState, values: Mapping[str, Any], now: datetime
+) -> bool:
+    """Move a run to ``state``; False when it is unknown or already past that point."""
+    allowed = _MAY_FOLLOW.get(state, IN_FLIGHT)
+    with engine.begin() as conn:
+        moved = conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.state.in_([s.value for s in allowed]))
+            .values(state=state.value, **values)
+            .returning(
+                runs.c.schedule_id,
+                runs.c.scheduled_for,
+                runs.c.attempt,
+                runs.c.task,
+            )
+        ).first()
+        if moved is None:
+            return False
+        if state in FINAL:
+            _finish(conn, moved._mapping, state, now)
+    return True
+
+
+def _finish(conn: Connection, run: Mapping[Any, Any], state: RunState, now: datetime) -> None:
+    schedule = conn.execute(
+        select(
+            schedules.c.retry,
+            schedules.c.pause_after_failures,
+            schedules.c.consecutive_failures,
+            schedules.c.failure_count,
+            schedules.c.state,
+        )
+        .where(schedules.c.id == run["schedule_id"])
+        .with_for_update()
+    ).first()
+    if schedule is None:
+        return
+    changes: dict[str, Any] = {"last_run_state": state.value}
+    if state is RunState.SUCCEEDED:
+        changes["consecutive_failures"] = 0
+    elif state is RunState.FAILED:
+        policy = schedule.retry
+        if policy and run["attempt"] < int(policy["max_attempts"]):
+            _schedule_retry(conn, run, policy, now)
+            changes["last_run_state"] = RunState.RETRYING.value
+        else:
+            failures = schedule.consecutive_failures + 1
+            changes.update(consecutive_failures=failures, failure_count=schedule.failure_count + 1)
+            if policy:
+                _note(
+                    conn,
+                    run,
+                    f"final failure: attempt {run['attempt']} of {policy['max_attempts']}",
+                )
+            limit = schedule.pause_after_failures
+            if limit and failures >= limit and schedule.state == ScheduleState.ACTIVE:
+                changes.update(
+                    state=ScheduleState.PAUSED.value,
+                    state_reason=f"paused after {failures} consecutive failed runs",
+                    next_run_at=None,
+                    next_due_at=None,
+                    updated_at=now,
+                    version=schedules.c.version + 1,
+                )
+    conn.execute(update(schedules).where(schedules.c.id == run["schedule_id"]).values(**changes))
+
+
+def _note(conn: Connection, run: Mapping[Any, Any], reason: str) -> None:
+    conn.execute(
+        update(runs)
+        .where(
+            runs.c.schedule_id == run["schedule_id"],
+            runs.c.scheduled_for == run["scheduled_for"],
+            runs.c.attempt == run["attempt"],
+        )
+        .values(reason=reason)
+    )
+
+
+def _schedule_retry(
+    conn: Connection, run: Mapping[Any, Any], policy: Mapping[str, Any], now: datetime
+) -> None:
+    attempt = run["attempt"] + 1
+    delay = backoff(policy, run["attempt"])
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(
+        insert(runs)
+        .values(
+            id=run_id_for(run["schedule_id"], run["scheduled_for"], attempt),
+            schedule_id=run["schedule_id"],
+            scheduled_for=run["scheduled_for"],
+            attempt=attempt,
+            trigger=RunTrigger.RETRY.value,
+            state=RunState.PENDING.value,
+            task=run["task"],
+            reason=f"attempt {attempt} of {policy['max_attempts']}, "
+            f"after {delay.total_seconds():g}s backoff",
+            due_at=now + delay,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+    )
+    _note(conn, run, f"failed; retrying as attempt {attempt}")
