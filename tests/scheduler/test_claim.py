@@ -59,7 +59,7 @@ def test_stale_fencing_token_records_nothing(engine: Engine) -> None:
         )
 
     with pytest.raises(LeadershipLost):
-        claim_due(engine, T0 + timedelta(seconds=30), token, 100).dispatches
+        claim_due(engine, T0 + timedelta(seconds=30), token, 100)
 
     assert runs_of(engine, "every10") == []
     assert schedule(engine, "every10")["next_run_at"] == T0 + timedelta(seconds=10)
