@@ -130,6 +130,7 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
                         "fencing_token": token,
                         "reason": fire.reason,
                         "due_at": None,
+                        "hold_while_busy": run_id in held,
                         "created_at": now,
                     }
                 )
@@ -146,7 +147,7 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
                     "b_skipped": counts[RunState.SKIPPED],
                 }
             )
-        inserted = _insert_runs(conn, new_runs)
+        inserted = insert_runs(conn, new_runs)
         conn.execute(
             update(schedules)
             .where(schedules.c.id == bindparam("b_id"))
@@ -189,7 +190,7 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
     )
 
 
-def _insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
+def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
     """Insert runs; a fire already recorded (same schedule, time, attempt) is left alone."""
     if not new_runs:
         return set()
@@ -200,7 +201,7 @@ def _insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[st
 
 def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
     """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
-    a ``buffer_one`` fire waits while its schedule has a run in flight."""
+    a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight."""
     with engine.begin() as conn:
         check_fencing(conn, token)
         rows = (
@@ -212,7 +213,6 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
                     schedules.c.queue.label("s_queue"),
                     schedules.c.priority.label("s_priority"),
                     schedules.c.expires_seconds.label("s_expires_seconds"),
-                    schedules.c.overlap.label("s_overlap"),
                 )
                 .join(schedules, schedules.c.id == runs.c.schedule_id)
                 .where(
@@ -225,23 +225,31 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
             .mappings()
             .all()
         )
-        buffered = {r["schedule_id"] for r in rows if r["s_overlap"] == Overlap.BUFFER_ONE}
-        busy = {sid for sid, f in in_flight(conn, buffered).items() if f.running}
-    return [
-        _dispatch(
-            row,
-            {
-                "id": row["schedule_id"],
-                "args": row["s_args"],
-                "kwargs": row["s_kwargs"],
-                "queue": row["s_queue"],
-                "priority": row["s_priority"],
-                "expires_seconds": row["s_expires_seconds"],
-            },
+        held = {r["schedule_id"] for r in rows if r["hold_while_busy"]}
+        busy = {sid for sid, f in in_flight(conn, held).items() if f.running}
+    released: set[str] = set()
+    out: list[Dispatch] = []
+    for row in rows:
+        sid = row["schedule_id"]
+        if row["hold_while_busy"]:
+            # One held run per schedule goes out; it is in flight when the next pass looks.
+            if sid in busy or sid in released:
+                continue
+            released.add(sid)
+        out.append(
+            _dispatch(
+                row,
+                {
+                    "id": row["schedule_id"],
+                    "args": row["s_args"],
+                    "kwargs": row["s_kwargs"],
+                    "queue": row["s_queue"],
+                    "priority": row["s_priority"],
+                    "expires_seconds": row["s_expires_seconds"],
+                },
+            )
         )
-        for row in rows
-        if row["schedule_id"] not in busy
-    ]
+    return out
 
 
 def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> None:

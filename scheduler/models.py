@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import false as sa_false
 
 from scheduler.db import UTCDateTime
 
@@ -129,6 +130,9 @@ runs = Table(
     # A pending run is published once this has passed (retry backoff, backfill pacing);
     # NULL means as soon as possible.
     Column("due_at", UTCDateTime),
+    # Published only while no other run of its schedule is in flight, one at a time:
+    # a buffer_one fire, or a backfill asked to run one after another.
+    Column("hold_while_busy", Boolean, nullable=False, server_default=sa_false()),
     Column("created_at", UTCDateTime, nullable=False),
     Column("dispatched_at", UTCDateTime),
     Column("started_at", UTCDateTime),

@@ -9,6 +9,7 @@ import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import FrameType
 
 import redis
@@ -17,12 +18,13 @@ from sqlalchemy import Engine
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
 from scheduler.dispatch import CeleryPublisher, Publisher, create_publisher_app
+from scheduler.housekeeping import Housekeeper, Retention
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, RedisLease, Replica, SqlLease
 from scheduler.notices import NoticeListener
 from scheduler.runloop import FireCycle, LeaseKeeper, SundialScheduler
 from scheduler.settings import Settings
-from scheduler.tracking import EventTracker
+from scheduler.tracking import EventTracker, result_lookup
 
 log = logging.getLogger("sundial.scheduler")
 
@@ -111,6 +113,16 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         poll_s=settings.poll_interval_s,
         batch_size=settings.claim_batch_size,
         clock=clock,
+        housekeeper=Housekeeper(
+            engine,
+            interval=timedelta(seconds=settings.housekeeping_interval_seconds),
+            timeout=timedelta(seconds=settings.run_outcome_timeout_seconds),
+            retention=Retention(
+                max_age=timedelta(days=settings.run_retention_days),
+                per_schedule=settings.run_retention_per_schedule,
+            ),
+            lookup=result_lookup(app) if settings.result_backend else None,
+        ),
     )
     scheduler = SundialScheduler(cycle, jobstore)
     keeper = LeaseKeeper(

@@ -13,9 +13,10 @@ from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.claim import Dispatch, mark_dispatched, next_due_at, pending_dispatches
-from scheduler.clock import Clock, utcnow
+from scheduler.clock import Clock, monotonic, utcnow
 from scheduler.dispatch import Publisher
 from scheduler.errors import LeadershipLost
+from scheduler.housekeeping import Housekeeper
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, Replica
 from scheduler.models import replicas
@@ -39,7 +40,9 @@ class FireCycle:
         poll_s: float,
         batch_size: int,
         clock: Clock = utcnow,
+        housekeeper: Housekeeper | None = None,
     ) -> None:
+        self._housekeeper = housekeeper
         self._engine = engine
         self._lease = lease
         self._publisher = publisher
@@ -64,6 +67,8 @@ class FireCycle:
                     self._publisher.revoke(claim.revoke)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
+            if self._housekeeper is not None:
+                self._housekeeper.maybe_run(self._clock())
         except LeadershipLost as exc:
             log.error("scheduler: fenced off, stepping down: %s", exc)
             self._lease.release()
@@ -84,6 +89,10 @@ class FireCycle:
     def _publish(self, dispatches: list[Dispatch]) -> None:
         now = self._clock()
         if not dispatches or (self._broker_retry_at and now < self._broker_retry_at):
+            return
+        if not self._lease.held():
+            # Frozen or cut off past our deadline: a follower may lead by now and relay
+            # these runs itself. They stay pending; publishing late would send them twice.
             return
         sent = self._publisher.publish(dispatches)
         mark_dispatched(self._engine, sent, self._clock())
@@ -119,8 +128,11 @@ class LeaseKeeper:
         self._engine = engine
         self._replica = replica
         self._renew_s = ttl_s / 3
-        # Followers try often so a crashed leader is replaced within TTL + 2 s.
-        self._acquire_s = min(1.0, ttl_s / 3)
+        # Followers try often: a crashed leader is replaced within TTL + 2 s, and a lease
+        # released on SIGTERM is taken well under a second later. An attempt is one
+        # SET NX (or one short SQL transaction); the heartbeat keeps its TTL/3 pace.
+        self._acquire_s = min(0.25, ttl_s / 3)
+        self._next_heartbeat = 0.0
         self._on_change = on_change
         self._clock = clock
         self._stop = threading.Event()
@@ -171,7 +183,9 @@ class LeaseKeeper:
                 "leader" if self._lease.held() else "follower",
             )
             self._on_change()
-        self._heartbeat()
+        if monotonic() >= self._next_heartbeat:
+            self._next_heartbeat = monotonic() + self._renew_s
+            self._heartbeat()
 
     def _heartbeat(self) -> None:
         try:

@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     poll_interval_seconds: float | None = Field(default=None, gt=0, le=60)
     claim_batch_size: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Run history: finished runs older than this, or beyond this many per schedule, are
+    # pruned by the leader in batches.
+    run_retention_days: float = Field(default=30, gt=0)
+    run_retention_per_schedule: int = Field(default=1000, ge=1)
+    # A run with no news for this long is settled: from the result backend if one is
+    # configured, else as failed with error type OutcomeUnknown.
+    run_outcome_timeout_seconds: float = Field(default=86400, gt=0)
+    housekeeping_interval_seconds: float = Field(default=30, gt=0)
     # Where `sundial dev` and the embedded broker keep their files.
     data_dir: Path = Path(".sundial")
 

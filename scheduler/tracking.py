@@ -70,6 +70,41 @@ def outcome(event: Mapping[str, Any]) -> tuple[RunState, dict[str, Any]] | None:
     return None
 
 
+_BACKEND_STATES = {
+    "STARTED": RunState.STARTED,
+    "RETRY": RunState.RETRYING,
+    "SUCCESS": RunState.SUCCEEDED,
+    "FAILURE": RunState.FAILED,
+    "REVOKED": RunState.REVOKED,
+}
+
+
+def result_lookup(app: Celery) -> Callable[[str], tuple[RunState, dict[str, Any]] | None]:
+    """Reads a run's outcome from the configured Celery result backend, for runs whose
+    events were missed (no leader listening, a broker hiccup)."""
+
+    def lookup(run_id: str) -> tuple[RunState, dict[str, Any]] | None:
+        result = app.AsyncResult(run_id)
+        state = _BACKEND_STATES.get(result.state)
+        if state is None:
+            return None
+        values: dict[str, Any] = {}
+        if result.date_done is not None and state in (RunState.SUCCEEDED, RunState.FAILED):
+            done = result.date_done
+            values["finished_at"] = done if done.tzinfo else done.replace(tzinfo=UTC)
+        if state is RunState.SUCCEEDED:
+            values["result"] = _result(repr(result.result))
+        elif state is RunState.FAILED:
+            values["error"] = {
+                "type": type(result.result).__name__,
+                "message": str(result.result),
+                "traceback": (result.traceback or "")[-TRACEBACK_MAX_CHARS:] or None,
+            }
+        return state, values
+
+    return lookup
+
+
 def apply_event(engine: Engine, event: Mapping[str, Any], now: datetime) -> bool:
     """Record one task event on its run; False when no run moved (unknown id, stale event)."""
     change = outcome(event)

@@ -27,6 +27,9 @@ COUNTERS = (
 def upgrade() -> None:
     with op.batch_alter_table("runs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("due_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("hold_while_busy", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
     with op.batch_alter_table("schedules", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_run_state", sa.String(length=16), nullable=True))
         for name in COUNTERS:
@@ -39,4 +42,5 @@ def downgrade() -> None:
             batch_op.drop_column(name)
         batch_op.drop_column("last_run_state")
     with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("hold_while_busy")
         batch_op.drop_column("due_at")
