@@ -1,0 +1,1 @@
+"""sundial's REST API (FastAPI); build it with :func:`api.app.create_app`."""

@@ -1,0 +1,68 @@
+"""API keys: write keys may read and write, read keys may only read."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.deps import Context
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer KEY`")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: KEY`")
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sundial"'}
+
+
+def _matches(presented: str, keys: Iterable[str]) -> bool:
+    # Compare against every key, without stopping early, in constant time per key.
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(presented.encode(), key.encode())
+    return found
+
+
+def _authorize(
+    ctx: Context,
+    bearer: HTTPAuthorizationCredentials | None,
+    api_key: str | None,
+    *,
+    write: bool,
+) -> None:
+    settings = ctx.settings
+    if not settings.api_keys:
+        return
+    presented = bearer.credentials if bearer is not None else api_key
+    if presented is None:
+        raise HTTPException(401, "missing API key", headers=_CHALLENGE)
+    if _matches(presented, settings.write_keys()):
+        return
+    if _matches(presented, settings.read_only_keys()):
+        if write:
+            raise HTTPException(403, "this API key may only read")
+        return
+    raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
+
+
+def require_read(
+    ctx: Context,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> None:
+    """Any configured key (or none, when no keys are configured)."""
+    _authorize(ctx, bearer, api_key, write=False)
+
+
+def require_write(
+    ctx: Context,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key)],
+) -> None:
+    """A read-write key (or none, when no keys are configured)."""
+    _authorize(ctx, bearer, api_key, write=True)
+
+
+Read = Depends(require_read)
+Write = Depends(require_write)

@@ -1,0 +1,36 @@
+"""Request dependencies: the collaborators ``create_app`` built, reached through ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from sqlalchemy import Engine
+
+from api.metrics import Metrics
+from scheduler.clock import Clock
+from scheduler.notices import ChangeNotifier
+from scheduler.settings import Settings
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """Everything a route needs, built once per app."""
+
+    settings: Settings
+    engine: Engine
+    notifier: ChangeNotifier
+    clock: Clock
+    redis: redis.Redis | None
+    metrics: Metrics
+
+
+def get_context(request: Request) -> AppContext:
+    """The app's :class:`AppContext`."""
+    context: AppContext = request.app.state.sundial
+    return context
+
+
+Context = Annotated[AppContext, Depends(get_context)]

@@ -1,0 +1,51 @@
+"""The one place domain exceptions become HTTP responses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from scheduler.errors import (
+    Conflict,
+    InvalidSchedule,
+    NotFound,
+    PreconditionFailed,
+    SundialError,
+)
+
+_STATUS: list[tuple[type[SundialError], int]] = [
+    (NotFound, 404),
+    (Conflict, 409),
+    (PreconditionFailed, 412),
+]
+
+
+def invalid_input(
+    loc: Sequence[str | int], message: str, value: Any = None
+) -> RequestValidationError:
+    """A 422 naming the offending input, shaped like FastAPI's own validation errors."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": tuple(loc), "msg": message, "input": value}]
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping of :mod:`scheduler.errors` exceptions to status codes."""
+    app.add_exception_handler(InvalidSchedule, _invalid_schedule)
+    app.add_exception_handler(SundialError, _domain_error)
+
+
+def _invalid_schedule(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidSchedule)
+    loc = ["body", *exc.field.split(".")]
+    detail = [{"type": "value_error", "loc": loc, "msg": exc.message}]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+    return JSONResponse({"detail": str(exc)}, status_code=status)

@@ -1,0 +1,248 @@
+"""Schedules: create, replace, list, read, merge-patch and delete."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from api.auth import Read, Write
+from api.deps import AppContext, Context
+from api.errors import invalid_input
+from api.etags import check_if_match, etag
+from api.merge_patch import merge_patch
+from api.pagination import decode_cursor, encode_cursor
+from api.schemas import (
+    LABEL_KEY_PATTERN,
+    SCHEDULE_ID_PATTERN,
+    ScheduleCreate,
+    SchedulePage,
+    SchedulePatch,
+    SchedulePublic,
+    SchedulePut,
+)
+from scheduler import schedules as repo
+from scheduler.models import ScheduleState
+
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+_LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
+
+ScheduleId = Annotated[str, Path(pattern=SCHEDULE_ID_PATTERN, examples=["nightly-report"])]
+IfMatch = Annotated[
+    str | None, Header(alias="If-Match", description='"<version>" from the ETag, or *')
+]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid API key"},
+    403: {"description": "Read-only API key"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such schedule"}}
+_PATCH_BODY = {
+    "requestBody": {
+        "content": {
+            "application/merge-patch+json": {
+                "schema": {"$ref": "#/components/schemas/SchedulePatch"}
+            }
+        }
+    }
+}
+
+
+def location(schedule_id: str) -> str:
+    """The URL path of a schedule."""
+    return f"{router.prefix}/{schedule_id}"
+
+
+def public(row: dict[str, Any], response: Response) -> SchedulePublic:
+    """The schedule's public form, with its ETag set on ``response``."""
+    response.headers["ETag"] = etag(row["version"])
+    return SchedulePublic.from_row(row)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Write],
+    responses={**_ERRORS, 409: {"description": "Idempotency-Key reused with another body"}},
+)
+def create_schedule(
+    body: ScheduleCreate,
+    response: Response,
+    ctx: Context,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> SchedulePublic:
+    """Create a schedule with a server-chosen id.
+
+    With an ``Idempotency-Key``, repeating the same request returns the same schedule
+    (201 again, with ``Idempotent-Replayed: true``); another body with that key is a 409.
+    """
+    now = ctx.clock()
+    repo.check_task_allowed(body.task, ctx.settings.allowed_tasks)
+    values = body.to_values(now)
+    schedule_id = uuid.uuid4().hex
+    replayed = False
+    with ctx.engine.begin() as conn:
+        if idempotency_key is None:
+            row = repo.create_schedule(conn, schedule_id, values, paused=body.paused, now=now)
+        else:
+            row, replayed = repo.create_idempotent(
+                conn,
+                idempotency_key,
+                body.fingerprint(),
+                schedule_id,
+                values,
+                paused=body.paused,
+                now=now,
+            )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    else:
+        ctx.notifier.schedule_changed(row["id"])
+    response.headers["Location"] = location(row["id"])
+    return public(row, response)
+
+
+@router.put(
+    "/{schedule_id}",
+    dependencies=[Write],
+    responses={
+        **_ERRORS,
+        201: {"description": "Created", "model": SchedulePublic},
+        412: {"description": "If-Match does not match"},
+    },
+)
+def put_schedule(
+    schedule_id: ScheduleId,
+    body: SchedulePut,
+    response: Response,
+    ctx: Context,
+    if_match: IfMatch = None,
+) -> SchedulePublic:
+    """Create (201) or replace (200) the schedule with this id: a declarative upsert."""
+    if body.id is not None and body.id != schedule_id:
+        raise invalid_input(("body", "id"), "must match the id in the path", body.id)
+    now = ctx.clock()
+    repo.check_task_allowed(body.task, ctx.settings.allowed_tasks)
+    values = body.to_values(now)
+    with ctx.engine.begin() as conn:
+        current = repo.find_schedule(conn, schedule_id, for_update=True)
+        check_if_match(if_match, current["version"] if current is not None else None)
+        if current is None:
+            row = repo.create_schedule(conn, schedule_id, values, paused=body.paused, now=now)
+            response.status_code = status.HTTP_201_CREATED
+            response.headers["Location"] = location(schedule_id)
+        else:
+            row = repo.replace_schedule(conn, current, values, paused=body.paused, now=now)
+    ctx.notifier.schedule_changed(schedule_id)
+    return public(row, response)
+
+
+@router.get("", dependencies=[Read], responses=_ERRORS)
+def list_schedules(
+    ctx: Context,
+    task: Annotated[str | None, Query(max_length=255)] = None,
+    state: ScheduleState | None = None,
+    label: Annotated[
+        list[str] | None, Query(description="`key:value`; repeat to require several labels")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+) -> SchedulePage:
+    """Schedules in id order, filtered, one page at a time."""
+    labels = _parse_labels(label or [])
+    after_id = decode_cursor(cursor, 1)[0] if cursor is not None else None
+    with ctx.engine.connect() as conn:
+        rows = repo.list_schedules(
+            conn, task=task, state=state, labels=labels, after_id=after_id, limit=limit + 1
+        )
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["id"])
+    return SchedulePage(items=[SchedulePublic.from_row(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{schedule_id}", dependencies=[Read], responses={**_ERRORS, **_NOT_FOUND})
+def get_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) -> SchedulePublic:
+    """One schedule, with ``ETag: "<version>"``."""
+    with ctx.engine.connect() as conn:
+        row = repo.get_schedule(conn, schedule_id)
+    return public(row, response)
+
+
+@router.patch(
+    "/{schedule_id}",
+    dependencies=[Write],
+    responses={**_ERRORS, **_NOT_FOUND, 412: {"description": "If-Match does not match"}},
+    openapi_extra=_PATCH_BODY,
+)
+def patch_schedule(
+    schedule_id: ScheduleId,
+    patch: SchedulePatch,
+    response: Response,
+    ctx: Context,
+    if_match: IfMatch = None,
+) -> SchedulePublic:
+    """Apply a JSON merge patch; the merged result must be a valid schedule."""
+    now = ctx.clock()
+    changes = patch.model_dump(mode="json", exclude_unset=True)
+    with ctx.engine.begin() as conn:
+        current = repo.get_schedule(conn, schedule_id, for_update=True)
+        check_if_match(if_match, current["version"])
+        merged = _merge(SchedulePublic.from_row(current).spec_document(), changes)
+        spec = _validate_merged(merged, ctx)
+        row = repo.replace_schedule(conn, current, spec.to_values(now), paused=spec.paused, now=now)
+    ctx.notifier.schedule_changed(schedule_id)
+    return public(row, response)
+
+
+@router.delete(
+    "/{schedule_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Write],
+    responses={**_ERRORS, **_NOT_FOUND, 412: {"description": "If-Match does not match"}},
+)
+def delete_schedule(schedule_id: ScheduleId, ctx: Context, if_match: IfMatch = None) -> None:
+    """Delete a schedule and its runs; its future fires stop at once."""
+    with ctx.engine.begin() as conn:
+        if if_match is not None:
+            check_if_match(if_match, repo.get_schedule(conn, schedule_id)["version"])
+        repo.delete_schedule(conn, schedule_id)
+    ctx.notifier.schedule_changed(schedule_id)
+
+
+def _parse_labels(pairs: list[str]) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition(":")
+        if not sep or not _LABEL_KEY.fullmatch(key):
+            raise invalid_input(("query", "label"), "expected key:value with a valid key", pair)
+        labels[key] = value
+    return labels
+
+
+def _merge(document: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    trigger = changes.get("trigger")
+    if (
+        isinstance(trigger, dict)
+        and trigger.get("type", document["trigger"]["type"]) != (document["trigger"]["type"])
+    ):
+        # A new kind of trigger shares no fields with the old one: replace, don't merge.
+        document = {**document, "trigger": {}}
+    merged: dict[str, Any] = merge_patch(document, changes)
+    return merged
+
+
+def _validate_merged(merged: dict[str, Any], ctx: AppContext) -> ScheduleCreate:
+    try:
+        spec = ScheduleCreate.model_validate(merged)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
+    repo.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
+    return spec
