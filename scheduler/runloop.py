@@ -81,7 +81,12 @@ class FireCycle:
         return self._wait_s()
 
     def _wait_s(self) -> float:
-        nxt = next_due_at(self._engine)
+        try:
+            nxt = next_due_at(self._engine)
+        except SQLAlchemyError as exc:
+            # Raised out of the cycle, this would end APScheduler's loop and the process.
+            log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
+            return self._poll_s
         if nxt is None:
             return self._poll_s
         return max(0.0, min(self._poll_s, (nxt - self._clock()).total_seconds()))
@@ -200,7 +205,10 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.step()
+            try:
+                self.step()
+            except Exception:  # this thread must outlive any surprise, or no one renews
+                log.exception("lease: unexpected error in the lease thread")
             self._stop.wait(self._renew_s if self._lease.held() else self._acquire_s)
 
 
@@ -218,3 +226,8 @@ class SundialScheduler(BlockingScheduler):  # type: ignore[misc]
 
     def _process_jobs(self) -> float:
         return self._cycle()
+
+    def wakeup(self) -> None:
+        """Make the loop look at the store now; a no-op until the loop has started."""
+        if self._event is not None:
+            self._event.set()

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from scheduler import migrate
@@ -49,20 +50,19 @@ def run_dev(settings: Settings, port: int) -> None:
         _spawn(["api", "--port", str(port)], env),
     ]
     log.info("dev: API on http://127.0.0.1:%s (docs at /docs); Ctrl-C stops everything", port)
-    stopping = False
+    stopping = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        while not stopping and all(child.poll() is None for child in children):
-            signal.sigtimedwait([signal.SIGINT, signal.SIGTERM], 0.5)
+        while not stopping.is_set() and all(child.poll() is None for child in children):
+            stopping.wait(0.5)
     finally:
         for child in children:
-            if child.poll() is not None and not stopping:
+            if child.poll() is not None and not stopping.is_set():
                 log.error(
                     "dev: pid %s exited with %s; stopping the rest", child.pid, child.returncode
                 )
