@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from celery import shared_task
@@ -23,3 +25,36 @@ def _request_headers(task: Any) -> dict[str, Any]:
 
 
 request_headers = shared_task(name=REQUEST_HEADERS, bind=True)(_request_headers)
+
+
+def _ledger(path: str | None, entry: dict[str, Any]) -> None:
+    """Append a line per execution: a worker-side record with no unique constraint."""
+    if path:
+        with open(path, "a", encoding="utf-8") as ledger:
+            ledger.write(json.dumps(entry) + "\n")
+
+
+def _fail(message: str = "boom") -> None:
+    """Always fails."""
+    raise ValueError(message)
+
+
+def _sleep(task: Any, seconds: float, ledger: str | None = None) -> float:
+    """Sleeps, recording start and end in ``ledger``; for overlap and expiry tests."""
+    started = time.time()
+    _ledger(ledger, {"run": task.request.id, "event": "start", "at": started})
+    time.sleep(seconds)
+    _ledger(ledger, {"run": task.request.id, "event": "end", "at": time.time()})
+    return seconds
+
+
+def _flaky(task: Any) -> str:
+    """Asks Celery to retry once, then succeeds: the run passes through ``retrying``."""
+    if task.request.retries == 0:
+        raise task.retry(exc=RuntimeError("first attempt fails"), countdown=0.2)
+    return "ok on retry"
+
+
+fail = shared_task(name="sundial_test.fail")(_fail)
+sleep = shared_task(name="sundial_test.sleep", bind=True)(_sleep)
+flaky = shared_task(name="sundial_test.flaky", bind=True, max_retries=1)(_flaky)

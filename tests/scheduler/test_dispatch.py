@@ -3,45 +3,19 @@ the message carries the run id and headers, and task events bring the outcome ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 
 from scheduler.claim import Dispatch
 from scheduler.clock import utcnow
 from scheduler.dispatch import CeleryPublisher, create_publisher_app
-from scheduler.jobstore import SqlJobStore
-from scheduler.lease import Replica, SqlLease
 from scheduler.models import run_id_for
-from scheduler.runloop import FireCycle
-from scheduler.settings import Settings
-from scheduler.tracking import EventTracker
 from tests.factories import add_schedule, runs_of
-from tests.services import free_port, unique_name, wait_for
+from tests.scheduler.conftest import LiveLeader
+from tests.services import free_port, wait_for
 from tests.worker import running_worker
-
-
-@pytest.fixture
-def leader_on_redis(engine: Engine, settings_factory: Any, redis_url: str) -> Iterator[Any]:
-    queue = unique_name("q")
-    settings: Settings = settings_factory(redis_url=redis_url)
-    app = create_publisher_app(settings)
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600)
-    assert lease.acquire()
-    cycle = FireCycle(
-        engine, lease, CeleryPublisher(app), SqlJobStore(engine), poll_s=0.25, batch_size=100
-    )
-    tracker = EventTracker(app, engine, active=lease.held)
-    tracker.start()
-    wait_for(tracker.ready.is_set, 10, "event receiver")
-    try:
-        yield settings, queue, cycle
-    finally:
-        tracker.stop()
-        app.close()
 
 
 def _fire_now(engine: Engine, schedule_id: str, queue: str, **fields: Any) -> str:
@@ -63,10 +37,13 @@ def _run(engine: Engine, schedule_id: str) -> dict[str, Any]:
     return run
 
 
-def test_worker_runs_the_fire_and_its_success_is_recorded(
-    engine: Engine, leader_on_redis: Any
-) -> None:
-    settings, queue, cycle = leader_on_redis
+def test_worker_runs_the_fire_and_its_success_is_recorded(live_leader: LiveLeader) -> None:
+    engine, settings, queue, cycle = (
+        live_leader.engine,
+        live_leader.settings,
+        live_leader.queue,
+        live_leader.cycle,
+    )
     with running_worker(settings, queues=queue) as worker:
         run_id = _fire_now(engine, "echo", queue, args=[1, "a"], kwargs={"k": "v"})
         cycle()
@@ -79,10 +56,13 @@ def test_worker_runs_the_fire_and_its_success_is_recorded(
     assert done["dispatched_at"] <= done["started_at"] <= done["finished_at"]
 
 
-def test_task_sees_dispatch_headers_and_failure_is_recorded(
-    engine: Engine, leader_on_redis: Any
-) -> None:
-    settings, queue, cycle = leader_on_redis
+def test_task_sees_dispatch_headers_and_failure_is_recorded(live_leader: LiveLeader) -> None:
+    engine, settings, queue, cycle = (
+        live_leader.engine,
+        live_leader.settings,
+        live_leader.queue,
+        live_leader.cycle,
+    )
     with running_worker(settings, queues=queue):
         # Loopback is refused without the allow-list: the task raises, the run fails.
         _fire_now(

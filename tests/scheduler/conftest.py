@@ -1,0 +1,58 @@
+"""A live leader for tests with a real broker and worker: the cycle is stepped by the test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import Engine
+
+from scheduler.dispatch import CeleryPublisher, create_publisher_app
+from scheduler.jobstore import SqlJobStore
+from scheduler.lease import Replica, SqlLease
+from scheduler.runloop import FireCycle
+from scheduler.settings import Settings
+from scheduler.tracking import EventTracker
+from tests.services import unique_name, wait_for
+
+T = TypeVar("T")
+
+
+@dataclass
+class LiveLeader:
+    """A leader on the real Redis broker whose cycle the test steps."""
+
+    engine: Engine
+    settings: Settings
+    queue: str
+    cycle: FireCycle
+
+    def drive(self, probe: Callable[[], T | None], timeout: float, what: str) -> T:
+        """Step the leader's cycle until ``probe`` holds."""
+
+        def step() -> T | None:
+            self.cycle()
+            return probe()
+
+        return wait_for(step, timeout, what)
+
+
+@pytest.fixture
+def live_leader(engine: Engine, settings_factory: Any, redis_url: str) -> Iterator[LiveLeader]:
+    settings: Settings = settings_factory(redis_url=redis_url)
+    app = create_publisher_app(settings)
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600)
+    assert lease.acquire()
+    cycle = FireCycle(
+        engine, lease, CeleryPublisher(app), SqlJobStore(engine), poll_s=0.25, batch_size=100
+    )
+    tracker = EventTracker(app, engine, active=lease.held)
+    tracker.start()
+    wait_for(tracker.ready.is_set, 10, "event receiver")
+    try:
+        yield LiveLeader(engine, settings, unique_name("q"), cycle)
+    finally:
+        tracker.stop()
+        app.close()
