@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
-from scheduler.dispatch import CeleryPublisher, Publisher, create_publisher_app
+from scheduler.dispatch import Publisher, create_publisher, create_publisher_app
 from scheduler.housekeeping import Housekeeper, Retention
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, RedisLease, Replica, SqlLease
@@ -103,7 +103,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
     else:
         lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock)
     app = create_publisher_app(settings)
-    publisher = CeleryPublisher(app)
+    publisher = create_publisher(app)
     jobstore = SqlJobStore(engine)
     cycle = FireCycle(
         engine,

@@ -58,11 +58,13 @@ class FireCycle:
         if token is None or not self._lease.held():
             return self._poll_s
         try:
-            self._relay(token)
+            drained = self._relay(token)
             while True:
                 now = self._clock()
                 claim = self._jobstore.claim_due(now, token, self._batch)
-                self._publish(claim.dispatches)
+                if drained:
+                    # Older runs still pending go first: these wait for the next relay.
+                    self._publish(claim.dispatches)
                 if claim.revoke:
                     self._publisher.revoke(claim.revoke)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
@@ -106,15 +108,18 @@ class FireCycle:
         else:
             self._broker_retry_at = None
 
-    def _relay(self, token: int) -> None:
-        """Publish runs left pending by a crash, a broker outage or a manual trigger."""
+    def _relay(self, token: int) -> bool:
+        """Publish runs left pending by a crash, a broker outage or a manual trigger;
+        True when none is left waiting, so newer fires may follow them out."""
         while True:
             pending = pending_dispatches(self._engine, token, self._batch, self._clock())
             if not pending:
-                return
+                return True
             self._publish(pending)
-            if self._broker_retry_at is not None or len(pending) < self._batch:
-                return
+            if self._broker_retry_at is not None:
+                return False
+            if len(pending) < self._batch:
+                return True
 
 
 class LeaseKeeper:

@@ -29,6 +29,16 @@ COMPLETED_REASON = "the trigger has no fire time left"
 Row = dict[str, Any]
 _STATE_COLUMNS = ("state", "state_reason", "next_run_at", "next_due_at")
 _WRITE_STAMP = ("updated_at", "version")
+# The run history of a new schedule; the leader keeps these up to date, API writes never do.
+_NEW_HISTORY: Row = {
+    "last_run_at": None,
+    "last_run_state": None,
+    "run_count": 0,
+    "failure_count": 0,
+    "consecutive_failures": 0,
+    "missed_count": 0,
+    "skipped_count": 0,
+}
 
 
 class ScheduleValues(TypedDict):
@@ -105,7 +115,7 @@ def create_schedule(
     conn: Connection, schedule_id: str, values: ScheduleValues, *, paused: bool, now: datetime
 ) -> Row:
     """Insert a new, armed schedule; :class:`Conflict` when the id is taken."""
-    row: Row = {**values, "id": schedule_id, "last_run_at": None, "created_at": now}
+    row: Row = {**values, **_NEW_HISTORY, "id": schedule_id, "created_at": now}
     row.update(_arming_columns(row, paused=paused, current=None, now=now))
     row.update(updated_at=now, version=1)
     try:
@@ -191,8 +201,18 @@ def create_idempotent(
 
 
 def trigger_run(conn: Connection, schedule_id: str, now: datetime) -> Row:
-    """Record a manual fire at ``now`` as a pending run, for the leader's relay to publish."""
-    schedule = get_schedule(conn, schedule_id)
+    """Record a manual fire at ``now`` as a pending run, for the leader's relay to publish.
+
+    The schedule's ``run_count`` counts it: the leader counts only the fires it claims.
+    """
+    counted = conn.execute(
+        update(schedules)
+        .where(schedules.c.id == schedule_id)
+        .values(run_count=schedules.c.run_count + 1)
+        .returning(schedules.c.task)
+    ).first()
+    if counted is None:
+        raise NotFound(f"no schedule {schedule_id!r}")
     run: Row = {
         "id": str(uuid.uuid4()),
         "schedule_id": schedule_id,
@@ -200,9 +220,11 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime) -> Row:
         "attempt": 1,
         "trigger": RunTrigger.MANUAL.value,
         "state": RunState.PENDING.value,
-        "task": schedule["task"],
+        "task": counted.task,
         "fencing_token": None,
         "reason": None,
+        "due_at": None,
+        "hold_while_busy": False,
         "created_at": now,
         "dispatched_at": None,
         "started_at": None,
@@ -231,12 +253,14 @@ def list_runs(
     schedule_id: str,
     *,
     states: Sequence[str] = (),
+    triggers: Sequence[str] = (),
     since: datetime | None = None,
     until: datetime | None = None,
     before: tuple[datetime, str] | None = None,
     limit: int = 100,
 ) -> list[Row]:
-    """A schedule's runs, newest first, in ``[since, until)``, strictly after ``before``."""
+    """A schedule's runs, newest first, in ``[since, until)``, strictly after ``before``;
+    ``states`` and ``triggers``, when given, keep only runs in one of them."""
     get_schedule(conn, schedule_id)
     query = (
         select(runs)
@@ -246,6 +270,8 @@ def list_runs(
     )
     if states:
         query = query.where(runs.c.state.in_(states))
+    if triggers:
+        query = query.where(runs.c.trigger.in_(triggers))
     if since is not None:
         query = query.where(runs.c.scheduled_for >= since)
     if until is not None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import Engine
 
-from scheduler.dispatch import CeleryPublisher, create_publisher_app
+from scheduler.dispatch import create_publisher, create_publisher_app
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
 from scheduler.runloop import FireCycle
@@ -46,7 +46,12 @@ def live_leader(engine: Engine, settings_factory: Any, redis_url: str) -> Iterat
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600)
     assert lease.acquire()
     cycle = FireCycle(
-        engine, lease, CeleryPublisher(app), SqlJobStore(engine), poll_s=0.25, batch_size=100
+        engine,
+        lease,
+        create_publisher(app),
+        SqlJobStore(engine),
+        poll_s=0.25,
+        batch_size=100,
     )
     tracker = EventTracker(app, engine, active=lease.held)
     tracker.start()

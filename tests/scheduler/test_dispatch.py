@@ -3,14 +3,23 @@ the message carries the run id and headers, and task events bring the outcome ba
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
 from scheduler.claim import Dispatch
 from scheduler.clock import utcnow
-from scheduler.dispatch import CeleryPublisher, create_publisher_app
+from scheduler.dispatch import (
+    CeleryPublisher,
+    RedisPublisher,
+    create_publisher,
+    create_publisher_app,
+)
+from scheduler.messages import MessageBuilder, redis_list_key, sundial_headers
 from scheduler.models import run_id_for
 from tests.factories import add_schedule, runs_of
 from tests.scheduler.conftest import LiveLeader
@@ -100,3 +109,73 @@ def test_publisher_reports_nothing_sent_when_the_broker_is_down(settings_factory
         assert CeleryPublisher(app).publish([item]) == []
     finally:
         app.close()
+
+
+def test_fast_path_builds_the_message_celery_would(settings_factory: Any) -> None:
+    when = utcnow()
+    item = Dispatch(
+        run_id="r1",
+        schedule_id="s",
+        scheduled_for=when,
+        task="reports.generate",
+        args=[1, "x"],
+        kwargs={"format": "pdf"},
+        queue="reports",
+        priority=None,
+        expires_at=when + timedelta(seconds=30),
+    )
+    app = create_publisher_app(settings_factory())
+    theirs = app.amqp.create_task_message(
+        item.run_id,
+        item.task,
+        item.args,
+        item.kwargs,
+        expires=item.expires_at,
+        headers=sundial_headers(item),
+    )
+    ours = json.loads(MessageBuilder().envelope(item))
+
+    ours_headers = dict(ours["headers"])
+    assert {k: ours_headers.pop(k) for k in sundial_headers(item)} == sundial_headers(item)
+    assert ours_headers.pop("origin") and theirs.headers.pop("origin")
+    assert ours_headers == theirs.headers
+    assert json.loads(base64.b64decode(ours["body"])) == json.loads(json.dumps(theirs.body))
+    assert ours["properties"]["correlation_id"] == theirs.properties["correlation_id"]
+    assert ours["headers"]["sundial_scheduled_for"].endswith("Z")
+    app.close()
+
+
+@pytest.mark.parametrize(
+    ("priority", "key"), [(None, "q"), (0, "q"), (2, "q"), (3, "q\x06\x163"), (9, "q\x06\x169")]
+)
+def test_fast_path_uses_kombus_priority_lists(priority: int | None, key: str) -> None:
+    assert redis_list_key("q", priority) == key
+
+
+def test_fast_path_reports_nothing_sent_when_the_broker_is_down(settings_factory: Any) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    publisher = create_publisher(create_publisher_app(settings_factory(broker_url=dead)))
+    assert isinstance(publisher, RedisPublisher)
+    item = Dispatch(
+        run_id="r1",
+        schedule_id="s",
+        scheduled_for=utcnow(),
+        task="sundial.echo",
+        args=[],
+        kwargs={},
+        queue="celery",
+        priority=None,
+        expires_at=None,
+    )
+    try:
+        assert publisher.publish([item]) == []
+    finally:
+        publisher.close()
+
+
+def test_priority_message_is_consumed_by_a_real_worker(live_leader: LiveLeader) -> None:
+    with running_worker(live_leader.settings, queues=live_leader.queue):
+        _fire_now(live_leader.engine, "urgent", live_leader.queue, priority=9)
+        live_leader.drive(
+            lambda: _run(live_leader.engine, "urgent")["state"] == "succeeded", 20, "success"
+        )
