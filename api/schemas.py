@@ -58,7 +58,8 @@ UTCDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
 """An RFC 3339 time with an offset (naive is refused), converted to UTC."""
 
 
-def _config(*examples: Any, extra: Literal["forbid", "ignore"] = "ignore") -> ConfigDict:
+def example_config(*examples: Any, extra: Literal["forbid", "ignore"] = "ignore") -> ConfigDict:
+    """A model config showing ``examples`` in the OpenAPI schema."""
     return ConfigDict(extra=extra, json_schema_extra={"examples": list(examples)})
 
 
@@ -114,7 +115,7 @@ class _ScheduleFields(BaseModel):
 class ScheduleCreate(_ScheduleFields):
     """A new schedule; the server picks its id."""
 
-    model_config = _config(
+    model_config = example_config(
         SPEC_EXAMPLE,
         {"task": "sundial.echo", "trigger": {"type": "delay", "seconds": 30}},
         extra="forbid",
@@ -153,7 +154,9 @@ class ScheduleCreate(_ScheduleFields):
 class SchedulePut(ScheduleCreate):
     """The whole desired schedule for ``PUT``; ``id``, if given, must match the path."""
 
-    model_config = _config(SPEC_EXAMPLE, {**SPEC_EXAMPLE, "id": "nightly-report"}, extra="forbid")
+    model_config = example_config(
+        SPEC_EXAMPLE, {**SPEC_EXAMPLE, "id": "nightly-report"}, extra="forbid"
+    )
 
     id: str | None = Field(default=None, pattern=SCHEDULE_ID_PATTERN)
 
@@ -197,14 +200,25 @@ class SchedulePatch(BaseModel):
 class SchedulePublic(_ScheduleFields):
     """A schedule as stored, with its state and next fire time."""
 
-    model_config = _config(PUBLIC_EXAMPLE)
+    model_config = example_config(PUBLIC_EXAMPLE)
 
     id: str = Field(examples=["nightly-report"])
     trigger: StoredTrigger
     state: ScheduleState
-    state_reason: str | None = None
+    state_reason: str | None = Field(
+        default=None, description="Why the schedule is paused or completed."
+    )
     next_run_at: datetime | None
-    last_run_at: datetime | None
+    last_run_at: datetime | None = Field(description="The latest fire time recorded to run.")
+    last_run_state: RunState | None = Field(
+        description="The outcome of the latest run to finish (retrying while a retry waits)."
+    )
+    # Counters of the run history, kept by the scheduler; writes through the API never set them.
+    run_count: int = Field(description="Fires recorded to run: scheduled and manual.")
+    failure_count: int = Field(description="Runs that failed for good (after their retries).")
+    consecutive_failures: int = Field(description="Failed runs since the last success.")
+    missed_count: int = Field(description="Fires recorded missed (later than the grace).")
+    skipped_count: int = Field(description="Fires recorded skipped (overlap or coalescing).")
     created_at: datetime
     updated_at: datetime
     version: int
@@ -222,7 +236,9 @@ class SchedulePublic(_ScheduleFields):
 class SchedulePage(BaseModel):
     """One page of schedules; pass ``next_cursor`` back as ``cursor`` for the next."""
 
-    model_config = _config({"items": [PUBLIC_EXAMPLE], "next_cursor": "WyJuaWdodGx5LXJlcG9ydCJd"})
+    model_config = example_config(
+        {"items": [PUBLIC_EXAMPLE], "next_cursor": "WyJuaWdodGx5LXJlcG9ydCJd"}
+    )
 
     items: list[SchedulePublic]
     next_cursor: str | None
@@ -231,7 +247,7 @@ class SchedulePage(BaseModel):
 class RunPublic(BaseModel):
     """One fire of a schedule and what became of it."""
 
-    model_config = _config(RUN_EXAMPLE)
+    model_config = example_config(RUN_EXAMPLE)
 
     id: str
     schedule_id: str
@@ -240,7 +256,13 @@ class RunPublic(BaseModel):
     state: RunState
     attempt: int
     task: str
-    reason: str | None = None
+    reason: str | None = Field(
+        default=None, description="Why it was skipped, missed, retried or cancelled."
+    )
+    due_at: datetime | None = Field(
+        default=None,
+        description="A pending run waits until then (retry backoff, paced backfill).",
+    )
     created_at: datetime
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
@@ -253,7 +275,7 @@ class RunPublic(BaseModel):
 class RunPage(BaseModel):
     """One page of runs, newest first."""
 
-    model_config = _config({"items": [RUN_EXAMPLE], "next_cursor": None})
+    model_config = example_config({"items": [RUN_EXAMPLE], "next_cursor": None})
 
     items: list[RunPublic]
     next_cursor: str | None
@@ -277,75 +299,65 @@ class PreviewRequest(BaseModel):
     count: int = Field(default=10, ge=1, le=1000)
     start_at: UTCDatetime | None = None
     end_at: UTCDatetime | None = None
+    schedule_id: str | None = Field(
+        default=None,
+        pattern=SCHEDULE_ID_PATTERN,
+        description="The schedule the jitter is computed for; required with jitter_seconds.",
+    )
+    jitter_seconds: float = Field(default=0, ge=0, le=86400)
+
+    @field_validator("jitter_seconds")
+    @classmethod
+    def _needs_schedule(cls, value: float, info: ValidationInfo) -> float:
+        # A jitter is fixed by (schedule id, fire time): without the id there is none to show.
+        if value > 0 and "schedule_id" in info.data and info.data["schedule_id"] is None:
+            raise ValueError("jitter_seconds needs schedule_id: the jitter depends on it")
+        return value
 
 
 class PreviewResponse(BaseModel):
-    """The next fire times, in UTC."""
+    """The next fire times and when each is published (the fire time plus its jitter), in UTC."""
 
-    model_config = _config({"fire_times": ["2026-11-22T02:00:00Z", "2026-11-23T02:00:00Z"]})
+    model_config = example_config(
+        {
+            "fire_times": ["2026-11-22T02:00:00Z", "2026-11-23T02:00:00Z"],
+            "due_times": ["2026-11-22T02:00:07.412Z", "2026-11-23T02:00:02.035Z"],
+        }
+    )
 
     fire_times: list[datetime]
+    due_times: list[datetime] = Field(description="fire_times[i] plus its jitter.")
 
 
-class LeaderPublic(BaseModel):
-    """The replica holding the leader lease."""
+class BackfillRequest(BaseModel):
+    """A past range to fire the schedule over, as its trigger would have fired in it."""
 
-    model_config = _config(
-        {
-            "replica_id": "c0ffee12",
-            "hostname": "sched-1",
-            "pid": 4242,
-            "fencing_token": 7,
-            "since": "2026-11-21T09:00:00Z",
-            "lease_expires_at": "2026-11-21T09:30:10Z",
-        }
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"start": "2026-11-01T00:00:00Z", "end": "2026-11-20T23:59:59Z"},
+                {
+                    "start": "2026-11-20T00:00:00+01:00",
+                    "end": "2026-11-21T00:00:00+01:00",
+                    "overlap": "skip",
+                },
+            ]
+        },
     )
 
-    replica_id: str
-    hostname: str | None
-    pid: int | None
-    fencing_token: int
-    since: datetime | None
-    lease_expires_at: datetime
-
-
-class ReplicaPublic(BaseModel):
-    """A scheduler replica seen recently."""
-
-    model_config = _config(
-        {
-            "replica_id": "c0ffee12",
-            "hostname": "sched-1",
-            "pid": 4242,
-            "started_at": "2026-11-21T09:00:00Z",
-            "last_seen_at": "2026-11-21T09:30:02Z",
-        }
+    start: UTCDatetime
+    end: UTCDatetime = Field(description="Inclusive; not before start, not in the future.")
+    overlap: Overlap | None = Field(
+        default=None,
+        description="allow: paced at a fixed rate; any other policy: one run at a time. "
+        "Default: the schedule's own.",
     )
 
-    replica_id: str
-    hostname: str
-    pid: int
-    started_at: datetime
-    last_seen_at: datetime
 
+class BackfillResponse(BaseModel):
+    """How many runs the backfill recorded; fires already recorded are not repeated."""
 
-class SchedulerStatus(BaseModel):
-    """Who leads, and which replicas are alive."""
+    model_config = example_config({"count": 20})
 
-    model_config = _config({"leader": None, "replicas": []})
-
-    leader: LeaderPublic | None
-    replicas: list[ReplicaPublic]
-
-
-class Health(BaseModel):
-    """Liveness or readiness, with the result of each readiness check."""
-
-    model_config = _config(
-        {"status": "ok", "checks": {"database": "ok", "schema": "ok"}},
-        {"status": "unavailable", "checks": {"database": "ok", "schema": "not at head"}},
-    )
-
-    status: Literal["ok", "unavailable"]
-    checks: dict[str, str] = Field(default_factory=dict)
-    detail: str | None = None
+    count: int

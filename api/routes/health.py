@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import AppContext, Context
-from api.schemas import Health
+from api.status_schemas import Health
 from scheduler.migrate import schema_is_current
 
 router = APIRouter(tags=["health"])

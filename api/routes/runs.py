@@ -14,7 +14,7 @@ from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId
 from api.schemas import RunPage, RunPublic, UTCDatetime
 from scheduler import schedules as repo
-from scheduler.models import RunState
+from scheduler.models import RunState, RunTrigger
 
 router = APIRouter(tags=["runs"])
 
@@ -30,6 +30,9 @@ def list_runs(
     schedule_id: ScheduleId,
     ctx: Context,
     state: Annotated[list[RunState] | None, Query(description="Repeat for several")] = None,
+    trigger: Annotated[
+        list[RunTrigger] | None, Query(description="What made the run; repeat for several")
+    ] = None,
     since: Annotated[UTCDatetime | None, Query(description="scheduled_for >= since")] = None,
     until: Annotated[UTCDatetime | None, Query(description="scheduled_for < until")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -42,6 +45,7 @@ def list_runs(
             conn,
             schedule_id,
             states=[s.value for s in state or []],
+            triggers=[t.value for t in trigger or []],
             since=since,
             until=until,
             before=before,

@@ -1,4 +1,4 @@
-"""Schedule actions: pause, resume, and fire now out of band."""
+"""Schedule actions: pause, resume, fire now out of band, and backfill a past range."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from fastapi import APIRouter, Response, status
 
 from api.auth import Write
 from api.deps import Context
+from api.errors import invalid_input
 from api.routes.schedules import ScheduleId, public
-from api.schemas import RunPublic, SchedulePublic
+from api.schemas import BackfillRequest, BackfillResponse, RunPublic, SchedulePublic
 from scheduler import schedules as repo
+from scheduler.backfill import MAX_BACKFILL_FIRES, backfill
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 
@@ -53,3 +55,33 @@ def trigger_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) 
     ctx.notifier.schedule_changed(schedule_id)
     response.headers["Location"] = f"/v1/runs/{run['id']}"
     return RunPublic.model_validate(run)
+
+
+@router.post(
+    "/{schedule_id}/backfill",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Write],
+    responses=_ERRORS,
+    description=f"""Fire every time the trigger would have fired in `[start, end]` that has no
+run yet: each becomes a pending run with `trigger: "backfill"` and its historical
+`scheduled_for`, released at a bounded rate (`overlap: allow`) or one at a time (any
+other policy). `count` is how many runs were recorded now; a fire already recorded is not
+repeated, so the same backfill twice records nothing the second time. `end` must not be
+before `start` nor in the future, and the range may hold at most {MAX_BACKFILL_FIRES} fires.""",
+)
+def backfill_schedule(
+    schedule_id: ScheduleId, body: BackfillRequest, ctx: Context
+) -> BackfillResponse:
+    """Record the fires of a past range as backfill runs; 202 with how many."""
+    now = ctx.clock()
+    if body.end > now:
+        # A future fire recorded now would run ahead of its own time.
+        raise invalid_input(("body", "end"), "end must not be in the future", body.end.isoformat())
+    try:
+        count = backfill(ctx.engine, schedule_id, body.start, body.end, now, body.overlap)
+    except (OverflowError, ValueError) as exc:
+        # Fire times near the ends of the datetime range cannot be represented.
+        raise invalid_input(("body", "start"), f"no representable fire time: {exc}") from exc
+    if count:
+        ctx.notifier.schedule_changed(schedule_id)
+    return BackfillResponse(count=count)

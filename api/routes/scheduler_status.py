@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from api.auth import Read
 from api.deps import Context
-from api.schemas import LeaderPublic, ReplicaPublic, SchedulerStatus
+from api.status_schemas import LeaderPublic, ReplicaPublic, SchedulerStatus
 from scheduler.models import LEADER_ROW, leader, replicas
 
 router = APIRouter(prefix="/v1", tags=["scheduler"])

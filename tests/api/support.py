@@ -74,6 +74,7 @@ def add_run(
     state: str = "succeeded",
     run_id: str | None = None,
     attempt: int = 1,
+    trigger: str | None = None,
 ) -> str:
     """Record a run directly in the store, as the leader would."""
     run_id = run_id or f"run-{schedule_id}-{scheduled_for.isoformat()}"
@@ -84,7 +85,7 @@ def add_run(
                 schedule_id=schedule_id,
                 scheduled_for=scheduled_for,
                 attempt=attempt,
-                trigger="schedule" if attempt == 1 else "retry",
+                trigger=trigger or ("schedule" if attempt == 1 else "retry"),
                 state=state,
                 task="reports.generate",
                 created_at=scheduled_for,
@@ -96,6 +97,12 @@ def add_run(
 def z(value: datetime) -> str:
     """``value`` as the API writes it: RFC 3339 UTC with ``Z``."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def count_runs(engine: Engine) -> int:
+    """How many runs the store holds."""
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(runs)).scalar_one())
 
 
 def count_schedules(engine: Engine) -> int:

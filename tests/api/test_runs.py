@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
+from scheduler.models import runs
 from tests.api.support import T0, TestClient, add_run, assert_invalid, put, z
 
 
@@ -49,6 +50,49 @@ def test_runs_filter_by_state_and_time_window(client: TestClient, engine: Engine
     assert run_pages(client, "s1", **window) == [["r2", "r1"]]
 
 
+def test_runs_filter_by_trigger(client: TestClient, engine: Engine) -> None:
+    put(client, "s1")
+    triggers = ["schedule", "manual", "backfill", "schedule", "backfill"]
+    for minute, trigger in enumerate(triggers):
+        add_run(engine, "s1", T0 + timedelta(minutes=minute), run_id=f"r{minute}", trigger=trigger)
+    add_run(engine, "s1", T0 + timedelta(minutes=3), run_id="r3b", attempt=2)
+
+    assert run_pages(client, "s1", trigger="backfill") == [["r4", "r2"]]
+    assert run_pages(client, "s1", trigger=["manual", "retry"]) == [["r3b", "r1"]]
+    assert run_pages(client, "s1", trigger="schedule", limit=1) == [["r3"], ["r0"]]
+
+
+def test_run_filters_combine(client: TestClient, engine: Engine) -> None:
+    put(client, "s1")
+    rows = [("backfill", "succeeded"), ("backfill", "failed"), ("schedule", "failed")]
+    rows += [("backfill", "failed"), ("backfill", "failed")]
+    for minute, (trigger, state) in enumerate(rows):
+        add_run(engine, "s1", T0 + timedelta(minutes=minute), state, f"r{minute}", trigger=trigger)
+
+    params = {"trigger": "backfill", "state": "failed", "until": z(T0 + timedelta(minutes=4))}
+
+    assert run_pages(client, "s1", **params) == [["r3", "r1"]]
+    assert run_pages(client, "s1", since=z(T0 + timedelta(minutes=3)), **params) == [["r3"]]
+
+
+def test_a_run_shows_why_and_until_when_it_waits(client: TestClient, engine: Engine) -> None:
+    put(client, "s1")
+    run_id = add_run(engine, "s1", T0, "pending", attempt=2)
+    due = T0 + timedelta(seconds=40)
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs)
+            .where(runs.c.id == run_id)
+            .values(reason="attempt 2 of 3, after 40s backoff", due_at=due)
+        )
+
+    run = client.get(f"/v1/runs/{run_id}").json()
+
+    assert (run["trigger"], run["attempt"]) == ("retry", 2)
+    assert run["reason"] == "attempt 2 of 3, after 40s backoff"
+    assert run["due_at"] == z(due)
+
+
 def test_run_fields(client: TestClient, engine: Engine) -> None:
     put(client, "s1")
     run_id = add_run(engine, "s1", T0, "succeeded")
@@ -58,7 +102,8 @@ def test_run_fields(client: TestClient, engine: Engine) -> None:
     assert run["scheduled_for"] == z(T0)
     assert run["trigger"] == "schedule"
     assert run["state"] == "succeeded"
-    for key in ("dispatched_at", "started_at", "finished_at", "worker", "result", "error"):
+    keys = ("dispatched_at", "started_at", "finished_at", "worker", "result", "error", "reason")
+    for key in (*keys, "due_at"):
         assert key in run
 
 
@@ -76,6 +121,8 @@ def test_invalid_run_queries_are_422(client: TestClient) -> None:
 
     assert_invalid(client.get(url, params={"since": "2026-11-21T12:00:00"}), "query", "since")
     assert_invalid(client.get(url, params={"until": "9999-12-31T23:00:00-05:00"}), "until")
+    assert_invalid(client.get(url, params={"until": "2026-11-21T12:00:00"}), "query", "until")
     assert_invalid(client.get(url, params={"state": "asleep"}), "query", "state", 0)
+    assert_invalid(client.get(url, params={"trigger": "cron"}), "query", "trigger", 0)
     assert_invalid(client.get(url, params={"cursor": "WyJzMSJd"}), "query", "cursor")
     assert_invalid(client.get(url, params={"cursor": "WyJ4IiwieSJd"}), "query", "cursor")
