@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from scheduler.claim import insert_runs
 from scheduler.errors import InvalidSchedule, NotFound
@@ -72,4 +72,10 @@ def backfill(
             }
             for i, when in enumerate(times)
         ]
-        return len(insert_runs(conn, new_runs))
+        count = len(insert_runs(conn, new_runs))
+        conn.execute(
+            update(schedules)
+            .where(schedules.c.id == schedule_id)
+            .values(run_count=schedules.c.run_count + count)
+        )
+        return count

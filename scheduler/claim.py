@@ -113,7 +113,6 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
                 Overlap(row["overlap"]), outcome.fires, current.get(row["id"], InFlight())
             )
             revoke.extend(decision.revoke)
-            counts = Counter(f.state for f in decision.fires)
             for fire in decision.fires:
                 run_id = run_id_for(row["id"], fire.scheduled_for)
                 if fire.scheduled_for in decision.held:
@@ -142,12 +141,17 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
                     "b_next_due_at": outcome.arming.next_due_at,
                     "b_last_run_at": max(fired) if fired else row["last_run_at"],
                     "b_state": ScheduleState.COMPLETED.value if outcome.completed else row["state"],
-                    "b_runs": counts[RunState.PENDING],
-                    "b_missed": counts[RunState.MISSED],
-                    "b_skipped": counts[RunState.SKIPPED],
                 }
             )
         inserted = insert_runs(conn, new_runs)
+        # Count only what this claim recorded: a fire already present (a backfill got there
+        # first, an earlier term recorded it) was counted when it was recorded.
+        counts = Counter((r["schedule_id"], r["state"]) for r in new_runs if r["id"] in inserted)
+        for advance in advances:
+            sid = advance["b_id"]
+            advance["b_runs"] = counts[sid, RunState.PENDING.value]
+            advance["b_missed"] = counts[sid, RunState.MISSED.value]
+            advance["b_skipped"] = counts[sid, RunState.SKIPPED.value]
         conn.execute(
             update(schedules)
             .where(schedules.c.id == bindparam("b_id"))

@@ -13,7 +13,7 @@ from scheduler.errors import InvalidSchedule
 from scheduler.housekeeping import Retention, prune_runs, settle_stale_runs
 from scheduler.lease import Replica, SqlLease
 from scheduler.models import Overlap, RunState, run_id_for, runs
-from tests.factories import add_schedule, runs_of
+from tests.factories import add_schedule, runs_of, schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 HOURLY = {"type": "cron", "expression": "0 * * * *"}
@@ -132,3 +132,14 @@ def test_backfill_rejects_a_backwards_range(engine: Engine) -> None:
     with pytest.raises(InvalidSchedule) as err:
         backfill(engine, "s", T0, T0 - timedelta(hours=1), T0)
     assert err.value.field == "end"
+
+
+def test_backfilled_fire_is_counted_once_even_when_the_leader_reaches_it(
+    engine: Engine, token: int
+) -> None:
+    add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
+    assert backfill(engine, "s", at(10), at(10), at(1), Overlap.ALLOW) == 1
+
+    assert claim_due(engine, at(10), token, 10).dispatches == []  # already recorded
+
+    assert schedule(engine, "s")["run_count"] == 1
