@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduler.errors import LeadershipLost
@@ -84,13 +84,39 @@ class Claim:
     revoke: list[str] = field(default_factory=list)
 
 
+# What planning and publishing a fire need; labels, descriptions and the rest stay put.
+_CLAIM_COLUMNS = [
+    schedules.c[name]
+    for name in (
+        "id",
+        "task",
+        "args",
+        "kwargs",
+        "trigger",
+        "queue",
+        "priority",
+        "expires_seconds",
+        "misfire_grace_seconds",
+        "coalesce",
+        "overlap",
+        "jitter_seconds",
+        "start_at",
+        "end_at",
+        "state",
+        "next_run_at",
+        "last_run_at",
+        "created_at",
+    )
+]
+
+
 def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
     """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish."""
     with engine.begin() as conn:
         check_fencing(conn, token)
         due = (
             conn.execute(
-                select(schedules)
+                select(*_CLAIM_COLUMNS)
                 .where(schedules.c.next_due_at <= now)
                 .order_by(schedules.c.next_due_at)
                 .limit(limit)
@@ -152,20 +178,7 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
             advance["b_runs"] = counts[sid, RunState.PENDING.value]
             advance["b_missed"] = counts[sid, RunState.MISSED.value]
             advance["b_skipped"] = counts[sid, RunState.SKIPPED.value]
-        conn.execute(
-            update(schedules)
-            .where(schedules.c.id == bindparam("b_id"))
-            .values(
-                next_run_at=bindparam("b_next_run_at"),
-                next_due_at=bindparam("b_next_due_at"),
-                last_run_at=bindparam("b_last_run_at"),
-                state=bindparam("b_state"),
-                run_count=schedules.c.run_count + bindparam("b_runs"),
-                missed_count=schedules.c.missed_count + bindparam("b_missed"),
-                skipped_count=schedules.c.skipped_count + bindparam("b_skipped"),
-            ),
-            advances,
-        )
+        _advance(conn, advances)
         if revoke:
             _cancel(conn, revoke, now)
     by_id = {row["id"]: row for row in due}
@@ -194,13 +207,83 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
     )
 
 
+# Columns a claim or backfill writes, with their PostgreSQL array types for ``unnest``.
+_RUN_COLUMNS = {
+    "id": "text",
+    "schedule_id": "text",
+    "scheduled_for": "timestamptz",
+    "attempt": "int",
+    "trigger": "text",
+    "state": "text",
+    "task": "text",
+    "fencing_token": "bigint",
+    "reason": "text",
+    "due_at": "timestamptz",
+    "hold_while_busy": "bool",
+    "created_at": "timestamptz",
+}
+# One statement of constant text for a whole batch: PostgreSQL plans it once, and the
+# driver does not re-parse a thousand-row VALUES list per claim.
+_PG_INSERT_RUNS = text(
+    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "
+    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _RUN_COLUMNS.items())}) "
+    "ON CONFLICT DO NOTHING RETURNING id"
+)
+_ADVANCE_COLUMNS = {
+    "b_id": "text",
+    "b_next_run_at": "timestamptz",
+    "b_next_due_at": "timestamptz",
+    "b_last_run_at": "timestamptz",
+    "b_state": "text",
+    "b_runs": "int",
+    "b_missed": "int",
+    "b_skipped": "int",
+}
+_PG_ADVANCE = text(
+    "UPDATE schedules AS s SET next_run_at = v.b_next_run_at, next_due_at = v.b_next_due_at, "
+    "last_run_at = v.b_last_run_at, state = v.b_state, run_count = s.run_count + v.b_runs, "
+    "missed_count = s.missed_count + v.b_missed, skipped_count = s.skipped_count + v.b_skipped "
+    f"FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _ADVANCE_COLUMNS.items())}) "
+    f"AS v({', '.join(_ADVANCE_COLUMNS)}) WHERE s.id = v.b_id"
+)
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
 def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
     """Insert runs; a fire already recorded (same schedule, time, attempt) is left alone."""
     if not new_runs:
         return set()
-    stmt = _insert_ignoring_duplicates(conn).returning(runs.c.id)
-    result = conn.execute(stmt, list(new_runs))
+    if conn.dialect.name == "postgresql":
+        result = conn.execute(_PG_INSERT_RUNS, _columns(new_runs, _RUN_COLUMNS))
+    else:
+        result = conn.execute(
+            _insert_ignoring_duplicates(conn).returning(runs.c.id), list(new_runs)
+        )
     return {row[0] for row in result.all()}
+
+
+def _advance(conn: Connection, advances: Sequence[dict[str, Any]]) -> None:
+    """Move each claimed schedule to its next fire and add to its counters."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_ADVANCE, _columns(advances, _ADVANCE_COLUMNS))
+        return
+    conn.execute(
+        update(schedules)
+        .where(schedules.c.id == bindparam("b_id"))
+        .values(
+            next_run_at=bindparam("b_next_run_at"),
+            next_due_at=bindparam("b_next_due_at"),
+            last_run_at=bindparam("b_last_run_at"),
+            state=bindparam("b_state"),
+            run_count=schedules.c.run_count + bindparam("b_runs"),
+            missed_count=schedules.c.missed_count + bindparam("b_missed"),
+            skipped_count=schedules.c.skipped_count + bindparam("b_skipped"),
+        ),
+        advances,
+    )
 
 
 def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
