@@ -3,6 +3,7 @@ as runs and advance them. Publishing happens after commit, from the runs (an out
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, or_, select, text, u
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduler.errors import LeadershipLost
-from scheduler.firing import plan
+from scheduler.firing import FireTimesCache, plan
 from scheduler.models import (
     LEADER_ROW,
     Overlap,
@@ -106,11 +107,18 @@ _CLAIM_COLUMNS = [
         "next_run_at",
         "last_run_at",
         "created_at",
+        "version",
     )
 ]
 
 
-def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
+def claim_due(
+    engine: Engine,
+    now: datetime,
+    token: int,
+    limit: int,
+    cache: FireTimesCache | None = None,
+) -> Claim:
     """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish."""
     with engine.begin() as conn:
         check_fencing(conn, token)
@@ -134,7 +142,7 @@ def claim_due(engine: Engine, now: datetime, token: int, limit: int) -> Claim:
         held: set[str] = set()
         revoke: list[str] = []
         for row in due:
-            outcome = plan(cast(Mapping[str, Any], row), now)
+            outcome = plan(cast(Mapping[str, Any], row), now, cache=cache)
             decision = decide(
                 Overlap(row["overlap"]), outcome.fires, current.get(row["id"], InFlight())
             )
@@ -207,7 +215,7 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
     )
 
 
-# Columns a claim or backfill writes, with their PostgreSQL array types for ``unnest``.
+# Columns a claim or backfill writes, with their PostgreSQL types.
 _RUN_COLUMNS = {
     "id": "text",
     "schedule_id": "text",
@@ -222,13 +230,6 @@ _RUN_COLUMNS = {
     "hold_while_busy": "bool",
     "created_at": "timestamptz",
 }
-# One statement of constant text for a whole batch: PostgreSQL plans it once, and the
-# driver does not re-parse a thousand-row VALUES list per claim.
-_PG_INSERT_RUNS = text(
-    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _RUN_COLUMNS.items())}) "
-    "ON CONFLICT DO NOTHING RETURNING id"
-)
 _ADVANCE_COLUMNS = {
     "b_id": "text",
     "b_next_run_at": "timestamptz",
@@ -239,17 +240,42 @@ _ADVANCE_COLUMNS = {
     "b_missed": "int",
     "b_skipped": "int",
 }
+
+
+def _recordset(columns: Mapping[str, str]) -> str:
+    fields = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    return f"json_to_recordset(CAST(:rows AS json)) AS v({fields})"
+
+
+# One statement of constant text per batch, its rows in one JSON document: PostgreSQL
+# plans it once, and the driver neither re-parses a thousand-row VALUES list nor adapts
+# a dozen arrays element by element.
+_PG_INSERT_RUNS = text(
+    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) SELECT {', '.join(_RUN_COLUMNS)} "
+    f"FROM {_recordset(_RUN_COLUMNS)} ON CONFLICT DO NOTHING RETURNING id"
+)
 _PG_ADVANCE = text(
     "UPDATE schedules AS s SET next_run_at = v.b_next_run_at, next_due_at = v.b_next_due_at, "
     "last_run_at = v.b_last_run_at, state = v.b_state, run_count = s.run_count + v.b_runs, "
     "missed_count = s.missed_count + v.b_missed, skipped_count = s.skipped_count + v.b_skipped "
-    f"FROM unnest({', '.join(f'CAST(:{c} AS {t}[])' for c, t in _ADVANCE_COLUMNS.items())}) "
-    f"AS v({', '.join(_ADVANCE_COLUMNS)}) WHERE s.id = v.b_id"
+    f"FROM {_recordset(_ADVANCE_COLUMNS)} WHERE s.id = v.b_id"
 )
 
 
-def _columns(rows: Sequence[Mapping[str, Any]], names: Iterable[str]) -> dict[str, list[Any]]:
-    return {name: [row[name] for row in rows] for name in names}
+_PG_MARK_DISPATCHED = text(
+    "UPDATE runs SET state = 'dispatched', dispatched_at = :now WHERE state = 'pending' "
+    "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
+)
+
+
+def _json_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {"rows": json.dumps(rows, default=_iso)}
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
 
 
 def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
@@ -257,7 +283,7 @@ def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str
     if not new_runs:
         return set()
     if conn.dialect.name == "postgresql":
-        result = conn.execute(_PG_INSERT_RUNS, _columns(new_runs, _RUN_COLUMNS))
+        result = conn.execute(_PG_INSERT_RUNS, _json_rows(new_runs))
     else:
         result = conn.execute(
             _insert_ignoring_duplicates(conn).returning(runs.c.id), list(new_runs)
@@ -268,7 +294,7 @@ def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str
 def _advance(conn: Connection, advances: Sequence[dict[str, Any]]) -> None:
     """Move each claimed schedule to its next fire and add to its counters."""
     if conn.dialect.name == "postgresql":
-        conn.execute(_PG_ADVANCE, _columns(advances, _ADVANCE_COLUMNS))
+        conn.execute(_PG_ADVANCE, _json_rows(advances))
         return
     conn.execute(
         update(schedules)
@@ -345,6 +371,9 @@ def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> No
     if not ids:
         return
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(_PG_MARK_DISPATCHED, {"ids": json.dumps(ids), "now": now})
+            return
         conn.execute(
             update(runs)
             .where(runs.c.id.in_(ids), runs.c.state == RunState.PENDING.value)

@@ -69,9 +69,36 @@ def arm(row: Mapping[str, Any], now: datetime) -> Arming:
     return _arming(row["id"], fires.first(now), row["jitter_seconds"])
 
 
-def plan(row: Mapping[str, Any], now: datetime, limit: int = MAX_FIRES_PER_CLAIM) -> Plan:
+class FireTimesCache:
+    """Parsed triggers of claimed schedules, so a recurring schedule is not re-parsed at
+    every fire. Keyed by (id, version, created_at): any change to a schedule bumps its
+    version, and a schedule deleted and made again has a new creation time."""
+
+    def __init__(self, max_entries: int = 200_000) -> None:
+        self._max = max_entries
+        self._entries: dict[tuple[str, int, datetime], FireTimes] = {}
+
+    def get(self, row: Mapping[str, Any]) -> FireTimes:
+        """The schedule's fire times, parsed at most once per version."""
+        key = (row["id"], row["version"], row["created_at"])
+        found = self._entries.get(key)
+        if found is None:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            found = self._entries[key] = fire_times_of(row)
+        return found
+
+
+def plan(
+    row: Mapping[str, Any],
+    now: datetime,
+    limit: int = MAX_FIRES_PER_CLAIM,
+    cache: FireTimesCache | None = None,
+) -> Plan:
     """Fires of ``row`` due by ``now`` with misfire grace and coalescing applied."""
-    fires = fire_times_of(row)
+    # A one-off has no fire after its own: no trigger to build on the hot path of a burst.
+    once = row["trigger"].get("type") == "date"
+    fires = None if once else (cache.get(row) if cache is not None else fire_times_of(row))
     sid, jitter_s = row["id"], row["jitter_seconds"]
     grace = row["misfire_grace_seconds"]
     due: list[tuple[datetime, timedelta]] = []
@@ -81,7 +108,7 @@ def plan(row: Mapping[str, Any], now: datetime, limit: int = MAX_FIRES_PER_CLAIM
         if lateness < timedelta(0):
             break
         due.append((current, lateness))
-        current = fires.next_after(current)
+        current = None if fires is None else fires.next_after(current)
 
     out: list[Fire] = []
     runnable: list[datetime] = []

@@ -15,7 +15,7 @@ from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine, delete, select, update
 
 from scheduler.claim import Claim, claim_due
-from scheduler.firing import fire_times_of
+from scheduler.firing import FireTimesCache, fire_times_of
 from scheduler.models import ScheduleState, schedules
 from scheduler.triggers import FireTimes
 
@@ -48,6 +48,7 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
     def __init__(self, engine: Engine) -> None:
         super().__init__()
         self._engine = engine
+        self._fire_times = FireTimesCache()
 
     def _job(self, row: Any) -> Job:
         job = Job.__new__(Job)
@@ -126,4 +127,4 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
 
     def claim_due(self, now: datetime, token: int, limit: int) -> Claim:
         """Record every fire due by ``now`` (see :func:`scheduler.claim.claim_due`)."""
-        return claim_due(self._engine, now, token, limit)
+        return claim_due(self._engine, now, token, limit, self._fire_times)
