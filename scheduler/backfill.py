@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from scheduler.claim import insert_runs
+from scheduler.bulk import insert_runs
 from scheduler.errors import InvalidSchedule, NotFound
 from scheduler.firing import fire_times_of
 from scheduler.models import Overlap, RunState, RunTrigger, run_id_for, schedules

@@ -3,16 +3,15 @@ as runs and advance them. Publishing happens after commit, from the runs (an out
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, func, or_, select, update
 
+from scheduler.bulk import advance_schedules, insert_runs
 from scheduler.errors import LeadershipLost
 from scheduler.firing import FireTimesCache, plan
 from scheduler.models import (
@@ -54,12 +53,6 @@ def check_fencing(conn: Connection, token: int) -> None:
     current = conn.execute(query).scalar_one()
     if current != token:
         raise LeadershipLost(f"fencing token {token} is stale; current term is {current}")
-
-
-def _insert_ignoring_duplicates(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(runs).on_conflict_do_nothing()
-    return sqlite.insert(runs).on_conflict_do_nothing()
 
 
 def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
@@ -186,7 +179,7 @@ def claim_due(
             advance["b_runs"] = counts[sid, RunState.PENDING.value]
             advance["b_missed"] = counts[sid, RunState.MISSED.value]
             advance["b_skipped"] = counts[sid, RunState.SKIPPED.value]
-        _advance(conn, advances)
+        advance_schedules(conn, advances)
         if revoke:
             _cancel(conn, revoke, now)
     by_id = {row["id"]: row for row in due}
@@ -212,103 +205,6 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
             finished_at=now,
             reason="cancelled: a newer fire started (overlap cancel_previous)",
         )
-    )
-
-
-# Columns a claim or backfill writes, with their PostgreSQL types.
-_RUN_COLUMNS = {
-    "id": "text",
-    "schedule_id": "text",
-    "scheduled_for": "timestamptz",
-    "attempt": "int",
-    "trigger": "text",
-    "state": "text",
-    "task": "text",
-    "fencing_token": "bigint",
-    "reason": "text",
-    "due_at": "timestamptz",
-    "hold_while_busy": "bool",
-    "created_at": "timestamptz",
-}
-_ADVANCE_COLUMNS = {
-    "b_id": "text",
-    "b_next_run_at": "timestamptz",
-    "b_next_due_at": "timestamptz",
-    "b_last_run_at": "timestamptz",
-    "b_state": "text",
-    "b_runs": "int",
-    "b_missed": "int",
-    "b_skipped": "int",
-}
-
-
-def _recordset(columns: Mapping[str, str]) -> str:
-    fields = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-    return f"json_to_recordset(CAST(:rows AS json)) AS v({fields})"
-
-
-# One statement of constant text per batch, its rows in one JSON document: PostgreSQL
-# plans it once, and the driver neither re-parses a thousand-row VALUES list nor adapts
-# a dozen arrays element by element.
-_PG_INSERT_RUNS = text(
-    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) SELECT {', '.join(_RUN_COLUMNS)} "
-    f"FROM {_recordset(_RUN_COLUMNS)} ON CONFLICT DO NOTHING RETURNING id"
-)
-_PG_ADVANCE = text(
-    "UPDATE schedules AS s SET next_run_at = v.b_next_run_at, next_due_at = v.b_next_due_at, "
-    "last_run_at = v.b_last_run_at, state = v.b_state, run_count = s.run_count + v.b_runs, "
-    "missed_count = s.missed_count + v.b_missed, skipped_count = s.skipped_count + v.b_skipped "
-    f"FROM {_recordset(_ADVANCE_COLUMNS)} WHERE s.id = v.b_id"
-)
-
-
-_PG_MARK_DISPATCHED = text(
-    "UPDATE runs SET state = 'dispatched', dispatched_at = :now WHERE state = 'pending' "
-    "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
-)
-
-
-def _json_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    return {"rows": json.dumps(rows, default=_iso)}
-
-
-def _iso(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
-
-
-def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert runs; a fire already recorded (same schedule, time, attempt) is left alone."""
-    if not new_runs:
-        return set()
-    if conn.dialect.name == "postgresql":
-        result = conn.execute(_PG_INSERT_RUNS, _json_rows(new_runs))
-    else:
-        result = conn.execute(
-            _insert_ignoring_duplicates(conn).returning(runs.c.id), list(new_runs)
-        )
-    return {row[0] for row in result.all()}
-
-
-def _advance(conn: Connection, advances: Sequence[dict[str, Any]]) -> None:
-    """Move each claimed schedule to its next fire and add to its counters."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_PG_ADVANCE, _json_rows(advances))
-        return
-    conn.execute(
-        update(schedules)
-        .where(schedules.c.id == bindparam("b_id"))
-        .values(
-            next_run_at=bindparam("b_next_run_at"),
-            next_due_at=bindparam("b_next_due_at"),
-            last_run_at=bindparam("b_last_run_at"),
-            state=bindparam("b_state"),
-            run_count=schedules.c.run_count + bindparam("b_runs"),
-            missed_count=schedules.c.missed_count + bindparam("b_missed"),
-            skipped_count=schedules.c.skipped_count + bindparam("b_skipped"),
-        ),
-        advances,
     )
 
 
@@ -363,22 +259,6 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
             )
         )
     return out
-
-
-def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> None:
-    """Record that the broker accepted these runs' messages."""
-    ids = list(run_ids)
-    if not ids:
-        return
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(_PG_MARK_DISPATCHED, {"ids": json.dumps(ids), "now": now})
-            return
-        conn.execute(
-            update(runs)
-            .where(runs.c.id.in_(ids), runs.c.state == RunState.PENDING.value)
-            .values(state=RunState.DISPATCHED.value, dispatched_at=now)
-        )
 
 
 def next_due_at(engine: Engine) -> datetime | None:

@@ -24,6 +24,16 @@ BATCH = 500
 _RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
+def _refused(sent: int, total: int, exc: Exception) -> None:
+    log.warning(
+        "dispatch: broker refused after %d of %d messages (%s: %s); runs stay pending",
+        sent,
+        total,
+        type(exc).__name__,
+        exc,
+    )
+
+
 def create_publisher_app(settings: Settings) -> Celery:
     """A bare Celery app for publishing and reading events; it registers no tasks."""
     app = Celery("sundial-scheduler", set_as_current=False)
@@ -81,13 +91,7 @@ class CeleryPublisher:
                 batch.flush()
                 sent.extend(unflushed)
         except Exception as exc:  # kombu raises many types; any of them means "not sent"
-            log.warning(
-                "dispatch: broker refused after %d of %d messages (%s: %s); runs stay pending",
-                len(sent),
-                len(dispatches),
-                type(exc).__name__,
-                exc,
-            )
+            _refused(len(sent), len(dispatches), exc)
         return sent
 
     def revoke(self, run_ids: Sequence[str]) -> None:
@@ -125,13 +129,7 @@ class RedisPublisher(CeleryPublisher):
                 pipe.execute()
                 sent.extend(item.run_id for item in chunk)
         except redis.RedisError as exc:
-            log.warning(
-                "dispatch: broker refused after %d of %d messages (%s: %s); runs stay pending",
-                len(sent),
-                len(dispatches),
-                type(exc).__name__,
-                exc,
-            )
+            _refused(len(sent), len(dispatches), exc)
         return sent
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -18,6 +19,7 @@ from scheduler.tracking import EventTracker
 from tests.services import unique_name, wait_for
 
 T = TypeVar("T")
+T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -61,3 +63,11 @@ def live_leader(engine: Engine, settings_factory: Any, redis_url: str) -> Iterat
     finally:
         tracker.stop()
         app.close()
+
+
+@pytest.fixture
+def token(engine: Engine) -> int:
+    """The fencing token of a leadership term held for the whole test (store-level tests)."""
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=lambda: T0)
+    assert lease.acquire() and lease.token is not None
+    return lease.token

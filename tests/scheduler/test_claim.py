@@ -8,12 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert, update
 
-from scheduler.claim import (
-    claim_due,
-    mark_dispatched,
-    next_due_at,
-    pending_dispatches,
-)
+from scheduler.bulk import mark_dispatched
+from scheduler.claim import claim_due, next_due_at, pending_dispatches
 from scheduler.errors import LeadershipLost
 from scheduler.lease import Replica, SqlLease
 from scheduler.models import LEADER_ROW, leader, run_id_for, runs

@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from scheduler.backfill import backfill
-from scheduler.claim import claim_due, mark_dispatched, pending_dispatches
+from scheduler.bulk import mark_dispatched
+from scheduler.claim import claim_due, pending_dispatches
 from scheduler.errors import InvalidSchedule
 from scheduler.housekeeping import Retention, prune_runs, settle_stale_runs
-from scheduler.lease import Replica, SqlLease
 from scheduler.models import Overlap, RunState, run_id_for, runs
 from tests.factories import add_schedule, runs_of, schedule
 
@@ -21,13 +21,6 @@ HOURLY = {"type": "cron", "expression": "0 * * * *"}
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def token(engine: Engine) -> int:
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=lambda: T0)
-    assert lease.acquire() and lease.token is not None
-    return lease.token
 
 
 def _dispatched_run(engine: Engine, token: int) -> str:

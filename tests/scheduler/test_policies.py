@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, update
 
-from scheduler.claim import claim_due, mark_dispatched, pending_dispatches
-from scheduler.lease import Replica, SqlLease
+from scheduler.bulk import mark_dispatched
+from scheduler.claim import claim_due, pending_dispatches
 from scheduler.models import RunState, run_id_for, runs
 from scheduler.outcomes import backoff, record_outcome
 from tests.factories import add_schedule, runs_of, schedule
@@ -19,13 +18,6 @@ EVERY_10S = {"type": "interval", "seconds": 10}
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def token(engine: Engine) -> int:
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=lambda: T0)
-    assert lease.acquire() and lease.token is not None
-    return lease.token
 
 
 def _start(engine: Engine, run_id: str, now: datetime) -> None:
