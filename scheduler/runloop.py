@@ -12,7 +12,8 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.claim import Dispatch, mark_dispatched, next_due_at, pending_dispatches
+from scheduler.bulk import mark_dispatched
+from scheduler.claim import Dispatch, next_due_at, pending_dispatches
 from scheduler.clock import Clock, monotonic, utcnow
 from scheduler.dispatch import Publisher
 from scheduler.errors import LeadershipLost
@@ -26,6 +27,8 @@ log = logging.getLogger("sundial.scheduler")
 # After the broker refused a message, wait this long before publishing again; fires keep
 # being recorded as pending meanwhile, and go out in order once the broker is back.
 BROKER_BACKOFF_S = 1.0
+# Attempts at recording that the broker accepted a batch, before leaving it to the relay.
+MARK_ATTEMPTS = 3
 
 
 class FireCycle:
@@ -102,11 +105,28 @@ class FireCycle:
             # these runs itself. They stay pending; publishing late would send them twice.
             return
         sent = self._publisher.publish(dispatches)
-        mark_dispatched(self._engine, sent, self._clock())
+        self._mark_dispatched(sent)
         if len(sent) < len(dispatches):
             self._broker_retry_at = self._clock() + timedelta(seconds=BROKER_BACKOFF_S)
         else:
             self._broker_retry_at = None
+
+    def _mark_dispatched(self, sent: list[str]) -> None:
+        # The broker holds these messages now: failing to record it would have the relay
+        # publish the whole batch again, so a dropped connection gets another try at once
+        # (the update only moves runs still pending, so repeating it is harmless).
+        for attempt in range(1, MARK_ATTEMPTS + 1):
+            try:
+                mark_dispatched(self._engine, sent, self._clock())
+                return
+            except SQLAlchemyError as exc:
+                if attempt == MARK_ATTEMPTS:
+                    raise
+                log.warning(
+                    "scheduler: recording %d published runs failed (%s); retrying",
+                    len(sent),
+                    type(exc).__name__,
+                )
 
     def _relay(self, token: int) -> bool:
         """Publish runs left pending by a crash, a broker outage or a manual trigger;
