@@ -3,6 +3,7 @@ as runs and advance them. Publishing happens after commit, from the runs (an out
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from scheduler.bulk import advance_schedules, insert_runs
-from scheduler.errors import LeadershipLost
+from scheduler.errors import LeadershipLost, SundialError
 from scheduler.firing import FireTimesCache, plan
 from scheduler.models import (
     LEADER_ROW,
@@ -27,6 +28,8 @@ from scheduler.models import (
 )
 from scheduler.outcomes import IN_FLIGHT
 from scheduler.overlap import InFlight, decide, in_flight
+
+log = logging.getLogger("sundial.scheduler")
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,14 @@ def claim_due(
         advances: list[dict[str, Any]] = []
         held: set[str] = set()
         revoke: list[str] = []
+        quarantined: dict[str, str] = {}
         for row in due:
-            outcome = plan(cast(Mapping[str, Any], row), now, cache=cache)
+            try:
+                outcome = plan(cast(Mapping[str, Any], row), now, cache=cache)
+            except (ValueError, TypeError, KeyError, SundialError) as exc:
+                # A row no trigger can be built from must not stall every other schedule.
+                quarantined[row["id"]] = f"{type(exc).__name__}: {exc}"
+                continue
             decision = decide(
                 Overlap(row["overlap"]), outcome.fires, current.get(row["id"], InFlight())
             )
@@ -180,6 +189,8 @@ def claim_due(
             advance["b_missed"] = counts[sid, RunState.MISSED.value]
             advance["b_skipped"] = counts[sid, RunState.SKIPPED.value]
         advance_schedules(conn, advances)
+        if quarantined:
+            _quarantine(conn, quarantined, now)
         if revoke:
             _cancel(conn, revoke, now)
     by_id = {row["id"]: row for row in due}
@@ -193,6 +204,24 @@ def claim_due(
         ],
         revoke,
     )
+
+
+def _quarantine(conn: Connection, reasons: Mapping[str, str], now: datetime) -> None:
+    """Pause schedules whose stored trigger cannot be evaluated; keep them for a human."""
+    for schedule_id, reason in reasons.items():
+        log.error("scheduler: schedule %s quarantined: %s", schedule_id, reason)
+        conn.execute(
+            update(schedules)
+            .where(schedules.c.id == schedule_id)
+            .values(
+                state=ScheduleState.PAUSED.value,
+                state_reason=f"quarantined: {reason}"[:1000],
+                next_run_at=None,
+                next_due_at=None,
+                updated_at=now,
+                version=schedules.c.version + 1,
+            )
+        )
 
 
 def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:

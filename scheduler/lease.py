@@ -223,8 +223,13 @@ class RedisLease:
         started = monotonic()
         if not self._redis.set(self._key, secret, nx=True, px=self._ttl_ms):
             return False
-        with self._engine.begin() as conn:
-            self.token = _new_term(conn, self._replica, self._clock(), self._ttl_ms / 1000)
+        try:
+            with self._engine.begin() as conn:
+                self.token = _new_term(conn, self._replica, self._clock(), self._ttl_ms / 1000)
+        except Exception:
+            # No term without its fencing token: free the key rather than hold it idle.
+            self._release(keys=[self._key], args=[secret])
+            raise
         self._secret = secret
         self._deadline.extend(started)
         log.info("lease: %s acquired, fencing token %s", self._replica.replica_id, self.token)

@@ -29,6 +29,8 @@ log = logging.getLogger("sundial.scheduler")
 BROKER_BACKOFF_S = 1.0
 # Attempts at recording that the broker accepted a batch, before leaving it to the relay.
 MARK_ATTEMPTS = 3
+# After a store error, look again this soon rather than a whole poll interval later.
+STORE_RETRY_S = 0.5
 
 
 class FireCycle:
@@ -76,14 +78,20 @@ class FireCycle:
                 self._housekeeper.maybe_run(self._clock())
         except LeadershipLost as exc:
             log.error("scheduler: fenced off, stepping down: %s", exc)
-            self._lease.release()
+            self._step_down()
             return self._poll_s
         except SQLAlchemyError as exc:
             # The store is down: nothing can be claimed, so nothing is fired twice or lost;
             # the fires stay due and are claimed when it returns.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
-            return self._poll_s
+            return min(STORE_RETRY_S, self._poll_s)
         return self._wait_s()
+
+    def _step_down(self) -> None:
+        try:
+            self._lease.release()
+        except Exception as exc:  # the term is stale anyway; its lease simply expires
+            log.warning("scheduler: release after fencing failed: %s", exc)
 
     def _wait_s(self) -> float:
         try:
@@ -91,10 +99,11 @@ class FireCycle:
         except SQLAlchemyError as exc:
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
+            return min(STORE_RETRY_S, self._poll_s)
+        wakes = [t for t in (nxt, self._broker_retry_at) if t is not None]
+        if not wakes:
             return self._poll_s
-        if nxt is None:
-            return self._poll_s
-        return max(0.0, min(self._poll_s, (nxt - self._clock()).total_seconds()))
+        return max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))
 
     def _publish(self, dispatches: list[Dispatch]) -> None:
         now = self._clock()

@@ -12,7 +12,7 @@ from scheduler.bulk import mark_dispatched
 from scheduler.claim import claim_due, next_due_at, pending_dispatches
 from scheduler.errors import LeadershipLost
 from scheduler.lease import Replica, SqlLease
-from scheduler.models import LEADER_ROW, leader, run_id_for, runs
+from scheduler.models import LEADER_ROW, leader, run_id_for, runs, schedules
 from tests.factories import add_schedule, runs_of, schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
@@ -172,3 +172,23 @@ def test_expires_is_counted_from_the_scheduled_time(engine: Engine) -> None:
     add_schedule(engine, "exp", EVERY_10S, T0, expires_seconds=5.0)
     (claimed,) = claim_due(engine, T0 + timedelta(seconds=12), token, 100).dispatches
     assert claimed.expires_at == T0 + timedelta(seconds=15)
+
+
+def test_poisoned_row_is_quarantined_and_others_still_fire(engine: Engine) -> None:
+    token = _term(engine)
+    add_schedule(engine, "good", EVERY_10S, T0)
+    add_schedule(engine, "poisoned", EVERY_10S, T0)
+    with engine.begin() as conn:  # corrupted behind the API's back
+        conn.execute(
+            update(schedules)
+            .where(schedules.c.id == "poisoned")
+            .values(trigger={"type": "cron", "expression": "not a crontab"})
+        )
+
+    claimed = claim_due(engine, T0 + timedelta(seconds=10), token, 100).dispatches
+
+    assert [d.schedule_id for d in claimed] == ["good"]
+    row = schedule(engine, "poisoned")  # kept for a human, not deleted
+    assert row["state"] == "paused" and row["next_due_at"] is None
+    assert row["state_reason"].startswith("quarantined: InvalidSchedule")
+    assert runs_of(engine, "poisoned") == []

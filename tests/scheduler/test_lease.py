@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 import scheduler.lease as lease_module
+from scheduler.db import make_engine
 from scheduler.lease import SAFETY_MARGIN, RedisLease, Replica, SqlLease
 from scheduler.models import leader
 from tests.services import unique_name
@@ -195,3 +198,21 @@ def test_fencing_token_keeps_growing_when_redis_forgets_the_key(redis_lease) -> 
     assert second.acquire()
     assert second.token is not None and first.token is not None
     assert second.token == first.token + 1
+
+
+def test_redis_lease_frees_the_key_when_no_fencing_term_can_be_recorded(
+    redis_url: str, tmp_path: Path, clock: FakeTime
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    key = unique_name("sundial:test:leader")
+    broken = make_engine(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}")
+    lease = RedisLease(client, broken, A, 10, key=key, clock=lambda: clock.wall)
+    try:
+        with pytest.raises(OperationalError):
+            lease.acquire()
+        assert not client.exists(key)
+        assert not lease.held()
+    finally:
+        client.delete(key)
+        client.close()
+        broken.dispose()

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, update
+from sqlalchemy.exc import OperationalError
 
 from scheduler.claim import Dispatch
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
 from scheduler.models import LEADER_ROW, leader, run_id_for
-from scheduler.runloop import FireCycle, SundialScheduler
+from scheduler.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
 from tests.factories import add_schedule, runs_of
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -135,3 +136,37 @@ def test_scheduler_job_store_shows_schedules_as_apscheduler_jobs(engine: Engine)
     )
     assert store.get_next_run_time() == job.next_run_time
     assert [j.id for j in store.get_due_jobs(datetime(2026, 11, 22, 3, 0, tzinfo=UTC))] == ["s"]
+
+
+def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
+    engine: Engine,
+) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, cycle = _cycle(engine, clock, publisher)
+    cycle._poll_s = 5.0  # as with Redis notices: a long safety poll
+    assert lease.acquire()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 60}, T0)
+    publisher.down = True
+    clock.now = T0 + timedelta(seconds=60)
+
+    wait = cycle()
+
+    assert 0 < wait <= 1.0  # the backoff, not the 5 s poll
+    publisher.down = False
+    clock.now += timedelta(seconds=wait)
+    cycle()
+    assert [d.schedule_id for d in publisher.sent] == ["s"]
+
+
+def test_store_error_is_retried_soon_without_ending_the_loop(engine: Engine) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, cycle = _cycle(engine, clock, publisher)
+    cycle._poll_s = 5.0
+    assert lease.acquire()
+
+    def broken(*_args: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+    cycle._jobstore.claim_due = broken
+
+    assert cycle() == STORE_RETRY_S
