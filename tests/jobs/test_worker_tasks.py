@@ -158,3 +158,21 @@ def test_webhook_non_2xx_fails_with_status_and_body_start(
     assert "database on fire" in str(error)
     assert len(str(error)) < 3000
     assert len(receiver.requests) == 1
+
+
+def test_a_run_delivered_twice_is_executed_once(redis_settings, celery_client, http_receiver):
+    receiver = http_receiver(status=200, body=b"ok")
+    settings = redis_settings(webhook_allowed_hosts=["127.0.0.1"])
+    queue = unique_name("q")
+    app = celery_client(settings)
+    kwargs = {"url": f"{receiver.url}/hooks/in"}
+    with running_worker(settings, queues=queue):
+        first = publish(app, WEBHOOK, queue, kwargs=kwargs)
+        assert outcome(first)[0] == "SUCCESS"
+        # A scheduler that crashed between publishing and recording it publishes again,
+        # with the same run id.
+        again = app.send_task(WEBHOOK, kwargs=kwargs, task_id=first.id, queue=queue)
+        other = publish(app, WEBHOOK, queue, kwargs=kwargs)
+        assert outcome(other)[0] == "SUCCESS"
+        assert again.id == first.id
+    assert [r.headers["Idempotency-Key"] for r in receiver.requests] == [first.id, other.id]
