@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
-from scheduler.dispatch import Publisher, create_publisher, create_publisher_app
+from scheduler.dispatch import create_publisher, create_publisher_app
 from scheduler.housekeeping import Housekeeper, Retention
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, RedisLease, Replica, SqlLease
@@ -44,7 +44,7 @@ class SchedulerReplica:
     keeper: LeaseKeeper
     scheduler: SundialScheduler
     tracker: EventTracker
-    publisher: Publisher
+    cycle: FireCycle
     listener: NoticeListener | None = None
     redis_client: redis.Redis | None = None
     _stopping: bool = field(default=False, init=False)
@@ -68,11 +68,12 @@ class SchedulerReplica:
 
     def stop_background(self) -> None:
         """Stop publishing first, then give the lease up, then the rest."""
+        self.cycle.outbox.close()
         self.keeper.stop()
         if self.listener is not None:
             self.listener.stop()
         self.tracker.stop()
-        self.publisher.close()
+        self.cycle.outbox.publisher.close()
         if self.redis_client is not None:
             self.redis_client.close()
         self.engine.dispose()
@@ -123,6 +124,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
             ),
             lookup=result_lookup(app) if settings.result_backend else None,
         ),
+        threaded_publish=True,
     )
     scheduler = SundialScheduler(cycle, jobstore)
     keeper = LeaseKeeper(
@@ -133,5 +135,5 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         listener = NoticeListener(client, lambda _sid: scheduler.wakeup())
     tracker = EventTracker(app, engine, active=lease.held)
     return SchedulerReplica(
-        settings, engine, lease, keeper, scheduler, tracker, publisher, listener, client
+        settings, engine, lease, keeper, scheduler, tracker, cycle, listener, client
     )

@@ -6,14 +6,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.bulk import mark_dispatched
-from scheduler.claim import Dispatch, next_due_at, pending_dispatches
+from scheduler.claim import next_due_at, pending_dispatches
 from scheduler.clock import Clock, monotonic, utcnow
 from scheduler.dispatch import Publisher
 from scheduler.errors import LeadershipLost
@@ -21,14 +19,10 @@ from scheduler.housekeeping import Housekeeper
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, Replica
 from scheduler.models import replicas
+from scheduler.outbox import Outbox
 
 log = logging.getLogger("sundial.scheduler")
 
-# After the broker refused a message, wait this long before publishing again; fires keep
-# being recorded as pending meanwhile, and go out in order once the broker is back.
-BROKER_BACKOFF_S = 1.0
-# Attempts at recording that the broker accepted a batch, before leaving it to the relay.
-MARK_ATTEMPTS = 3
 # After a store error, look again this soon rather than a whole poll interval later.
 STORE_RETRY_S = 0.5
 
@@ -46,8 +40,10 @@ class FireCycle:
         batch_size: int,
         clock: Clock = utcnow,
         housekeeper: Housekeeper | None = None,
+        threaded_publish: bool = False,
     ) -> None:
         self._housekeeper = housekeeper
+        self.outbox = Outbox(engine, publisher, lease, clock, threaded=threaded_publish)
         self._engine = engine
         self._lease = lease
         self._publisher = publisher
@@ -55,7 +51,6 @@ class FireCycle:
         self._poll_s = poll_s
         self._batch = batch_size
         self._clock = clock
-        self._broker_retry_at: datetime | None = None
 
     def __call__(self) -> float:
         """Claim and publish everything due; return seconds until the next look."""
@@ -63,13 +58,15 @@ class FireCycle:
         if token is None or not self._lease.held():
             return self._poll_s
         try:
-            drained = self._relay(token)
+            # While batches are still on their way out, the runs pending in the store are
+            # those batches: the relay would only send them twice.
+            drained = self._relay(token) if self.outbox.idle() else not self.outbox.backing_off()
             while True:
                 now = self._clock()
                 claim = self._jobstore.claim_due(now, token, self._batch)
                 if drained:
                     # Older runs still pending go first: these wait for the next relay.
-                    self._publish(claim.dispatches)
+                    self.outbox.send(claim.dispatches)
                 if claim.revoke:
                     self._publisher.revoke(claim.revoke)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
@@ -100,42 +97,10 @@ class FireCycle:
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
             return min(STORE_RETRY_S, self._poll_s)
-        wakes = [t for t in (nxt, self._broker_retry_at) if t is not None]
+        wakes = [t for t in (nxt, self.outbox.retry_at) if t is not None]
         if not wakes:
             return self._poll_s
         return max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))
-
-    def _publish(self, dispatches: list[Dispatch]) -> None:
-        now = self._clock()
-        if not dispatches or (self._broker_retry_at and now < self._broker_retry_at):
-            return
-        if not self._lease.held():
-            # Frozen or cut off past our deadline: a follower may lead by now and relay
-            # these runs itself. They stay pending; publishing late would send them twice.
-            return
-        sent = self._publisher.publish(dispatches)
-        self._mark_dispatched(sent)
-        if len(sent) < len(dispatches):
-            self._broker_retry_at = self._clock() + timedelta(seconds=BROKER_BACKOFF_S)
-        else:
-            self._broker_retry_at = None
-
-    def _mark_dispatched(self, sent: list[str]) -> None:
-        # The broker holds these messages now: failing to record it would have the relay
-        # publish the whole batch again, so a dropped connection gets another try at once
-        # (the update only moves runs still pending, so repeating it is harmless).
-        for attempt in range(1, MARK_ATTEMPTS + 1):
-            try:
-                mark_dispatched(self._engine, sent, self._clock())
-                return
-            except SQLAlchemyError as exc:
-                if attempt == MARK_ATTEMPTS:
-                    raise
-                log.warning(
-                    "scheduler: recording %d published runs failed (%s); retrying",
-                    len(sent),
-                    type(exc).__name__,
-                )
 
     def _relay(self, token: int) -> bool:
         """Publish runs left pending by a crash, a broker outage or a manual trigger;
@@ -144,11 +109,14 @@ class FireCycle:
             pending = pending_dispatches(self._engine, token, self._batch, self._clock())
             if not pending:
                 return True
-            self._publish(pending)
-            if self._broker_retry_at is not None:
+            self.outbox.send(pending)
+            if self.outbox.retry_at is not None:
                 return False
             if len(pending) < self._batch:
                 return True
+            if not self.outbox.idle():
+                # More may wait behind the batch on its way out: relay again next cycle.
+                return False
 
 
 class LeaseKeeper:

@@ -14,6 +14,7 @@ from scheduler.lease import Replica, SqlLease
 from scheduler.models import LEADER_ROW, leader, run_id_for
 from scheduler.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
 from tests.factories import add_schedule, runs_of
+from tests.services import wait_for
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -170,3 +171,34 @@ def test_store_error_is_retried_soon_without_ending_the_loop(engine: Engine) -> 
     cycle._jobstore.claim_due = broken
 
     assert cycle() == STORE_RETRY_S
+
+
+def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
+    cycle = FireCycle(
+        engine,
+        lease,
+        publisher,
+        SqlJobStore(engine),
+        poll_s=0.25,
+        batch_size=2,
+        clock=clock,
+        threaded_publish=True,
+    )
+    assert lease.acquire()
+    for i in range(7):
+        add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0, coalesce=False)
+    clock.now = T0 + timedelta(seconds=20)
+    try:
+        cycle()
+        wait_for(cycle.outbox.idle, 5, "the outbox to drain")
+    finally:
+        cycle.outbox.close()
+
+    fires = [(d.schedule_id, d.scheduled_for) for d in publisher.sent]
+    assert len(fires) == len(set(fires)) == 14
+    for i in range(7):
+        mine = [t for sid, t in fires if sid == f"s{i}"]
+        assert mine == sorted(mine)
+        assert [r["state"] for r in runs_of(engine, f"s{i}")] == ["dispatched", "dispatched"]
