@@ -6,8 +6,12 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 from scheduler.settings import Settings
 
@@ -40,10 +44,27 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
     log.info("migrate: %s is at head", settings.database_url)
 
 
+def api_from_environment() -> FastAPI:
+    """The API app built from the environment: uvicorn calls this in each worker process."""
+    from api.app import create_app
+
+    return create_app(load_settings())
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
-    """Serve the REST API."""
+    """Serve the REST API, in ``--workers`` processes."""
     import uvicorn
 
+    if args.workers > 1:
+        uvicorn.run(
+            "sundial.cli:api_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+        )
+        return
     from api.app import create_app
 
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
@@ -80,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="the REST API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
     api.set_defaults(func=cmd_api)
     sub.add_parser("scheduler", help="one scheduler replica").set_defaults(func=cmd_scheduler)
     worker = sub.add_parser(

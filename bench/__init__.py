@@ -1,0 +1,1 @@
+"""sundial's benchmark suite: ``python -m bench`` (see bench/README.md)."""

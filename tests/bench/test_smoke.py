@@ -1,0 +1,86 @@
+"""The benchmark suite, run tiny, so it cannot rot: ``python -m bench --quick`` on S1, S2
+and S5 against the machine's PostgreSQL and Redis, and its JSON checked for sane numbers.
+Speed targets are the benchmark's business, not this test's: it checks only that every
+fire was published once and nothing was lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.services import port_open, service_missing
+
+REPO = Path(__file__).resolve().parents[2]
+# Not the tests' Redis DB (13) nor a full run's default (10).
+SMOKE_REDIS_DB = "11"
+
+pytestmark = [pytest.mark.slow, pytest.mark.services]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The JSON of one quick run of S1, S2 and S5."""
+    if not (port_open("127.0.0.1", 5432) and port_open("127.0.0.1", 6379)):
+        service_missing("the benchmark needs PostgreSQL on :5432 and Redis on :6379")
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--scenarios", "S1,S2,S5",
+         "--redis-db", SMOKE_REDIS_DB, "--json", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert out.exists(), proc.stderr[-4000:]
+    data: dict[str, Any] = json.loads(out.read_text())
+    data["stdout"] = proc.stdout
+    data["returncode"] = proc.returncode
+    data["stderr_tail"] = proc.stderr[-4000:]
+    return data
+
+
+def test_every_case_ran_without_error(results: dict[str, Any]) -> None:
+    assert results["errors"] == {}, results["stderr_tail"]
+    assert results["returncode"] == 0
+    assert results["machine"]["nproc"] >= 1
+    assert results["machine"]["postgresql"]
+
+
+def test_burst_is_published_once_each_by_both(results: dict[str, Any]) -> None:
+    for system in ("sundial", "baseline"):
+        burst = results["cases"][f"S1 500 {system}"]
+        assert burst["published"] == burst["n"] == 500
+        assert burst["duplicates"] == 0
+        assert burst["drops"] == 0
+        assert burst["fires_per_s"] > 0
+        assert 0 <= burst["p50_s"] <= burst["p99_s"] <= burst["max_s"]
+
+
+def test_sustained_window_loses_nothing(results: dict[str, Any]) -> None:
+    ours = results["cases"]["S2 200 sundial"]
+    assert ours["expected"] == 200 * 5
+    assert ours["published"] == ours["expected"]
+    assert ours["misses"] == 0
+    assert ours["recorded_missed"] == 0
+    assert ours["duplicates"] == 0
+    assert ours["fires_per_s"] > 0
+    assert results["cases"]["S2 200 baseline"]["published"] > 0
+
+
+def test_wake_up_and_failover_are_measured(results: dict[str, Any]) -> None:
+    woke = results["cases"]["S5 wake-up"]
+    assert all(0.5 < s < 10 for s in woke["create_to_publish_s"])
+    failover = results["cases"]["S5 failover"]
+    assert failover["new_leader"]
+    assert 0 < failover["gap_s"] < 30
+    assert failover["duplicates"] == failover["same_id_republished"]
+
+
+def test_table_has_a_row_per_headline_figure(results: dict[str, Any]) -> None:
+    table = results["stdout"]
+    for row in ("S1 burst 500", "S2 sustained 200/s", "S5 wake-up/failover", "| met? |"):
+        assert row in table
+    metrics = {(m["scenario"], m["metric"]) for m in results["metrics"]}
+    assert ("S1 burst 500", "drops") in metrics
