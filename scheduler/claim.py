@@ -292,12 +292,13 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
 
 def next_due_at(engine: Engine) -> datetime | None:
     """The earliest instant a schedule or a waiting run (retry, backfill) falls due."""
+    query = select(
+        select(func.min(schedules.c.next_due_at)).scalar_subquery(),
+        select(func.min(runs.c.due_at))
+        .where(runs.c.state == RunState.PENDING.value)
+        .scalar_subquery(),
+    )
     with engine.connect() as conn:
-        times = [
-            conn.execute(select(func.min(schedules.c.next_due_at))).scalar(),
-            conn.execute(
-                select(func.min(runs.c.due_at)).where(runs.c.state == RunState.PENDING.value)
-            ).scalar(),
-        ]
+        times = conn.execute(query).one()
     found = [t for t in times if t is not None]
     return min(found) if found else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
@@ -25,6 +26,12 @@ log = logging.getLogger("sundial.scheduler")
 
 # After a store error, look again this soon rather than a whole poll interval later.
 STORE_RETRY_S = 0.5
+# Runs left pending (a crash, a manual trigger, a retry's backoff) are looked for this
+# often, and at once after the broker refused; not at every cycle of a busy leader.
+RELAY_EVERY_S = 0.5
+# After a cycle that fired something, wait at least this long: fires a few milliseconds
+# apart are claimed together instead of one cycle (and its fixed cost) each.
+BUSY_GAP_S = 0.05
 
 
 class FireCycle:
@@ -51,6 +58,9 @@ class FireCycle:
         self._poll_s = poll_s
         self._batch = batch_size
         self._clock = clock
+        self._next_relay: datetime | None = None
+        self._backlog = True  # a new leader first publishes what the last one left
+        self._fired = False
 
     def __call__(self) -> float:
         """Claim and publish everything due; return seconds until the next look."""
@@ -58,12 +68,12 @@ class FireCycle:
         if token is None or not self._lease.held():
             return self._poll_s
         try:
-            # While batches are still on their way out, the runs pending in the store are
-            # those batches: the relay would only send them twice.
-            drained = self._relay(token) if self.outbox.idle() else not self.outbox.backing_off()
+            drained = self._maybe_relay(token)
+            self._fired = False
             while True:
                 now = self._clock()
                 claim = self._jobstore.claim_due(now, token, self._batch)
+                self._fired = self._fired or bool(claim.dispatches)
                 if drained:
                     # Older runs still pending go first: these wait for the next relay.
                     self.outbox.send(claim.dispatches)
@@ -97,10 +107,30 @@ class FireCycle:
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
             return min(STORE_RETRY_S, self._poll_s)
-        wakes = [t for t in (nxt, self.outbox.retry_at) if t is not None]
+        # While the broker backoff runs, the relay has nothing to do before it ends.
+        relay_at = self.outbox.retry_at if self.outbox.backing_off() else self._next_relay
+        wakes = [t for t in (nxt, relay_at) if t is not None]
         if not wakes:
             return self._poll_s
-        return max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))
+        wait = max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))
+        return max(wait, BUSY_GAP_S) if self._fired else wait
+
+    def _maybe_relay(self, token: int) -> bool:
+        """Relay when it is time to; True when new fires may be published behind it."""
+        now = self._clock()
+        backlog = self._backlog or self.outbox.retry_at is not None
+        # While batches are still on their way out, the runs pending in the store are
+        # those batches: the relay would only send them twice.
+        if (
+            not self.outbox.idle()
+            or self.outbox.backing_off()
+            or not (backlog or self._next_relay is None or now >= self._next_relay)
+        ):
+            return not backlog and not self.outbox.backing_off()
+        self._next_relay = now + timedelta(seconds=RELAY_EVERY_S)
+        drained = self._relay(token)
+        self._backlog = not drained
+        return drained
 
     def _relay(self, token: int) -> bool:
         """Publish runs left pending by a crash, a broker outage or a manual trigger;
