@@ -132,7 +132,12 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
     )
     listener = None
     if client is not None:
-        listener = NoticeListener(client, lambda _sid: scheduler.wakeup())
+
+        def on_notice(_schedule_id: str) -> None:
+            cycle.request_relay()
+            scheduler.wakeup()
+
+        listener = NoticeListener(client, on_notice)
     tracker = EventTracker(app, engine, active=lease.held)
     return SchedulerReplica(
         settings, engine, lease, keeper, scheduler, tracker, cycle, listener, client

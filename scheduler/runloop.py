@@ -31,7 +31,7 @@ STORE_RETRY_S = 0.5
 RELAY_EVERY_S = 0.5
 # After a cycle that fired something, wait at least this long: fires a few milliseconds
 # apart are claimed together instead of one cycle (and its fixed cost) each.
-BUSY_GAP_S = 0.05
+BUSY_GAP_S = 0.02
 
 
 class FireCycle:
@@ -107,13 +107,19 @@ class FireCycle:
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
             return min(STORE_RETRY_S, self._poll_s)
-        # While the broker backoff runs, the relay has nothing to do before it ends.
-        relay_at = self.outbox.retry_at if self.outbox.backing_off() else self._next_relay
+        # A backlog is relayed as soon as the broker backoff (if any) allows.
+        relay_at = self.outbox.retry_at if self.outbox.backing_off() else None
+        if relay_at is None and self._backlog:
+            relay_at = self._next_relay
         wakes = [t for t in (nxt, relay_at) if t is not None]
         if not wakes:
             return self._poll_s
         wait = max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))
         return max(wait, BUSY_GAP_S) if self._fired else wait
+
+    def request_relay(self) -> None:
+        """Look for pending runs at the next cycle (a change notice: maybe a manual run)."""
+        self._next_relay = None
 
     def _maybe_relay(self, token: int) -> bool:
         """Relay when it is time to; True when new fires may be published behind it."""

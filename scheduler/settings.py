@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     poll_interval_seconds: float | None = Field(default=None, gt=0, le=60)
     claim_batch_size: int = Field(default=1000, ge=1, le=100_000)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Processes serving the API (`sundial api --workers` overrides).
+    api_workers: int = Field(default=1, ge=1, le=64)
     # Run history: finished runs older than this, or beyond this many per schedule, are
     # pruned by the leader in batches.
     run_retention_days: float = Field(default=30, gt=0)

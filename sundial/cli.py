@@ -55,13 +55,14 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
     """Serve the REST API, in ``--workers`` processes."""
     import uvicorn
 
-    if args.workers > 1:
+    workers = args.workers or settings.api_workers
+    if workers > 1:
         uvicorn.run(
             "sundial.cli:api_from_environment",
             factory=True,
             host=args.host,
             port=args.port,
-            workers=args.workers,
+            workers=workers,
             log_level="info",
         )
         return
@@ -101,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="the REST API")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
-    api.add_argument("--workers", type=int, default=1, help="API processes (default 1)")
+    api.add_argument(
+        "--workers", type=int, default=None, help="API processes (default SUNDIAL_API_WORKERS, 1)"
+    )
     api.set_defaults(func=cmd_api)
     sub.add_parser("scheduler", help="one scheduler replica").set_defaults(func=cmd_scheduler)
     worker = sub.add_parser(
