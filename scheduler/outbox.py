@@ -65,14 +65,23 @@ class Outbox:
         """True when no batch waits to be sent or is being sent."""
         return self._queue is None or self._queue.unfinished_tasks == 0
 
-    def send(self, dispatches: Sequence[Dispatch]) -> None:
-        """Publish (or queue for publishing) unless backing off; what is not sent stays pending."""
+    def send(self, dispatches: Sequence[Dispatch], background: bool = False) -> None:
+        """Publish unless backing off; what is not sent stays pending.
+
+        ``background`` hands the batch to the sending thread (when there is one) so the
+        caller can claim the next; otherwise it is sent now, after whatever is queued.
+        """
         if not dispatches or self.backing_off():
             return
         if self._queue is None:
             self._send_now(dispatches)
-        else:
+        elif background:
             self._queue.put(dispatches)
+        else:
+            # Steady load: a thread hand-off only adds latency. Order is kept by letting
+            # the queued batches go out first.
+            self._queue.join()
+            self._send_now(dispatches)
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Finish what is queued, then stop the sending thread."""

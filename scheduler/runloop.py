@@ -76,7 +76,9 @@ class FireCycle:
                 self._fired = self._fired or bool(claim.dispatches)
                 if drained:
                     # Older runs still pending go first: these wait for the next relay.
-                    self.outbox.send(claim.dispatches)
+                    # A full batch means a burst: publish it while the next is claimed.
+                    full = len(claim.dispatches) == self._batch
+                    self.outbox.send(claim.dispatches, background=full)
                 if claim.revoke:
                     self._publisher.revoke(claim.revoke)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
