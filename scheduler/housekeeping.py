@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select
 
+from scheduler.clock import Clock, utcnow
 from scheduler.models import RunState, runs
 from scheduler.outcomes import FINAL, record_outcome
 
@@ -104,7 +106,8 @@ def prune_runs(engine: Engine, now: datetime, retention: Retention) -> int:
 
 
 class Housekeeper:
-    """Runs the chores at most once per interval, from the leader's cycle."""
+    """Runs the chores at most once per interval while this replica leads, from a thread
+    of its own: a prune over a large history must not hold up the fire path."""
 
     def __init__(
         self,
@@ -113,7 +116,11 @@ class Housekeeper:
         timeout: timedelta,
         retention: Retention,
         lookup: ResultLookup | None = None,
+        clock: Clock = utcnow,
     ) -> None:
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self._engine = engine
         self._interval = interval
         self._timeout = timeout
@@ -130,3 +137,24 @@ class Housekeeper:
         pruned = prune_runs(self._engine, now, self._retention)
         if settled or pruned:
             log.info("housekeeping: settled %d stale runs, pruned %d", settled, pruned)
+
+    def start(self, leading: Callable[[], bool]) -> None:
+        """Do the chores in the background whenever ``leading()`` holds."""
+
+        def loop() -> None:
+            while not self._stop.wait(min(1.0, self._interval.total_seconds())):
+                if not leading():
+                    continue
+                try:
+                    self.maybe_run(self._clock())
+                except Exception as exc:  # the store is down: the next round tries again
+                    log.warning("housekeeping: %s: %s", type(exc).__name__, exc)
+
+        self._thread = threading.Thread(target=loop, name="sundial-housekeeping", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the background chores."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -45,6 +45,7 @@ class SchedulerReplica:
     scheduler: SundialScheduler
     tracker: EventTracker
     cycle: FireCycle
+    housekeeper: Housekeeper
     listener: NoticeListener | None = None
     redis_client: redis.Redis | None = None
     _stopping: bool = field(default=False, init=False)
@@ -65,10 +66,12 @@ class SchedulerReplica:
         if self.listener is not None:
             self.listener.start()
         self.tracker.start()
+        self.housekeeper.start(self.lease.held)
 
     def stop_background(self) -> None:
         """Stop publishing first, then give the lease up, then the rest."""
         self.cycle.outbox.close()
+        self.housekeeper.stop()
         self.keeper.stop()
         if self.listener is not None:
             self.listener.stop()
@@ -114,17 +117,18 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         poll_s=settings.poll_interval_s,
         batch_size=settings.claim_batch_size,
         clock=clock,
-        housekeeper=Housekeeper(
-            engine,
-            interval=timedelta(seconds=settings.housekeeping_interval_seconds),
-            timeout=timedelta(seconds=settings.run_outcome_timeout_seconds),
-            retention=Retention(
-                max_age=timedelta(days=settings.run_retention_days),
-                per_schedule=settings.run_retention_per_schedule,
-            ),
-            lookup=result_lookup(app) if settings.result_backend else None,
-        ),
         threaded_publish=True,
+    )
+    housekeeper = Housekeeper(
+        engine,
+        interval=timedelta(seconds=settings.housekeeping_interval_seconds),
+        timeout=timedelta(seconds=settings.run_outcome_timeout_seconds),
+        retention=Retention(
+            max_age=timedelta(days=settings.run_retention_days),
+            per_schedule=settings.run_retention_per_schedule,
+        ),
+        lookup=result_lookup(app) if settings.result_backend else None,
+        clock=clock,
     )
     scheduler = SundialScheduler(cycle, jobstore)
     keeper = LeaseKeeper(
@@ -140,5 +144,5 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         listener = NoticeListener(client, on_notice)
     tracker = EventTracker(app, engine, active=lease.held)
     return SchedulerReplica(
-        settings, engine, lease, keeper, scheduler, tracker, cycle, listener, client
+        settings, engine, lease, keeper, scheduler, tracker, cycle, housekeeper, listener, client
     )

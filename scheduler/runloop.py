@@ -16,7 +16,6 @@ from scheduler.claim import next_due_at, pending_dispatches
 from scheduler.clock import Clock, monotonic, utcnow
 from scheduler.dispatch import Publisher
 from scheduler.errors import LeadershipLost
-from scheduler.housekeeping import Housekeeper
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, Replica
 from scheduler.models import replicas
@@ -46,10 +45,8 @@ class FireCycle:
         poll_s: float,
         batch_size: int,
         clock: Clock = utcnow,
-        housekeeper: Housekeeper | None = None,
         threaded_publish: bool = False,
     ) -> None:
-        self._housekeeper = housekeeper
         self.outbox = Outbox(engine, publisher, lease, clock, threaded=threaded_publish)
         self._engine = engine
         self._lease = lease
@@ -83,8 +80,6 @@ class FireCycle:
                     self._publisher.revoke(claim.revoke)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
-            if self._housekeeper is not None:
-                self._housekeeper.maybe_run(self._clock())
         except LeadershipLost as exc:
             log.error("scheduler: fenced off, stepping down: %s", exc)
             self._step_down()

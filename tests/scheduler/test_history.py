@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,9 +12,10 @@ from scheduler.backfill import backfill
 from scheduler.bulk import mark_dispatched
 from scheduler.claim import claim_due, pending_dispatches
 from scheduler.errors import InvalidSchedule
-from scheduler.housekeeping import Retention, prune_runs, settle_stale_runs
+from scheduler.housekeeping import Housekeeper, Retention, prune_runs, settle_stale_runs
 from scheduler.models import Overlap, RunState, run_id_for, runs
 from tests.factories import add_schedule, runs_of, schedule
+from tests.services import wait_for
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 HOURLY = {"type": "cron", "expression": "0 * * * *"}
@@ -136,3 +138,25 @@ def test_backfilled_fire_is_counted_once_even_when_the_leader_reaches_it(
     assert claim_due(engine, at(10), token, 10).dispatches == []  # already recorded
 
     assert schedule(engine, "s")["run_count"] == 1
+
+
+def test_housekeeper_does_its_chores_in_the_background_only_while_leading(
+    engine: Engine, token: int
+) -> None:
+    run_id = _dispatched_run(engine, token)
+    leading = threading.Event()
+    keeper = Housekeeper(
+        engine,
+        interval=timedelta(milliseconds=50),
+        timeout=timedelta(hours=1),
+        retention=Retention(max_age=timedelta(days=30), per_schedule=100),
+        lookup={run_id: (RunState.SUCCEEDED, {"result": 1})}.get,
+        clock=lambda: at(60),
+    )
+    keeper.start(leading.is_set)
+    try:
+        assert runs_of(engine, "s")[0]["state"] == "dispatched"  # a follower does nothing
+        leading.set()
+        wait_for(lambda: runs_of(engine, "s")[0]["state"] == "succeeded", 10, "settling")
+    finally:
+        keeper.stop()
