@@ -102,7 +102,7 @@ def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Setting
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"database_url": database_url, "data_dir": tmp_path / "data"}
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 
