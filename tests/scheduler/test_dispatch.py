@@ -90,14 +90,11 @@ def test_task_sees_dispatch_headers_and_failure_is_recorded(live_leader: LiveLea
     assert failed["finished_at"] is not None
 
 
-def test_publisher_reports_nothing_sent_when_the_broker_is_down(settings_factory: Any) -> None:
-    dead = f"redis://127.0.0.1:{free_port()}/0"
-    app = create_publisher_app(settings_factory(broker_url=dead))
-    now = utcnow()
-    item = Dispatch(
+def _echo() -> Dispatch:
+    return Dispatch(
         run_id="r1",
         schedule_id="s",
-        scheduled_for=now,
+        scheduled_for=utcnow(),
         task="sundial.echo",
         args=[],
         kwargs={},
@@ -105,8 +102,13 @@ def test_publisher_reports_nothing_sent_when_the_broker_is_down(settings_factory
         priority=None,
         expires_at=None,
     )
+
+
+def test_publisher_reports_nothing_sent_when_the_broker_is_down(settings_factory: Any) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_publisher_app(settings_factory(broker_url=dead))
     try:
-        assert CeleryPublisher(app).publish([item]) == []
+        assert CeleryPublisher(app).publish([_echo()]) == []
     finally:
         app.close()
 
@@ -156,19 +158,8 @@ def test_fast_path_reports_nothing_sent_when_the_broker_is_down(settings_factory
     dead = f"redis://127.0.0.1:{free_port()}/0"
     publisher = create_publisher(create_publisher_app(settings_factory(broker_url=dead)))
     assert isinstance(publisher, RedisPublisher)
-    item = Dispatch(
-        run_id="r1",
-        schedule_id="s",
-        scheduled_for=utcnow(),
-        task="sundial.echo",
-        args=[],
-        kwargs={},
-        queue="celery",
-        priority=None,
-        expires_at=None,
-    )
     try:
-        assert publisher.publish([item]) == []
+        assert publisher.publish([_echo()]) == []
     finally:
         publisher.close()
 
