@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from scheduler.bulk import insert_runs
 from scheduler.models import RunState, RunTrigger, ScheduleState, run_id_for, runs, schedules
 
 FINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.REVOKED, RunState.EXPIRED})
@@ -118,22 +118,24 @@ def _schedule_retry(
 ) -> None:
     attempt = run["attempt"] + 1
     delay = backoff(policy, run["attempt"])
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    conn.execute(
-        insert(runs)
-        .values(
-            id=run_id_for(run["schedule_id"], run["scheduled_for"], attempt),
-            schedule_id=run["schedule_id"],
-            scheduled_for=run["scheduled_for"],
-            attempt=attempt,
-            trigger=RunTrigger.RETRY.value,
-            state=RunState.PENDING.value,
-            task=run["task"],
-            reason=f"attempt {attempt} of {policy['max_attempts']}, "
-            f"after {delay.total_seconds():g}s backoff",
-            due_at=now + delay,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
+    insert_runs(
+        conn,
+        [
+            {
+                "id": run_id_for(run["schedule_id"], run["scheduled_for"], attempt),
+                "schedule_id": run["schedule_id"],
+                "scheduled_for": run["scheduled_for"],
+                "attempt": attempt,
+                "trigger": RunTrigger.RETRY.value,
+                "state": RunState.PENDING.value,
+                "task": run["task"],
+                "fencing_token": None,
+                "reason": f"attempt {attempt} of {policy['max_attempts']}, "
+                f"after {delay.total_seconds():g}s backoff",
+                "due_at": now + delay,
+                "hold_while_busy": False,
+                "created_at": now,
+            }
+        ],
     )
     _note(conn, run, f"failed; retrying as attempt {attempt}")

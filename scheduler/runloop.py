@@ -50,7 +50,6 @@ class FireCycle:
         self.outbox = Outbox(engine, publisher, lease, clock, threaded=threaded_publish)
         self._engine = engine
         self._lease = lease
-        self._publisher = publisher
         self._jobstore = jobstore
         self._poll_s = poll_s
         self._batch = batch_size
@@ -77,7 +76,7 @@ class FireCycle:
                     full = len(claim.dispatches) == self._batch
                     self.outbox.send(claim.dispatches, background=full)
                 if claim.revoke:
-                    self._publisher.revoke(claim.revoke)
+                    self.outbox.publisher.revoke(claim.revoke)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
         except LeadershipLost as exc:
