@@ -216,3 +216,13 @@ def test_redis_lease_frees_the_key_when_no_fencing_term_can_be_recorded(
         client.delete(key)
         client.close()
         broken.dispose()
+
+
+def test_eviction_warning_only_for_policies_that_may_evict_the_lease_key(redis_lease) -> None:
+    lease = redis_lease(A)
+    policy = redis_lease.client.config_get("maxmemory-policy")["maxmemory-policy"]
+    if policy in (b"noeviction", "noeviction"):
+        assert lease.eviction_risk() is None
+    redis_lease.client.config_get = lambda _name: {"maxmemory-policy": "allkeys-lru"}
+    warning = lease.eviction_risk()
+    assert warning is not None and "allkeys-lru" in warning
