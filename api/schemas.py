@@ -27,6 +27,7 @@ from api.examples import (
     SPEC_EXAMPLE,
     TRIGGER_EXAMPLES,
 )
+from api.strict_json import printable_value
 from scheduler.models import Overlap, RunState, RunTrigger, ScheduleState
 from scheduler.schedules import ScheduleValues
 from scheduler.triggers import StoredTrigger, TriggerSpec, resolve
@@ -270,6 +271,13 @@ class RunPublic(BaseModel):
     worker: str | None = None
     result: Any = None
     error: Any = None
+
+    @field_validator("result", "error")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        # Written from worker events, not from validated input: a lone surrogate in a task's
+        # return value would make the whole response impossible to encode.
+        return printable_value(value)
 
 
 class RunPage(BaseModel):
