@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import secrets
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,55 +170,56 @@ def _reports_refused_password(service: Service) -> bool:
     return "invalid username-password pair" in service.log()
 
 
-def _bad_configurations(world: World) -> list[Service]:
-    """Processes started on settings that are wrong; each must fail without echoing them."""
+def _start_bad_configurations(world: World) -> list[Service]:
+    """Processes on settings that are wrong: two exit, two retry; none may echo a value."""
     bad_key, wrong_password = f"bk-{secrets.token_hex(12)}", secrets.token_hex(12)
     world.secrets |= {"malformed key": bad_key, "wrong Redis password": wrong_password}
     redis_host = world.env["SUNDIAL_REDIS_URL"].rpartition("@")[2]
     wrong_redis = f"redis://:{wrong_password}@{redis_host}"
     unreachable = world.env["SUNDIAL_DATABASE_URL"].replace(":5432/", f":{free_port()}/")
-    exits = [
-        world.start(
-            ["api", "--port", str(free_port())],
-            "malformed-keys",
-            SUNDIAL_API_KEYS=f"ok-key,{bad_key}:admin",
-        ),
+    keys = f"ok-key,{bad_key}:admin"
+    return [
+        world.start(["api", "--port", str(free_port())], "malformed-keys", SUNDIAL_API_KEYS=keys),
         world.start(["migrate"], "unreachable-database", SUNDIAL_DATABASE_URL=unreachable),
-    ]
-    for service in exits:
-        assert service.proc.wait(timeout=60) != 0, service.log()
-    assert "SUNDIAL_API_KEYS" in exits[0].log()
-    retrying = [
         world.start(["scheduler"], "wrong-redis-scheduler", SUNDIAL_REDIS_URL=wrong_redis),
         world.start(["worker", "--pool=solo"], "wrong-redis-worker", SUNDIAL_REDIS_URL=wrong_redis),
     ]
-    for service in retrying:
+
+
+def _await_bad_configurations(services: list[Service]) -> None:
+    malformed_keys, unreachable_database, *wrong_redis = services
+    for service in (malformed_keys, unreachable_database):
+        assert service.proc.wait(timeout=60) != 0, service.log()
+    assert "SUNDIAL_API_KEYS" in malformed_keys.log()
+    for service in wrong_redis:
         wait_for(
             functools.partial(_reports_refused_password, service),
             60,
             f"{service.name} to report the refused password",
             interval=0.2,
         )
-        service.signal(signal.SIGTERM)
-    return exits + retrying
 
 
 def test_no_secret_reaches_a_log_line_or_an_error_body(world: World) -> None:
     migrate = world.start(["migrate"], "migrate")
     assert migrate.proc.wait(timeout=120) == 0, migrate.log()
     port = free_port()
-    api = world.start(["api", "--port", str(port)], "api")
-    scheduler = world.start(["scheduler"], "scheduler")
-    worker = world.start(["worker", "--pool=solo"], "worker")
+    services = [
+        migrate,
+        world.start(["api", "--port", str(port)], "api"),
+        world.start(["scheduler"], "scheduler"),
+        world.start(["worker", "--pool=solo"], "worker"),
+        *_start_bad_configurations(world),
+    ]
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(f"{base}/healthz"), 60, "the API to answer")
 
     _exercise_the_api(world, base)
-    bad = _bad_configurations(world)
+    _await_bad_configurations(services[4:])
     for group in world.groups:
         group.stop_all()
 
-    logs = {service.name: service.log() for service in [migrate, api, scheduler, worker, *bad]}
+    logs = {service.name: service.log() for service in services}
     leaks = [
         f"{what} in {where}"
         for what, secret in world.secrets.items()
