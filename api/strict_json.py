@@ -12,6 +12,7 @@ is stored and returned exactly as sent.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +21,8 @@ from typing import Any
 MAX_DEPTH = 64
 """Objects and arrays nested deeper than this are refused (the body itself is level 1)."""
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
-"""Integers must fit a signed 64-bit integer: what PostgreSQL, Celery workers in other
-languages and most JSON readers can hold without changing the value."""
+"""Integers must fit a signed 64-bit integer, the widest that PostgreSQL and workers in
+typed languages hold without changing the value."""
 MAX_ERRORS = 10
 
 _INT_DIGITS = len(str(INT_MAX))
@@ -64,7 +65,7 @@ def _constant(name: str) -> _Refused:
 
 def _float(text: str) -> float | _Refused:
     value = float(text)
-    if value in (float("inf"), float("-inf")):
+    if math.isinf(value):
         return _Refused(f"number {_excerpt(text)} is beyond the range of a 64-bit float")
     mantissa = text.lower().partition("e")[0]
     if value == 0 and mantissa.strip("-+0.") != "":

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
         env_prefix="SUNDIAL_", env_file=".env", extra="ignore", hide_input_in_errors=True
     )
 
-    # URLs may carry passwords: kept out of repr(), which a validation error may print.
+    # URLs may carry passwords: kept out of repr(settings).
     database_url: str = Field(default="sqlite:///./sundial.db", repr=False)
     redis_url: str | None = Field(default=None, repr=False)
     broker_url: str | None = Field(default=None, repr=False)
