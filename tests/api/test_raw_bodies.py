@@ -343,7 +343,7 @@ def _assert_same(field: str, sent: Any, stored: Any) -> None:
     """``stored`` is what was sent for ``field``, as the API documents it."""
     if field in ("start_at", "end_at", "run_at"):
         assert _instant(stored) == _instant(sent), field
-    elif field in ("retry", "trigger"):
+    elif field in ("retry", "trigger") and isinstance(sent, dict):
         assert isinstance(stored, dict), field
         for key, value in sent.items():
             _assert_same(key, value, stored[key])

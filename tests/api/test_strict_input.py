@@ -99,6 +99,55 @@ def test_non_standard_body_is_refused_naming_where_and_nothing_is_stored(
     assert count_schedules(engine) == 0
 
 
+# Standard JSON of the wrong type, which pydantic's lax mode used to coerce and store as a
+# value the client never sent.
+COERCED: list[tuple[str, bytes, list[Any]]] = [
+    ("string for a number", _body(jitter_seconds='"5"'), ["body", "jitter_seconds"]),
+    ("true for a number", _body(priority="true"), ["body", "priority"]),
+    ("1.0 for an integer", _body(priority="1.0"), ["body", "priority"]),
+    ("1 for a boolean", _body(coalesce="1"), ["body", "coalesce"]),
+    ('"yes" for a boolean', _body(paused='"yes"'), ["body", "paused"]),
+    ("number for a time", _body(start_at="1700000000"), ["body", "start_at"]),
+    (
+        "false in the retry policy",
+        _body(retry='{"max_attempts": 2, "backoff_seconds": false}'),
+        ["body", "retry", "backoff_seconds"],
+    ),
+    (
+        "string seconds in a trigger",
+        b'{"task": "t", "trigger": {"type": "interval", "seconds": "60"}}',
+        ["body", "trigger", "interval", "seconds"],
+    ),
+    (
+        "number for a trigger time",
+        b'{"task": "t", "trigger": {"type": "date", "run_at": 1700000000}}',
+        ["body", "trigger", "date", "run_at"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "loc"), COERCED, ids=[c[0] for c in COERCED])
+def test_a_value_of_the_wrong_json_type_is_refused_not_coerced(
+    client: TestClient, engine: Engine, name: str, body: bytes, loc: list[Any]
+) -> None:
+    response = client.post("/v1/schedules", content=body, headers=JSON)
+
+    assert response.status_code == 422, response.text
+    assert loc in [e["loc"] for e in response.json()["detail"]]
+    assert count_schedules(engine) == 0
+
+
+def test_times_and_policies_are_still_read_from_their_strings(client: TestClient) -> None:
+    body = _body(start_at='"2026-11-21T13:00:00+01:00"', overlap='"skip"', priority="7")
+
+    response = client.post("/v1/schedules", content=body, headers=JSON)
+
+    assert response.status_code == 201, response.text
+    assert response.json()["start_at"] == "2026-11-21T12:00:00Z"
+    assert response.json()["overlap"] == "skip"
+    assert response.json()["priority"] == 7
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
