@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-from collections.abc import Iterable
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from api.deps import Context
 
@@ -16,12 +18,19 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sundial"'}
 
 
-def _matches(presented: str, keys: Iterable[str]) -> bool:
-    # Compare against every key, without stopping early, in constant time per key.
-    found = False
+def _role(presented: str, keys: Sequence[SecretStr]) -> Literal["write", "read"] | None:
+    """What the configured key equal to ``presented`` may do, or None for no such key.
+
+    Every key is compared, with no early exit, each in constant time over SHA-256 digests:
+    equal lengths, so neither which key matched nor how long the keys are shows in timing.
+    """
+    digest = hashlib.sha256(presented.encode()).digest()
+    role: Literal["write", "read"] | None = None
     for key in keys:
-        found |= hmac.compare_digest(presented.encode(), key.encode())
-    return found
+        secret, _, kind = key.get_secret_value().partition(":")
+        if hmac.compare_digest(digest, hashlib.sha256(secret.encode()).digest()):
+            role = "write" if kind == "" or role == "write" else "read"
+    return role
 
 
 def _authorize(
@@ -37,13 +46,11 @@ def _authorize(
     presented = bearer.credentials if bearer is not None else api_key
     if presented is None:
         raise HTTPException(401, "missing API key", headers=_CHALLENGE)
-    if _matches(presented, settings.write_keys()):
-        return
-    if _matches(presented, settings.read_only_keys()):
-        if write:
-            raise HTTPException(403, "this API key may only read")
-        return
-    raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
+    role = _role(presented, settings.api_keys)
+    if role is None:
+        raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
+    if write and role == "read":
+        raise HTTPException(403, "this API key may only read")
 
 
 def require_read(

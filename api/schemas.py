@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -27,9 +27,10 @@ from api.examples import (
     SPEC_EXAMPLE,
     TRIGGER_EXAMPLES,
 )
+from api.strict_json import printable_value
 from scheduler.models import Overlap, RunState, RunTrigger, ScheduleState
 from scheduler.schedules import ScheduleValues
-from scheduler.triggers import StoredTrigger, TriggerSpec, resolve
+from scheduler.triggers import StoredTrigger, Timestamp, TriggerSpec, resolve
 
 SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 # Label keys exclude ':' so that the list filter `label=k:v` is unambiguous.
@@ -54,13 +55,22 @@ def _to_utc(value: datetime) -> datetime:
 
 
 Trigger = Annotated[TriggerSpec, WrapValidator(_in_range)]
-UTCDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UTCDatetime = Annotated[Timestamp, AfterValidator(_to_utc)]
 """An RFC 3339 time with an offset (naive is refused), converted to UTC."""
+OverlapName = Annotated[Overlap, Strict(False)]
+"""An overlap policy by name, in models that are otherwise strict."""
 
 
-def example_config(*examples: Any, extra: Literal["forbid", "ignore"] = "ignore") -> ConfigDict:
-    """A model config showing ``examples`` in the OpenAPI schema."""
-    return ConfigDict(extra=extra, json_schema_extra={"examples": list(examples)})
+def example_config(
+    *examples: Any, extra: Literal["forbid", "ignore"] = "ignore", strict: bool = False
+) -> ConfigDict:
+    """A model config showing ``examples`` in the OpenAPI schema.
+
+    Request models are ``strict``: a number field takes a JSON number, a boolean field
+    true or false and a text field a string, never a value coerced from another type
+    (``"5"``, ``true`` as 1), which would be stored as something the client did not send.
+    """
+    return ConfigDict(extra=extra, strict=strict, json_schema_extra={"examples": list(examples)})
 
 
 class RetryPolicy(BaseModel):
@@ -68,6 +78,7 @@ class RetryPolicy(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [{"max_attempts": 3, "backoff_seconds": 10, "backoff_max_seconds": 600}]
         },
@@ -91,7 +102,7 @@ class _ScheduleFields(BaseModel):
     expires_seconds: float | None = Field(default=None, gt=0, le=366 * 86400)
     misfire_grace_seconds: float | None = Field(default=60, ge=0, le=366 * 86400)
     coalesce: bool = True
-    overlap: Overlap = Overlap.ALLOW
+    overlap: OverlapName = Overlap.ALLOW
     jitter_seconds: float = Field(default=0, ge=0, le=86400)
     retry: RetryPolicy | None = None
     pause_after_failures: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -119,6 +130,7 @@ class ScheduleCreate(_ScheduleFields):
         SPEC_EXAMPLE,
         {"task": "sundial.echo", "trigger": {"type": "delay", "seconds": 30}},
         extra="forbid",
+        strict=True,
     )
 
     trigger: Trigger = Field(examples=TRIGGER_EXAMPLES)
@@ -155,7 +167,7 @@ class SchedulePut(ScheduleCreate):
     """The whole desired schedule for ``PUT``; ``id``, if given, must match the path."""
 
     model_config = example_config(
-        SPEC_EXAMPLE, {**SPEC_EXAMPLE, "id": "nightly-report"}, extra="forbid"
+        SPEC_EXAMPLE, {**SPEC_EXAMPLE, "id": "nightly-report"}, extra="forbid", strict=True
     )
 
     id: str | None = Field(default=None, pattern=SCHEDULE_ID_PATTERN)
@@ -169,6 +181,7 @@ class SchedulePatch(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"paused": True},
@@ -186,12 +199,12 @@ class SchedulePatch(BaseModel):
     expires_seconds: float | None = None
     misfire_grace_seconds: float | None = None
     coalesce: bool | None = None
-    overlap: Overlap | None = None
+    overlap: OverlapName | None = None
     jitter_seconds: float | None = None
     retry: dict[str, Any] | None = None
     pause_after_failures: int | None = None
-    start_at: AwareDatetime | None = None
-    end_at: AwareDatetime | None = None
+    start_at: Timestamp | None = None
+    end_at: Timestamp | None = None
     paused: bool | None = None
     description: str | None = None
     labels: dict[str, str | None] | None = None
@@ -271,6 +284,13 @@ class RunPublic(BaseModel):
     result: Any = None
     error: Any = None
 
+    @field_validator("result", "error")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        # Written from worker events, not from validated input: a lone surrogate in a task's
+        # return value would make the whole response impossible to encode.
+        return printable_value(value)
+
 
 class RunPage(BaseModel):
     """One page of runs, newest first."""
@@ -286,6 +306,7 @@ class PreviewRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"trigger": CRON_EXAMPLE, "after": "2026-11-21T00:00:00Z", "count": 5},
@@ -334,6 +355,7 @@ class BackfillRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"start": "2026-11-01T00:00:00Z", "end": "2026-11-20T23:59:59Z"},
@@ -348,7 +370,7 @@ class BackfillRequest(BaseModel):
 
     start: UTCDatetime
     end: UTCDatetime = Field(description="Inclusive; not before start, not in the future.")
-    overlap: Overlap | None = Field(
+    overlap: OverlapName | None = Field(
         default=None,
         description="allow: paced at a fixed rate; any other policy: one run at a time. "
         "Default: the schedule's own.",

@@ -32,7 +32,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions."""
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions.
+
+    Statement parameters are kept out of error messages: they carry schedule kwargs and task
+    results (webhook headers, tokens), and those messages end up in logs.
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "isolation_level": None}, **kwargs)
         _configure_sqlite(engine)

@@ -17,7 +17,8 @@ def alembic_config(database_url: str) -> Config:
     """An Alembic config pointing at our migrations, independent of the working directory."""
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    cfg.set_main_option("sqlalchemy.url", database_url)
+    # Not set as the "sqlalchemy.url" option: ConfigParser reads "%" as interpolation, so a
+    # percent-encoded password would fail, with the whole URL in the error message.
     cfg.attributes["database_url"] = database_url
     return cfg
 

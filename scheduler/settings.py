@@ -4,9 +4,32 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token")
+
+
+def without_password(url: str) -> str:
+    """``url`` fit for a log line: a password in it, or in its query, becomes ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<a URL that cannot be parsed>"
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    secret_query = any(key.lower() in _SECRET_QUERY_KEYS for key, _ in query)
+    if password is None and not secret_query:
+        return url  # untouched: urlunsplit would rewrite sqlite:/// as sqlite:/
+    if password is not None:
+        user_info, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user_info.partition(':')[0]}:***@{host}")
+    if secret_query:
+        hidden = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in query]
+        parts = parts._replace(query=urlencode(hidden, safe="*"))
+    return urlunsplit(parts)
 
 
 def _split_csv(value: object) -> object:
@@ -18,14 +41,19 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Every knob of sundial; built once at the edge (CLI, tests) and passed down."""
 
-    model_config = SettingsConfigDict(env_prefix="SUNDIAL_", env_file=".env", extra="ignore")
+    # Values may be secrets (URLs with passwords, API keys): a validation error names the
+    # variable and the rule, never the value.
+    model_config = SettingsConfigDict(
+        env_prefix="SUNDIAL_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
-    database_url: str = "sqlite:///./sundial.db"
-    redis_url: str | None = None
-    broker_url: str | None = None
-    result_backend: str | None = None
+    # URLs may carry passwords: kept out of repr(settings).
+    database_url: str = Field(default="sqlite:///./sundial.db", repr=False)
+    redis_url: str | None = Field(default=None, repr=False)
+    broker_url: str | None = Field(default=None, repr=False)
+    result_backend: str | None = Field(default=None, repr=False)
     lease_ttl_seconds: float = Field(default=10.0, gt=0.5, le=600)
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allowed_tasks: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
     webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -61,11 +89,12 @@ class Settings(BaseSettings):
 
     @field_validator("api_keys")
     @classmethod
-    def _key_roles(cls, keys: list[str]) -> list[str]:
-        for key in keys:
-            secret, _, role = key.partition(":")
+    def _key_roles(cls, keys: list[SecretStr]) -> list[SecretStr]:
+        for number, key in enumerate(keys, start=1):
+            secret, _, role = key.get_secret_value().partition(":")
             if not secret or role not in ("", "read"):
-                raise ValueError("each key is KEY or KEY:read")
+                # Never echo the value: it is a secret, however malformed.
+                raise ValueError(f"each key is KEY or KEY:read (entry {number} is not)")
         return keys
 
     @model_validator(mode="after")
@@ -85,11 +114,3 @@ class Settings(BaseSettings):
         if self.poll_interval_seconds is not None:
             return self.poll_interval_seconds
         return 0.25 if self.redis_url is None else 5.0
-
-    def read_only_keys(self) -> set[str]:
-        """API keys that may only read."""
-        return {k.partition(":")[0] for k in self.api_keys if k.endswith(":read")}
-
-    def write_keys(self) -> set[str]:
-        """API keys that may read and write."""
-        return {k for k in self.api_keys if ":" not in k}

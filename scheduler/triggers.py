@@ -14,15 +14,37 @@ from typing import Annotated, Any, Literal
 
 from apscheduler.triggers.date import DateTrigger as _APSDateTrigger
 from apscheduler.triggers.interval import IntervalTrigger as _APSIntervalTrigger
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    field_validator,
+)
 
 from scheduler.cron import Crontab, load_timezone
 
 _TICK = timedelta(microseconds=1)
 
 
+def _time_text(value: Any) -> Any:
+    # Pydantic would read a JSON number as a Unix time: a changed value, not the one sent.
+    if isinstance(value, int | float):
+        raise ValueError("a time is an RFC 3339 string with an offset, not a number")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, Strict(False), BeforeValidator(_time_text)]
+"""An RFC 3339 time with an offset, sent as a string, in models that are otherwise strict."""
+
+
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: seconds must be a JSON number and names JSON strings; "60" or true would
+    # otherwise be coerced into a value the client did not send.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class CronSpec(_Spec):
@@ -50,7 +72,7 @@ class DateSpec(_Spec):
     """Once, at ``run_at``."""
 
     type: Literal["date"] = "date"
-    run_at: AwareDatetime = Field(examples=["2026-11-22T02:00:00Z"])
+    run_at: Timestamp = Field(examples=["2026-11-22T02:00:00Z"])
 
     @field_validator("run_at")
     @classmethod

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-from scheduler.settings import Settings
+from scheduler.settings import Settings, without_password
 
 log = logging.getLogger("sundial")
 
@@ -41,7 +41,7 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
     from scheduler import migrate
 
     migrate.upgrade(settings.database_url)
-    log.info("migrate: %s is at head", settings.database_url)
+    log.info("migrate: %s is at head", without_password(settings.database_url))
 
 
 def api_from_environment() -> FastAPI:

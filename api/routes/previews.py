@@ -13,12 +13,13 @@ from api.deps import Context
 from api.errors import invalid_input
 from api.routes.schedules import ScheduleId
 from api.schemas import PreviewRequest, PreviewResponse, UTCDatetime
+from api.strict_route import StrictRoute
 from scheduler import schedules as repo
 from scheduler.errors import InvalidSchedule
 from scheduler.firing import fire_times_of
 from scheduler.triggers import FireTimes, fire_times, jitter, resolve
 
-router = APIRouter()
+router = APIRouter(route_class=StrictRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}
 

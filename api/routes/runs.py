@@ -13,10 +13,11 @@ from api.errors import invalid_input
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId
 from api.schemas import RunPage, RunPublic, UTCDatetime
+from api.strict_route import StrictRoute
 from scheduler import schedules as repo
 from scheduler.models import RunState, RunTrigger
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], route_class=StrictRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}
 

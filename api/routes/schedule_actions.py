@@ -11,10 +11,11 @@ from api.deps import Context
 from api.errors import invalid_input
 from api.routes.schedules import ScheduleId, public
 from api.schemas import BackfillRequest, BackfillResponse, RunPublic, SchedulePublic
+from api.strict_route import StrictRoute
 from scheduler import schedules as repo
 from scheduler.backfill import MAX_BACKFILL_FIRES, backfill
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid API key"},

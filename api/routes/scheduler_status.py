@@ -10,9 +10,10 @@ from sqlalchemy import select
 from api.auth import Read
 from api.deps import Context
 from api.status_schemas import LeaderPublic, ReplicaPublic, SchedulerStatus
+from api.strict_route import StrictRoute
 from scheduler.models import LEADER_ROW, leader, replicas
 
-router = APIRouter(prefix="/v1", tags=["scheduler"])
+router = APIRouter(prefix="/v1", tags=["scheduler"], route_class=StrictRoute)
 
 # A replica missing for this many lease periods is no longer listed.
 REPLICA_WINDOW_LEASES = 3

@@ -25,10 +25,11 @@ from api.schemas import (
     SchedulePublic,
     SchedulePut,
 )
+from api.strict_route import StrictRoute
 from scheduler import schedules as repo
 from scheduler.models import ScheduleState
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 
 ScheduleId = Annotated[str, Path(pattern=SCHEDULE_ID_PATTERN, examples=["nightly-report"])]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from tests.api.support import TestClient, count_schedules, schedule_body
@@ -106,3 +108,44 @@ def test_no_keys_configured_allows_all_and_warns(
     assert client.post("/v1/schedules", json=schedule_body()).status_code == 201
     warnings = [r for r in caplog.records if "SUNDIAL_API_KEYS" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_every_configured_key_is_compared_whichever_matches(
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = ["k1", "k2", "k3:read", "k4"]
+    client: TestClient = make_client(api_keys=keys)
+    compared: list[int] = []
+    real = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        compared.append(len(a) + len(b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    for presented in ("k1", "k4", "k3", "nope", "a much longer wrong key than any"):
+        compared.clear()
+        client.get("/v1/schedules", headers={"X-API-Key": presented})
+        # No early exit, and digests of one length: timing tells neither which key
+        # matched nor how long the keys are.
+        assert compared == [64] * len(keys), presented
+
+
+def test_a_key_listed_both_ways_may_write(make_client: Any) -> None:
+    client: TestClient = make_client(api_keys=["both:read", "both"])
+
+    response = client.post("/v1/schedules", json=schedule_body(), headers={"X-API-Key": "both"})
+
+    assert response.status_code == 201
+
+
+def test_keys_never_show_in_settings_or_their_errors(make_client: Any) -> None:
+    client: TestClient = make_client(api_keys=["w-secret", "r-secret:read"])
+    settings = client.app.state.sundial.settings  # type: ignore[attr-defined]
+
+    assert "secret" not in repr(settings)
+    assert "secret" not in str(settings.api_keys)
+    with pytest.raises(ValidationError) as refused:
+        type(settings)(_env_file=None, api_keys="ok,top-secret:admin")
+    assert "secret" not in str(refused.value)
+    assert "entry 2" in str(refused.value)

@@ -37,8 +37,8 @@ def _check_operation(operation: Any, mode: GenerationMode) -> None:
         deadline=None,
         database=None,
         # The same examples every run, so CI never passes or fails by the luck of the draw;
-        # SUNDIAL_SCHEMATHESIS_RANDOM=1 explores fresh ones by hand.
-        derandomize=os.environ.get("SUNDIAL_SCHEMATHESIS_RANDOM") != "1",
+        # SUNDIAL_FUZZ_RANDOM=1 explores fresh ones by hand.
+        derandomize=os.environ.get("SUNDIAL_FUZZ_RANDOM") != "1",
         suppress_health_check=list(HealthCheck),
     )
     def run(case: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -39,5 +40,19 @@ def test_schema_not_current_after_downgrade(new_database_url: Callable[[str], st
     engine = make_engine(url)
     try:
         assert not migrate.schema_is_current(engine)
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_takes_a_url_with_percent_escapes(tmp_path: Path) -> None:
+    # Percent-encoded passwords are common; Alembic's ConfigParser once read "%" as
+    # interpolation, failing with the whole URL (password included) in its message.
+    url = f"sqlite:///{tmp_path / 'pass%40word.db'}"
+
+    migrate.upgrade(url)
+
+    engine = make_engine(url)
+    try:
+        assert migrate.schema_is_current(engine)
     finally:
         engine.dispose()
