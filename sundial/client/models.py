@@ -85,7 +85,10 @@ class ScheduleSpec(BaseModel):
 
     def body(self) -> dict[str, Any]:
         """The request body: the fields that were set, as JSON."""
-        return self.model_dump(mode="json", exclude_unset=True, exclude={"id"})
+        body = self.model_dump(mode="json", exclude_unset=True, exclude={"id"})
+        # A trigger's ``type`` is a default, never "set", yet it is what tells triggers apart.
+        body["trigger"] = self.trigger.model_dump(mode="json")
+        return body
 
 
 # pydantic's mypy plugin gives a model that ignores extra fields an ``__init__(**kwargs)``,

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from pydantic_core import to_jsonable_python
 
-from sundial.client import ApplyPlan, FieldChange, PlanEntry
+from sundial.client import ApplyPlan, PlanEntry
 from sundial.console.render import absolute
 
 
@@ -21,7 +21,8 @@ def show(plan: ApplyPlan) -> None:
         adopted = " (adopting a hand-made schedule)" if entry.adopted else ""
         click.secho(f"~ {entry.id}: change{adopted}", fg="yellow")
         for change in entry.changes:
-            click.echo(f"    {_change(change)}")
+            for line in _change_lines(change.field, change.before, change.after):
+                click.echo(f"    {line}")
         if entry.fire_times_before or entry.fire_times_after:
             _fire_times("next fires before", entry.fire_times_before)
             _fire_times("next fires after ", entry.fire_times_after)
@@ -57,17 +58,21 @@ def summary(plan: ApplyPlan) -> str:
     return f"Schedules of {plan.source!r} {verb}: {counts}{drift}.{tail}"
 
 
-def _change(change: FieldChange) -> str:
-    return f"{change.field}: {_value(change.before)} → {_value(change.after)}"
+def _change_lines(name: str, before: Any, after: Any) -> list[str]:
+    """``trigger.expression: "0 3 * * *" → "30 4 * * *"``: objects member by member."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        lines: list[str] = []
+        for key in [*before, *(k for k in after if k not in before)]:
+            if before.get(key) != after.get(key):
+                lines.extend(_change_lines(f"{name}.{key}", before.get(key), after.get(key)))
+        return lines
+    return [f"{name}: {_value(before)} → {_value(after)}"]
 
 
 def _drift(entry: PlanEntry) -> None:
     for change in entry.drift:
-        click.secho(
-            f"    drift: {change.field} was {_value(change.before)} when applied, "
-            f"edited to {_value(change.after)} since",
-            fg="magenta",
-        )
+        for line in _change_lines(change.field, change.before, change.after):
+            click.secho(f"    drift since the last apply: {line}", fg="magenta")
 
 
 def _fire_times(title: str, times: list[Any]) -> None:

@@ -44,6 +44,12 @@ def emit(data: Any, output: str) -> None:
         click.echo(yaml.safe_dump(plain, sort_keys=False, allow_unicode=True), nl=False)
 
 
+def _console() -> Console:
+    # Piped output has no width: never wrap cells there, so lines stay greppable.
+    console = Console(soft_wrap=False)
+    return console if console.is_terminal else Console(soft_wrap=False, width=1000)
+
+
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """A table on stdout."""
     grid = Table(title=title, show_edge=False, header_style="bold", title_justify="left")
@@ -51,7 +57,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str
         grid.add_column(column, overflow="fold")
     for row in rows:
         grid.add_row(*row)
-    Console(soft_wrap=False).print(grid)
+    _console().print(grid)
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> None:
@@ -61,7 +67,7 @@ def fields(pairs: Sequence[tuple[str, str]]) -> None:
     grid.add_column(overflow="fold")
     for name, value in pairs:
         grid.add_row(name, value)
-    Console(soft_wrap=False).print(grid)
+    _console().print(grid)
 
 
 def describe_trigger(trigger: Trigger) -> str:

@@ -156,7 +156,13 @@ def create_command(
     )
     with api_client(url, api_key) as client:
         schedule = client.create(spec, idempotency_key=idempotency_key)
-    show_schedule(schedule, output)
+    if output != "table":
+        emit(schedule, output)
+        return
+    click.echo(
+        f"created {schedule.id}: {render.describe_trigger(schedule.trigger)}; "
+        f"next run {when(schedule.next_run_at, now_utc())}"
+    )
 
 
 @click.command("delete")
