@@ -151,7 +151,7 @@ def test_apply_through_the_client_prunes_only_its_own_source(
         client.apply([{**spec, "id": c}], source=other)
         first = client.apply(
             [ScheduleSpec(id=a, **spec), {**spec, "id": b}],
-            source=source,  # type: ignore[arg-type]
+            source=source,
         )
         dry = client.apply([{**spec, "id": a}], source=source, prune=True, dry_run=True)
         still_there = client.get(b)
