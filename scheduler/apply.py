@@ -22,6 +22,7 @@ from scheduler.errors import Conflict, InvalidSchedule
 from scheduler.firing import fire_times_of
 from scheduler.models import ScheduleState, apply_sources, schedules
 from scheduler.schedules import ARMING_FIELDS, Row, ScheduleValues
+from scheduler.triggers import fire_times
 
 SPEC_FIELDS = (*ScheduleValues.__annotations__, "paused")
 
@@ -172,20 +173,11 @@ def _drift(row: Row) -> list[FieldChange]:
 
 
 def _upcoming(row: Row, now: datetime, count: int) -> list[datetime]:
-    """Up to ``count`` next fire times after ``now``; fewer near the end of representable time."""
-    fires = fire_times_of(row)
-    out: list[datetime] = []
-    current = now
+    """The next ``count`` fire times after ``now``; none when they cannot be represented."""
     try:
-        while len(out) < count:
-            nxt = fires.next_after(current)
-            if nxt is None:
-                break
-            out.append(nxt)
-            current = nxt
+        return fire_times(fire_times_of(row), now, count)
     except (OverflowError, ValueError):
-        pass
-    return out
+        return []
 
 
 def _managed_by(conn: Connection, source: str) -> list[Row]:

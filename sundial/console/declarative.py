@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from sundial.client import ApplyPlan, Client, Conflict, InvalidInput
+from sundial.client import ApplyPlan, Conflict, InvalidInput
 from sundial.console import plan as plans
 from sundial.console.files import Entry, default_source, export_document, load
 from sundial.console.options import api_client, connection_options, fail, output_option
@@ -36,23 +36,33 @@ source_option = click.option(
 )
 
 
-def send_apply(
-    client: Client,
+def apply_entries(
     entries: Sequence[Entry],
     *,
     source: str,
     prune: bool,
     dry_run: bool,
+    output: str,
+    url: str,
+    api_key: str | None,
 ) -> ApplyPlan:
-    """Apply ``entries``; an entry's error names its file, position, id and field."""
-    try:
-        return client.apply(
-            [e.document for e in entries], source=source, prune=prune, dry_run=dry_run
-        )
-    except InvalidInput as exc:
-        fail("invalid schedules: " + "; ".join(_locate(error, entries) for error in exc.errors))
-    except Conflict as exc:
-        fail(_locate_conflict(str(exc.detail), entries))
+    """Apply ``entries`` and print the plan; an entry's error names its file, position, id
+    and field."""
+    with api_client(url, api_key) as client:
+        try:
+            plan = client.apply(
+                [e.document for e in entries], source=source, prune=prune, dry_run=dry_run
+            )
+        except InvalidInput as exc:
+            errors = "; ".join(_locate(error, entries) for error in exc.errors)
+            fail(f"invalid schedules: {errors}")
+        except Conflict as exc:
+            fail(_locate_conflict(str(exc.detail), entries))
+    if output != "table":
+        emit(plan, output)
+    else:
+        plans.show(plan)
+    return plan
 
 
 @click.command("apply")
@@ -72,14 +82,15 @@ def apply_command(
     api_key: str | None,
 ) -> None:
     """Make the server's schedules match the files, all or nothing."""
-    entries = _entries(paths)
-    name = source or default_source(paths)
-    with api_client(url, api_key) as client:
-        plan = send_apply(client, entries, source=name, prune=prune, dry_run=dry_run)
-    if output != "table":
-        emit(plan, output)
-    else:
-        plans.show(plan)
+    apply_entries(
+        _entries(paths),
+        source=source or default_source(paths),
+        prune=prune,
+        dry_run=dry_run,
+        output=output,
+        url=url,
+        api_key=api_key,
+    )
 
 
 @click.command("diff")
@@ -101,14 +112,15 @@ def diff_command(
     api_key: str | None,
 ) -> None:
     """Show what `sundial apply` would change, and any drift; change nothing."""
-    entries = _entries(paths)
-    name = source or default_source(paths)
-    with api_client(url, api_key) as client:
-        plan = send_apply(client, entries, source=name, prune=prune, dry_run=True)
-    if output != "table":
-        emit(plan, output)
-    else:
-        plans.show(plan)
+    plan = apply_entries(
+        _entries(paths),
+        source=source or default_source(paths),
+        prune=prune,
+        dry_run=True,
+        output=output,
+        url=url,
+        api_key=api_key,
+    )
     if exit_code and plan.changes_anything:
         sys.exit(DIFF_FOUND)
 

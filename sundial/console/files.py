@@ -15,30 +15,12 @@ from typing import Any
 import click
 import yaml
 
+from sundial.client import ScheduleSpec
+
 SUFFIXES = (".yaml", ".yml", ".json")
 _SOURCE_CHARS = re.compile(r"[^A-Za-z0-9._:-]+")
-# The fields `sundial export` writes: the id and what a user sets, in the API's order.
-SPEC_FIELDS = (
-    "id",
-    "task",
-    "args",
-    "kwargs",
-    "trigger",
-    "queue",
-    "priority",
-    "expires_seconds",
-    "misfire_grace_seconds",
-    "coalesce",
-    "overlap",
-    "jitter_seconds",
-    "retry",
-    "pause_after_failures",
-    "start_at",
-    "end_at",
-    "paused",
-    "description",
-    "labels",
-)
+# The fields `sundial export` writes: the id first, then what a user sets.
+SPEC_FIELDS = ("id", *(name for name in ScheduleSpec.model_fields if name != "id"))
 
 
 @dataclass(frozen=True)

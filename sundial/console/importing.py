@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
-from sundial.console import plan as plans
-from sundial.console.declarative import send_apply
+from sundial.console.declarative import apply_entries
 from sundial.console.files import Entry
-from sundial.console.options import api_client, connection_options, fail, output_option
+from sundial.console.options import connection_options, fail, output_option
 from sundial.console.render import emit
 
 
@@ -49,9 +48,12 @@ def import_beat_command(
         fail(f"{app_reference} has an empty beat_schedule; nothing to import", code=1)
     name = source or schedule_id(f"beat-{app_reference.partition(':')[0]}")
     entries = [Entry(d, f"beat_schedule of {app_reference}", i) for i, d in enumerate(documents, 1)]
-    with api_client(url, api_key) as client:
-        plan = send_apply(client, entries, source=name, prune=prune, dry_run=dry_run)
-    if output != "table":
-        emit(plan, output)
-    else:
-        plans.show(plan)
+    apply_entries(
+        entries,
+        source=name,
+        prune=prune,
+        dry_run=dry_run,
+        output=output,
+        url=url,
+        api_key=api_key,
+    )
