@@ -41,7 +41,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def _invalid_schedule(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidSchedule)
-    loc = ["body", *exc.field.split(".")]
+    # "schedules.3.trigger" names entry 3 of a list: its index is a number, as in FastAPI's own.
+    loc = ["body", *(int(p) if p.isdigit() else p for p in exc.field.split("."))]
     detail = [{"type": "value_error", "loc": loc, "msg": exc.message}]
     return JSONResponse({"detail": detail}, status_code=422)
 

@@ -219,7 +219,12 @@ class SchedulePublic(_ScheduleFields):
     trigger: StoredTrigger
     state: ScheduleState
     state_reason: str | None = Field(
-        default=None, description="Why the schedule is paused or completed."
+        default=None,
+        description="Why the schedule is paused or completed, or the reason given to resume it.",
+    )
+    managed_by: str | None = Field(
+        default=None,
+        description="The apply source that manages this schedule; null when made by hand.",
     )
     next_run_at: datetime | None
     last_run_at: datetime | None = Field(description="The latest fire time recorded to run.")
@@ -244,6 +249,18 @@ class SchedulePublic(_ScheduleFields):
     def spec_document(self) -> dict[str, Any]:
         """The user-set fields as JSON: the document a merge patch applies to."""
         return self.model_dump(mode="json", include=set(_ScheduleFields.model_fields) | {"trigger"})
+
+
+class StateChange(BaseModel):
+    """An optional reason for a pause or resume, kept as the schedule's ``state_reason``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"reason": "vendor API down"}]},
+    )
+
+    reason: str | None = Field(default=None, min_length=1, max_length=1000)
 
 
 class SchedulePage(BaseModel):

@@ -107,6 +107,10 @@ schedules = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    # Set by `apply`: the source (a file set) that manages the schedule, and the user-set
+    # fields it last applied, so a hand edit since then shows as drift. NULL = hand-made.
+    Column("managed_by", String(128), index=True),
+    Column("applied", JSON),
 )
 
 runs = Table(
@@ -180,6 +184,15 @@ idempotency_keys = Table(
         nullable=False,
     ),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# One row per apply source; an apply locks its row, so two applies of one source never
+# interleave.
+apply_sources = Table(
+    "apply_sources",
+    metadata,
+    Column("source", String(128), primary_key=True),
+    Column("applied_at", UTCDateTime, nullable=False),
 )
 
 # The dispatch contract's message headers; tasks read them from ``self.request``.

@@ -141,26 +141,54 @@ def delete_schedule(conn: Connection, schedule_id: str) -> None:
         raise NotFound(f"no schedule {schedule_id!r}")
 
 
-def pause_schedule(conn: Connection, schedule_id: str, now: datetime) -> Row:
-    """Stop a schedule's fires until resumed; pausing a paused schedule changes nothing."""
+def pause_schedule(
+    conn: Connection, schedule_id: str, now: datetime, reason: str | None = None
+) -> Row:
+    """Stop a schedule's fires until resumed, with ``reason`` as its ``state_reason``.
+
+    Pausing a paused schedule changes nothing, unless a new reason is given.
+    """
     current = get_schedule(conn, schedule_id, for_update=True)
-    if current["state"] == ScheduleState.PAUSED:
-        return current
     if current["state"] == ScheduleState.COMPLETED:
         raise Conflict(f"schedule {schedule_id!r} is completed; it has nothing to pause")
+    if current["state"] == ScheduleState.PAUSED:
+        if reason is None or reason == current["state_reason"]:
+            return current
+        return _write(conn, current, {**current, "state_reason": reason}, now)
     row = {**current, **_arming_columns(current, paused=True, current=current, now=now)}
+    if reason is not None:
+        row["state_reason"] = reason
     return _write(conn, current, row, now)
 
 
-def resume_schedule(conn: Connection, schedule_id: str, now: datetime) -> Row:
-    """Re-arm a paused schedule from ``now``; resuming an active one changes nothing."""
+def resume_schedule(
+    conn: Connection, schedule_id: str, now: datetime, reason: str | None = None
+) -> Row:
+    """Re-arm a paused schedule from ``now``; resuming an active one changes nothing.
+
+    ``reason``, if given, is kept as the ``state_reason`` of the active schedule.
+    """
     current = get_schedule(conn, schedule_id, for_update=True)
     if current["state"] == ScheduleState.ACTIVE:
         return current
     if current["state"] == ScheduleState.COMPLETED:
         raise Conflict(f"schedule {schedule_id!r} is completed; its trigger will not fire again")
     row = {**current, **_arming_columns(current, paused=False, current=None, now=now)}
+    if reason is not None and row["state"] == ScheduleState.ACTIVE:
+        row["state_reason"] = reason
     return _write(conn, current, row, now)
+
+
+def mark_applied(conn: Connection, schedule_id: str, source: str, applied: Row) -> None:
+    """Record that ``source`` manages the schedule and last applied ``applied`` to it.
+
+    Not a change of the schedule itself: its version and ETag stay.
+    """
+    conn.execute(
+        update(schedules)
+        .where(schedules.c.id == schedule_id)
+        .values(managed_by=source, applied=applied)
+    )
 
 
 def create_idempotent(

@@ -1,19 +1,20 @@
-"""``sundial dev | api | scheduler | worker | migrate``."""
+"""The ``sundial`` command: the servers (dev, api, scheduler, worker, migrate) and the client
+subcommands (list, get, create, …, apply, diff, export, import-beat)."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import click
 from pydantic import ValidationError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 from scheduler.settings import Settings, without_password
+from sundial.console import declarative, importing, schedules
 
 log = logging.getLogger("sundial")
 
@@ -36,11 +37,24 @@ def _configure_logging() -> None:
     )
 
 
-def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
-    """Upgrade the configured database to the newest schema."""
-    from scheduler import migrate
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """sundial: scheduled and delayed jobs over REST, fired by Celery workers.
 
-    migrate.upgrade(settings.database_url)
+    Server commands run sundial; client commands talk to its API at SUNDIAL_API_URL
+    (default http://127.0.0.1:8000) with SUNDIAL_API_KEY. Exit codes: 0 ok, 1 API error,
+    2 usage error.
+    """
+
+
+@main.command()
+def migrate() -> None:
+    """Upgrade the configured database to the newest schema (alembic upgrade head)."""
+    from scheduler import migrate as migrations
+
+    _configure_logging()
+    settings = load_settings()
+    migrations.upgrade(settings.database_url)
     log.info("migrate: %s is at head", without_password(settings.database_url))
 
 
@@ -51,82 +65,64 @@ def api_from_environment() -> FastAPI:
     return create_app(load_settings())
 
 
-def cmd_api(settings: Settings, args: argparse.Namespace) -> None:
-    """Serve the REST API, in ``--workers`` processes."""
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--workers", type=int, default=None, help="Processes (default SUNDIAL_API_WORKERS, 1)."
+)
+def api(host: str, port: int, workers: int | None) -> None:
+    """Serve the REST API."""
     import uvicorn
 
-    workers = args.workers or settings.api_workers
+    _configure_logging()
+    settings = load_settings()
+    workers = workers or settings.api_workers
     if workers > 1:
         uvicorn.run(
             "sundial.cli:api_from_environment",
             factory=True,
-            host=args.host,
-            port=args.port,
+            host=host,
+            port=port,
             workers=workers,
             log_level="info",
         )
         return
     from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
-def cmd_scheduler(settings: Settings, _args: argparse.Namespace) -> None:
-    """Run one scheduler replica until SIGTERM."""
+@main.command()
+def scheduler() -> None:
+    """Run one scheduler replica until SIGTERM (run several for high availability)."""
     from scheduler.replica import build_replica
 
-    build_replica(settings).run()
+    _configure_logging()
+    build_replica(load_settings()).run()
 
 
-def cmd_worker(settings: Settings, args: argparse.Namespace) -> None:
-    """Run a Celery worker with the built-in tasks and task events on."""
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(celery_args: tuple[str, ...]) -> None:
+    """A Celery worker with the built-in tasks and task events on; other options go to Celery."""
     from jobs.app import run_worker
 
-    run_worker(settings, list(args.celery_args))
+    _configure_logging()
+    run_worker(load_settings(), list(celery_args))
 
 
-def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
-    """Migrations, API, one scheduler and one worker, on embedded defaults."""
+@main.command()
+@click.option("--port", type=int, default=8000, show_default=True)
+def dev(port: int) -> None:
+    """Migrations, the API, one scheduler and one worker, with no servers needed."""
     from sundial.dev import run_dev
 
-    run_dev(settings, port=args.port)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command-line interface."""
-    parser = argparse.ArgumentParser(prog="sundial", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    dev = sub.add_parser("dev", help="everything in one command, no servers needed")
-    dev.add_argument("--port", type=int, default=8000)
-    dev.set_defaults(func=cmd_dev)
-    api = sub.add_parser("api", help="the REST API")
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=8000)
-    api.add_argument(
-        "--workers", type=int, default=None, help="API processes (default SUNDIAL_API_WORKERS, 1)"
-    )
-    api.set_defaults(func=cmd_api)
-    sub.add_parser("scheduler", help="one scheduler replica").set_defaults(func=cmd_scheduler)
-    worker = sub.add_parser(
-        "worker", help="a Celery worker with the built-in tasks; other options go to Celery"
-    )
-    worker.set_defaults(func=cmd_worker)
-    sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse the command line; ``sundial worker`` hands unknown options to Celery."""
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "worker":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.celery_args = extra
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of the ``sundial`` console script."""
-    args = parse_args(argv)
     _configure_logging()
-    args.func(load_settings(), args)
+    run_dev(load_settings(), port=port)
+
+
+for _command in (*schedules.COMMANDS, *declarative.COMMANDS, importing.import_beat_command):
+    main.add_command(_command)

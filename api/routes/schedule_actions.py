@@ -10,7 +10,13 @@ from api.auth import Write
 from api.deps import Context
 from api.errors import invalid_input
 from api.routes.schedules import ScheduleId, public
-from api.schemas import BackfillRequest, BackfillResponse, RunPublic, SchedulePublic
+from api.schemas import (
+    BackfillRequest,
+    BackfillResponse,
+    RunPublic,
+    SchedulePublic,
+    StateChange,
+)
 from api.strict_route import StrictRoute
 from scheduler import schedules as repo
 from scheduler.backfill import MAX_BACKFILL_FIRES, backfill
@@ -26,19 +32,27 @@ _COMPLETED: dict[int | str, dict[str, Any]] = {409: {"description": "The schedul
 
 
 @router.post("/{schedule_id}/pause", dependencies=[Write], responses={**_ERRORS, **_COMPLETED})
-def pause_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) -> SchedulePublic:
-    """Stop firing until resumed; ``next_run_at`` becomes null."""
+def pause_schedule(
+    schedule_id: ScheduleId, response: Response, ctx: Context, body: StateChange | None = None
+) -> SchedulePublic:
+    """Stop firing until resumed; ``next_run_at`` becomes null. The optional ``reason``
+    becomes the schedule's ``state_reason``."""
+    reason = body.reason if body is not None else None
     with ctx.engine.begin() as conn:
-        row = repo.pause_schedule(conn, schedule_id, ctx.clock())
+        row = repo.pause_schedule(conn, schedule_id, ctx.clock(), reason)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
 
 @router.post("/{schedule_id}/resume", dependencies=[Write], responses={**_ERRORS, **_COMPLETED})
-def resume_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) -> SchedulePublic:
-    """Fire again from now on; ``next_run_at`` is computed afresh."""
+def resume_schedule(
+    schedule_id: ScheduleId, response: Response, ctx: Context, body: StateChange | None = None
+) -> SchedulePublic:
+    """Fire again from now on; ``next_run_at`` is computed afresh. The optional ``reason``
+    becomes the schedule's ``state_reason``."""
+    reason = body.reason if body is not None else None
     with ctx.engine.begin() as conn:
-        row = repo.resume_schedule(conn, schedule_id, ctx.clock())
+        row = repo.resume_schedule(conn, schedule_id, ctx.clock(), reason)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 

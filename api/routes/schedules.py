@@ -27,6 +27,7 @@ from api.schemas import (
 )
 from api.strict_route import StrictRoute
 from scheduler import schedules as repo
+from scheduler.errors import PreconditionFailed
 from scheduler.models import ScheduleState
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
@@ -35,6 +36,10 @@ _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
 ScheduleId = Annotated[str, Path(pattern=SCHEDULE_ID_PATTERN, examples=["nightly-report"])]
 IfMatch = Annotated[
     str | None, Header(alias="If-Match", description='"<version>" from the ETag, or *')
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(alias="If-None-Match", description="`*`: create only; 412 if the id exists"),
 ]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid API key"},
@@ -114,7 +119,7 @@ def create_schedule(
     responses={
         **_ERRORS,
         201: {"description": "Created", "model": SchedulePublic},
-        412: {"description": "If-Match does not match"},
+        412: {"description": "If-Match does not match, or If-None-Match: * and the id exists"},
     },
 )
 def put_schedule(
@@ -123,8 +128,14 @@ def put_schedule(
     response: Response,
     ctx: Context,
     if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
 ) -> SchedulePublic:
-    """Create (201) or replace (200) the schedule with this id: a declarative upsert."""
+    """Create (201) or replace (200) the schedule with this id: a declarative upsert.
+
+    ``If-None-Match: *`` makes it create-only: 412 when the id is taken.
+    """
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise invalid_input(("header", "If-None-Match"), "only * is supported", if_none_match)
     if body.id is not None and body.id != schedule_id:
         raise invalid_input(("body", "id"), "must match the id in the path", body.id)
     now = ctx.clock()
@@ -133,6 +144,8 @@ def put_schedule(
     with ctx.engine.begin() as conn:
         current = repo.find_schedule(conn, schedule_id, for_update=True)
         check_if_match(if_match, current["version"] if current is not None else None)
+        if if_none_match is not None and current is not None:
+            raise PreconditionFailed(f"schedule {schedule_id!r} already exists")
         if current is None:
             row = repo.create_schedule(conn, schedule_id, values, paused=body.paused, now=now)
             response.status_code = status.HTTP_201_CREATED

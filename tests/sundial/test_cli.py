@@ -1,10 +1,16 @@
-"""The command line: settings are validated at start with a message naming the variable."""
+"""The command line: settings are validated at start with a message naming the variable;
+server commands keep their options and load only their own layer."""
 
 from __future__ import annotations
 
-import pytest
+import subprocess
+import sys
 
-from sundial.cli import load_settings, parse_args
+import pytest
+from click.testing import CliRunner
+
+import jobs.app
+from sundial.cli import load_settings, main
 
 
 def test_bad_setting_exits_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,11 +35,49 @@ def test_broker_defaults_to_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not settings.embedded_broker
 
 
-def test_worker_passes_celery_options_through() -> None:
-    args = parse_args(["worker", "--pool=solo", "-Q", "reports"])
-    assert args.celery_args == ["--pool=solo", "-Q", "reports"]
+def test_worker_passes_celery_options_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(jobs.app, "run_worker", lambda _settings, argv: seen.append(argv))
+
+    result = CliRunner().invoke(main, ["worker", "--pool=solo", "-Q", "reports", "-E"])
+
+    assert result.exit_code == 0, result.output
+    assert seen == [["--pool=solo", "-Q", "reports", "-E"]]
 
 
 def test_other_commands_refuse_unknown_options() -> None:
-    with pytest.raises(SystemExit):
-        parse_args(["scheduler", "--pool=solo"])
+    result = CliRunner().invoke(main, ["scheduler", "--pool=solo"])
+
+    assert result.exit_code == 2
+    assert "--pool" in result.output
+
+
+@pytest.mark.parametrize(
+    ("command", "forbidden"),
+    [
+        ("worker", ("fastapi", "sqlalchemy", "uvicorn")),
+        ("scheduler", ("fastapi", "uvicorn")),
+        ("list", ("fastapi", "sqlalchemy", "celery", "apscheduler", "uvicorn")),
+    ],
+)
+def test_each_command_loads_only_its_own_layer(command: str, forbidden: tuple[str, ...]) -> None:
+    # Resolve the command (as `sundial COMMAND` does) without running it.
+    code = (
+        "import sys\n"
+        "from sundial.cli import main\n"
+        f"main.get_command(None, {command!r})\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert not [name for name in forbidden if f"'{name}'" in loaded], loaded
+
+
+def test_the_client_package_imports_no_server_layer() -> None:
+    code = "import sys, sundial.client; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    for name in ("fastapi", "sqlalchemy", "starlette", "celery", "scheduler", "api", "jobs"):
+        assert f"'{name}'" not in loaded, name
