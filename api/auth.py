@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Context
+from scheduler.settings import Settings
+
+Role = Literal["read", "write"]
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer KEY`")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: KEY`")
@@ -22,6 +25,15 @@ def _matches(presented: str, keys: Iterable[str]) -> bool:
     for key in keys:
         found |= hmac.compare_digest(presented.encode(), key.encode())
     return found
+
+
+def role_of(settings: Settings, presented: str) -> Role | None:
+    """What the key ``presented`` may do: ``write``, ``read``, or None for no such key."""
+    if _matches(presented, settings.write_keys()):
+        return "write"
+    if _matches(presented, settings.read_only_keys()):
+        return "read"
+    return None
 
 
 def _authorize(
@@ -37,13 +49,11 @@ def _authorize(
     presented = bearer.credentials if bearer is not None else api_key
     if presented is None:
         raise HTTPException(401, "missing API key", headers=_CHALLENGE)
-    if _matches(presented, settings.write_keys()):
-        return
-    if _matches(presented, settings.read_only_keys()):
-        if write:
-            raise HTTPException(403, "this API key may only read")
-        return
-    raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
+    role = role_of(settings, presented)
+    if role is None:
+        raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
+    if write and role == "read":
+        raise HTTPException(403, "this API key may only read")
 
 
 def require_read(

@@ -10,7 +10,13 @@ from api.auth import Write
 from api.deps import Context
 from api.errors import invalid_input
 from api.routes.schedules import ScheduleId, public
-from api.schemas import BackfillRequest, BackfillResponse, RunPublic, SchedulePublic
+from api.schemas import (
+    BackfillRequest,
+    BackfillResponse,
+    PauseRequest,
+    RunPublic,
+    SchedulePublic,
+)
 from scheduler import schedules as repo
 from scheduler.backfill import MAX_BACKFILL_FIRES, backfill
 
@@ -25,10 +31,14 @@ _COMPLETED: dict[int | str, dict[str, Any]] = {409: {"description": "The schedul
 
 
 @router.post("/{schedule_id}/pause", dependencies=[Write], responses={**_ERRORS, **_COMPLETED})
-def pause_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) -> SchedulePublic:
-    """Stop firing until resumed; ``next_run_at`` becomes null."""
+def pause_schedule(
+    schedule_id: ScheduleId, response: Response, ctx: Context, body: PauseRequest | None = None
+) -> SchedulePublic:
+    """Stop firing until resumed; ``next_run_at`` becomes null. The optional ``reason``
+    becomes the schedule's ``state_reason``."""
+    reason = body.reason if body is not None else None
     with ctx.engine.begin() as conn:
-        row = repo.pause_schedule(conn, schedule_id, ctx.clock())
+        row = repo.pause_schedule(conn, schedule_id, ctx.clock(), reason)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -66,7 +76,8 @@ def trigger_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) 
 run yet: each becomes a pending run with `trigger: "backfill"` and its historical
 `scheduled_for`, released at a bounded rate (`overlap: allow`) or one at a time (any
 other policy). `count` is how many runs were recorded now; a fire already recorded is not
-repeated, so the same backfill twice records nothing the second time. `end` must not be
+repeated, so the same backfill twice records nothing the second time; with `dry_run` it
+only counts them. `end` must not be
 before `start` nor in the future, and the range may hold at most {MAX_BACKFILL_FIRES} fires.""",
 )
 def backfill_schedule(
@@ -78,10 +89,12 @@ def backfill_schedule(
         # A future fire recorded now would run ahead of its own time.
         raise invalid_input(("body", "end"), "end must not be in the future", body.end.isoformat())
     try:
-        count = backfill(ctx.engine, schedule_id, body.start, body.end, now, body.overlap)
+        count = backfill(
+            ctx.engine, schedule_id, body.start, body.end, now, body.overlap, dry_run=body.dry_run
+        )
     except (OverflowError, ValueError) as exc:
         # Fire times near the ends of the datetime range cannot be represented.
         raise invalid_input(("body", "start"), f"no representable fire time: {exc}") from exc
-    if count:
+    if count and not body.dry_run:
         ctx.notifier.schedule_changed(schedule_id)
     return BackfillResponse(count=count)
