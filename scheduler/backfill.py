@@ -87,16 +87,16 @@ def backfill(
 
 
 def _recorded(conn: Connection, schedule_id: str, times: list[datetime]) -> int:
-    """How many of the fire ``times`` already have a first run."""
+    """How many of the fire ``times`` already have a first run (by the unique key, as the
+    insert skips them, whatever the run's id)."""
     if not times:
         return 0
-    wanted = {run_id_for(schedule_id, when) for when in times}
     found = conn.execute(
-        select(runs.c.id).where(
+        select(runs.c.scheduled_for).where(
             runs.c.schedule_id == schedule_id,
             runs.c.scheduled_for >= times[0],
             runs.c.scheduled_for <= times[-1],
             runs.c.attempt == 1,
         )
     ).scalars()
-    return len(wanted.intersection(found))
+    return len(set(times).intersection(found))

@@ -72,8 +72,8 @@ def unplaced(errors: Mapping[str, str]) -> list[tuple[str, str]]:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}" if abs(value) < 1e15 else str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return "" if value is None else str(value)
 
 

@@ -42,8 +42,12 @@ def _pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-def _number(value: float | int | None) -> str:
-    return "" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:g}"
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int) or value.is_integer():
+        return f"{int(value):,}"
+    return repr(value)
 
 
 def _environment() -> jinja2.Environment:
@@ -91,7 +95,7 @@ class Pages:
     ) -> HTMLResponse:
         """The page ``template`` with ``context``, the viewer and the request."""
         html = self.env.get_template(template).render(
-            {"request": request, "viewer": viewer, **context}
+            {"request": request, "viewer": viewer, "page": "", **context}
         )
         response = HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
         if viewer.new_cookie:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request, Response
@@ -33,9 +34,11 @@ Next = Annotated[str, Form(max_length=2048)]
 
 
 def _back(schedule_id: str, next_path: str, notice: str) -> RedirectResponse:
-    target = safe_next(next_path, f"{UI}/schedules/{schedule_id}")
-    separator = "&" if "?" in target else "?"
-    return redirect(f"{target}{separator}notice={notice}")
+    """Back to the page the action came from, saying what was done."""
+    target = urlsplit(safe_next(next_path, f"{UI}/schedules/{schedule_id}"))
+    query = [(k, v) for k, v in parse_qsl(target.query) if k not in ("notice", "count")]
+    query.append(("notice", notice))
+    return redirect(urlunsplit(("", "", target.path, urlencode(query), "")))
 
 
 @router.post("/schedules/{schedule_id}/pause", response_class=HTMLResponse)
