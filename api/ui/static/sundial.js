@@ -6,7 +6,7 @@
   "use strict";
 
   var viewerZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  var relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+  var relFmt = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "long" });
   var absFmt = new Intl.DateTimeFormat(undefined, {
     weekday: "short", year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23"
