@@ -186,3 +186,12 @@ def test_pages_forbid_framing_and_foreign_scripts(writer: TestClient) -> None:
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
     assert headers["x-frame-options"] == "DENY"
     assert headers["cache-control"] == "no-store"
+
+
+def test_a_refreshing_panel_without_a_session_sends_the_page_to_the_login_form(
+    keyed: TestClient,
+) -> None:
+    response = keyed.get("/ui/schedules", headers={"HX-Request": "true"}, follow_redirects=False)
+
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"] == "/ui/login?next=%2Fui%2Fschedules"
