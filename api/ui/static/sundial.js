@@ -1,7 +1,7 @@
 /* sundial dashboard: times in the viewer's zone (and the schedule's), trigger fields that
    follow the chosen type, and no polling while the tab is hidden. No build step.
-   <time class="ts" datetime=ISO data-zone=ZONE data-style=both|rel|abs>: "both" shows
-   the relative time, the viewer's absolute time and, if it differs, the schedule's. */
+   <time class="ts" datetime=ISO [data-zone=ZONE] data-style=both|rel|abs>: "both" shows
+   the relative time, the viewer's absolute time and, if given and different, ZONE's. */
 (function () {
   "use strict";
 
@@ -53,17 +53,17 @@
   function render(el, now) {
     var date = new Date(el.getAttribute("datetime"));
     if (isNaN(date.getTime())) { return; }
-    var zone = el.getAttribute("data-zone") || "UTC";
+    var zone = el.getAttribute("data-zone");
     var style = el.getAttribute("data-style") || "both";
     var parts = [];
     if (style !== "abs") { parts.push(part("rel", relative(date, now))); }
     if (style !== "rel") { parts.push(part("abs", absFmt.format(date))); }
-    if (style === "both" && zone !== viewerZone) {
+    if (style === "both" && zone && zone !== viewerZone) {
       parts.push(part("zone", zone + " · " + zoneFmt(zone).format(date)));
     }
     el.replaceChildren.apply(el, parts);
     el.title = "Your time (" + viewerZone + "): " + absFmt.format(date) +
-      "\n" + zone + ": " + zoneFmt(zone).format(date) +
+      (zone ? "\n" + zone + ": " + zoneFmt(zone).format(date) : "") +
       "\nUTC: " + el.getAttribute("datetime");
   }
 
