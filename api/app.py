@@ -23,6 +23,7 @@ from api.routes import (
     scheduler_status,
     schedules,
 )
+from api.ui.mount import mount_dashboard
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
 from scheduler.notices import ChangeNotifier, NullNotifier, RedisNotifier
@@ -69,6 +70,7 @@ def create_app(
     install_error_handlers(app)
     for module in (schedules, schedule_actions, runs, previews, apply, scheduler_status, health):
         app.include_router(module.router)
+    mount_dashboard(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -12,25 +12,33 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import SecretStr
 
 from api.deps import Context
+from scheduler.settings import Settings
+
+Role = Literal["read", "write"]
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer KEY`")
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: KEY`")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="sundial"'}
 
 
-def _role(presented: str, keys: Sequence[SecretStr]) -> Literal["write", "read"] | None:
+def _role(presented: str, keys: Sequence[SecretStr]) -> Role | None:
     """What the configured key equal to ``presented`` may do, or None for no such key.
 
     Every key is compared, with no early exit, each in constant time over SHA-256 digests:
     equal lengths, so neither which key matched nor how long the keys are shows in timing.
     """
     digest = hashlib.sha256(presented.encode()).digest()
-    role: Literal["write", "read"] | None = None
+    role: Role | None = None
     for key in keys:
         secret, _, kind = key.get_secret_value().partition(":")
         if hmac.compare_digest(digest, hashlib.sha256(secret.encode()).digest()):
             role = "write" if kind == "" or role == "write" else "read"
     return role
+
+
+def role_of(settings: Settings, presented: str) -> Role | None:
+    """What the key ``presented`` may do: ``write``, ``read``, or None for no such key."""
+    return _role(presented, settings.api_keys)
 
 
 def _authorize(
@@ -46,7 +54,7 @@ def _authorize(
     presented = bearer.credentials if bearer is not None else api_key
     if presented is None:
         raise HTTPException(401, "missing API key", headers=_CHALLENGE)
-    role = _role(presented, settings.api_keys)
+    role = role_of(settings, presented)
     if role is None:
         raise HTTPException(401, "invalid API key", headers=_CHALLENGE)
     if write and role == "read":

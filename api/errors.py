@@ -47,6 +47,11 @@ def _invalid_schedule(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+def domain_status(exc: SundialError) -> int:
+    """The HTTP status of a domain error."""
+    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+
+
 def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
-    return JSONResponse({"detail": str(exc)}, status_code=status)
+    assert isinstance(exc, SundialError)
+    return JSONResponse({"detail": str(exc)}, status_code=domain_status(exc))

@@ -392,10 +392,14 @@ class BackfillRequest(BaseModel):
         description="allow: paced at a fixed rate; any other policy: one run at a time. "
         "Default: the schedule's own.",
     )
+    dry_run: bool = Field(
+        default=False, description="Only count the runs it would record; record nothing."
+    )
 
 
 class BackfillResponse(BaseModel):
-    """How many runs the backfill recorded; fires already recorded are not repeated."""
+    """How many runs the backfill recorded (or, with ``dry_run``, would record); fires
+    already recorded are not repeated."""
 
     model_config = example_config({"count": 20})
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from scheduler.bulk import insert_runs
 from scheduler.errors import InvalidSchedule, NotFound
 from scheduler.firing import fire_times_of
-from scheduler.models import Overlap, RunState, RunTrigger, run_id_for, schedules
+from scheduler.models import Overlap, RunState, RunTrigger, run_id_for, runs, schedules
 
 MAX_BACKFILL_FIRES = 10_000
 # Backfilled runs are released at this pace so a long range does not flood the workers.
@@ -41,11 +41,14 @@ def backfill(
     end: datetime,
     now: datetime,
     overlap: Overlap | None = None,
+    *,
+    dry_run: bool = False,
 ) -> int:
     """Record a pending run for each fire in range not recorded yet; return how many.
 
     ``overlap`` ``allow`` paces the runs at :data:`BACKFILL_RATE_PER_S`; any other policy
-    (the schedule's own by default) runs them one after another.
+    (the schedule's own by default) runs them one after another. ``dry_run`` only counts
+    the runs it would record, and writes nothing.
     """
     with engine.begin() as conn:
         row = conn.execute(select(schedules).where(schedules.c.id == schedule_id)).first()
@@ -72,6 +75,8 @@ def backfill(
             }
             for i, when in enumerate(times)
         ]
+        if dry_run:
+            return len(new_runs) - _recorded(conn, schedule_id, times)
         count = len(insert_runs(conn, new_runs))
         conn.execute(
             update(schedules)
@@ -79,3 +84,19 @@ def backfill(
             .values(run_count=schedules.c.run_count + count)
         )
         return count
+
+
+def _recorded(conn: Connection, schedule_id: str, times: list[datetime]) -> int:
+    """How many of the fire ``times`` already have a first run (by the unique key, as the
+    insert skips them, whatever the run's id)."""
+    if not times:
+        return 0
+    found = conn.execute(
+        select(runs.c.scheduled_for).where(
+            runs.c.schedule_id == schedule_id,
+            runs.c.scheduled_for >= times[0],
+            runs.c.scheduled_for <= times[-1],
+            runs.c.attempt == 1,
+        )
+    ).scalars()
+    return len(set(times).intersection(found))

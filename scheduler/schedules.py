@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.errors import Conflict, InvalidSchedule, NotFound, TaskNotAllowed
@@ -24,6 +24,8 @@ ARMING_FIELDS = ("trigger", "start_at", "end_at", "jitter_seconds")
 # An Idempotency-Key is remembered this long, like Stripe's; after that it may be reused.
 IDEMPOTENCY_TTL = timedelta(hours=24)
 PAUSED_REASON = "paused through the API"
+# Schedules a free-text search examines per call; see :func:`search_schedules`.
+SEARCH_SCAN = 5000
 COMPLETED_REASON = "the trigger has no fire time left"
 
 Row = dict[str, Any]
@@ -99,7 +101,57 @@ def list_schedules(
     limit: int = 100,
 ) -> list[Row]:
     """Schedules ordered by id, after ``after_id``, matching every given filter."""
-    query = select(schedules).order_by(schedules.c.id).limit(limit)
+    query = _filtered(select(schedules), task, state, labels, after_id).limit(limit)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def search_schedules(
+    conn: Connection,
+    text: str,
+    *,
+    task: str | None = None,
+    state: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    after_id: str | None = None,
+    limit: int = 100,
+    scan: int = SEARCH_SCAN,
+) -> tuple[list[Row], str | None]:
+    """Schedules whose id, task or description contains ``text`` (any case), among the
+    next ``scan`` schedules in id order after ``after_id`` that match the other filters.
+
+    Returns the matches (at most ``limit``) and the id to continue after, or None when the
+    end was reached: a window of ``scan`` rows bounds each call however rare the text is.
+    """
+    window = _filtered(select(schedules.c.id), task, state, labels, after_id).limit(scan).subquery()
+    needle = text.lower()
+    matching = or_(
+        func.lower(schedules.c.id).contains(needle, autoescape=True),
+        func.lower(schedules.c.task).contains(needle, autoescape=True),
+        func.lower(schedules.c.description).contains(needle, autoescape=True),
+    )
+    # A join, not IN: MariaDB refuses LIMIT inside an IN subquery.
+    query = (
+        select(schedules)
+        .join(window, window.c.id == schedules.c.id)
+        .where(matching)
+        .order_by(schedules.c.id)
+        .limit(limit + 1)
+    )
+    rows = [dict(row) for row in conn.execute(query).mappings()]
+    if len(rows) > limit:
+        return rows[:limit], rows[limit - 1]["id"]
+    scanned, last = conn.execute(select(func.count(), func.max(window.c.id))).one()
+    return rows, (last if scanned >= scan else None)
+
+
+def _filtered(
+    query: Select[Any],
+    task: str | None,
+    state: str | None,
+    labels: Mapping[str, str] | None,
+    after_id: str | None,
+) -> Select[Any]:
+    query = query.order_by(schedules.c.id)
     if task is not None:
         query = query.where(schedules.c.task == task)
     if state is not None:
@@ -108,7 +160,7 @@ def list_schedules(
         query = query.where(schedules.c.labels[key].as_string() == value)
     if after_id is not None:
         query = query.where(schedules.c.id > after_id)
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return query
 
 
 def create_schedule(

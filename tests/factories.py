@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select
 
 from scheduler.firing import arm
-from scheduler.models import ScheduleState, runs, schedules
+from scheduler.models import ScheduleState, run_id_for, runs, schedules
 
 
 def schedule_row(
@@ -72,3 +72,25 @@ def schedule(engine: Engine, schedule_id: str) -> dict[str, Any]:
     with engine.connect() as conn:
         row = conn.execute(select(schedules).where(schedules.c.id == schedule_id)).one()
     return dict(row._mapping)
+
+
+def add_run(
+    engine: Engine, schedule_id: str, scheduled_for: datetime, **overrides: Any
+) -> dict[str, Any]:
+    """Insert a run as the leader would record it (a first attempt of a scheduled fire,
+    ``pending`` unless overridden) and return its row."""
+    attempt = overrides.get("attempt", 1)
+    row: dict[str, Any] = {
+        "id": run_id_for(schedule_id, scheduled_for, attempt),
+        "schedule_id": schedule_id,
+        "scheduled_for": scheduled_for,
+        "attempt": attempt,
+        "trigger": "schedule",
+        "state": "pending",
+        "task": "sundial.echo",
+        "created_at": scheduled_for,
+    }
+    row.update(overrides)
+    with engine.begin() as conn:
+        conn.execute(insert(runs).values(**row))
+    return row

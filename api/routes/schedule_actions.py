@@ -81,7 +81,8 @@ def trigger_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) 
 run yet: each becomes a pending run with `trigger: "backfill"` and its historical
 `scheduled_for`, released at a bounded rate (`overlap: allow`) or one at a time (any
 other policy). `count` is how many runs were recorded now; a fire already recorded is not
-repeated, so the same backfill twice records nothing the second time. `end` must not be
+repeated, so the same backfill twice records nothing the second time; with `dry_run` it
+only counts them. `end` must not be
 before `start` nor in the future, and the range may hold at most {MAX_BACKFILL_FIRES} fires.""",
 )
 def backfill_schedule(
@@ -93,10 +94,12 @@ def backfill_schedule(
         # A future fire recorded now would run ahead of its own time.
         raise invalid_input(("body", "end"), "end must not be in the future", body.end.isoformat())
     try:
-        count = backfill(ctx.engine, schedule_id, body.start, body.end, now, body.overlap)
+        count = backfill(
+            ctx.engine, schedule_id, body.start, body.end, now, body.overlap, dry_run=body.dry_run
+        )
     except (OverflowError, ValueError) as exc:
         # Fire times near the ends of the datetime range cannot be represented.
         raise invalid_input(("body", "start"), f"no representable fire time: {exc}") from exc
-    if count:
+    if count and not body.dry_run:
         ctx.notifier.schedule_changed(schedule_id)
     return BackfillResponse(count=count)

@@ -111,3 +111,24 @@ def test_two_triggers_at_the_same_instant_are_409(client: TestClient, clock: Fak
 
     assert same_instant.status_code == 409
     assert later.status_code == 202
+
+
+def test_pause_keeps_the_reason_given(client: TestClient) -> None:
+    put(client, "s1")
+    put(client, "s2")
+
+    paused = client.post("/v1/schedules/s1/pause", json={"reason": "billing API migration"})
+    plain = client.post("/v1/schedules/s2/pause")
+
+    assert paused.json()["state_reason"] == "billing API migration"
+    assert plain.json()["state_reason"] == "paused through the API"
+
+
+def test_a_pause_reason_too_long_is_422_and_changes_nothing(client: TestClient) -> None:
+    put(client, "s1")
+
+    response = client.post("/v1/schedules/s1/pause", json={"reason": "x" * 1001})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "reason"]
+    assert client.get("/v1/schedules/s1").json()["state"] == "active"

@@ -198,3 +198,19 @@ def test_the_openapi_schema_shows_backfill_examples(client: TestClient) -> None:
     assert "202" in operation["responses"]
     assert schema["components"]["schemas"]["BackfillRequest"]["examples"]
     assert schema["components"]["schemas"]["BackfillResponse"]["examples"] == [{"count": 20}]
+
+
+def test_a_dry_run_counts_the_new_fires_and_records_nothing(
+    client: TestClient, engine: Engine, notifier: RecordingNotifier
+) -> None:
+    put(client, "s1", trigger=HOURLY)
+    add_run(engine, "s1", T0 - timedelta(hours=3), "succeeded", run_id="ran by hand")
+    notices = len(notifier.changed)
+
+    dry = backfill(client, dry_run=True)
+    real = backfill(client)
+
+    assert (dry.status_code, dry.json()) == (202, {"count": 4})
+    assert real.json() == {"count": 4}
+    assert len(notifier.changed) == notices + 1  # the real one only
+    assert backfill(client, dry_run=True).json() == {"count": 0}
