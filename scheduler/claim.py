@@ -13,8 +13,9 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from scheduler.bulk import advance_schedules, insert_runs
+from scheduler.calendar_store import CalendarCache
 from scheduler.errors import LeadershipLost, SundialError
-from scheduler.firing import FireTimesCache, plan
+from scheduler.firing import FireTimesCache, calendar_names, plan
 from scheduler.models import (
     LEADER_ROW,
     Overlap,
@@ -104,6 +105,8 @@ _CLAIM_COLUMNS = [
         "last_run_at",
         "created_at",
         "version",
+        "exclude_calendars",
+        "on_excluded",
     )
 ]
 
@@ -133,6 +136,10 @@ def claim_due(
             return Claim()
         policed = [row["id"] for row in due if row["overlap"] != Overlap.ALLOW]
         current = in_flight(conn, policed)
+        named = {name for row in due for name in calendar_names(row)}
+        calendars = {}
+        if named:
+            calendars = (cache.calendars if cache else CalendarCache()).load(conn, named)
         new_runs: list[dict[str, Any]] = []
         advances: list[dict[str, Any]] = []
         held: set[str] = set()
@@ -140,7 +147,7 @@ def claim_due(
         quarantined: dict[str, str] = {}
         for row in due:
             try:
-                outcome = plan(cast(Mapping[str, Any], row), now, cache=cache)
+                outcome = plan(cast(Mapping[str, Any], row), now, cache=cache, calendars=calendars)
             except (ValueError, TypeError, KeyError, SundialError) as exc:
                 # A row no trigger can be built from must not stall every other schedule.
                 quarantined[row["id"]] = f"{type(exc).__name__}: {exc}"
@@ -167,6 +174,7 @@ def claim_due(
                         "due_at": None,
                         "hold_while_busy": run_id in held,
                         "created_at": now,
+                        "schedule_version": row["version"],
                     }
                 )
             fired = [f.scheduled_for for f in decision.fires if f.state is RunState.PENDING]

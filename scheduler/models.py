@@ -23,10 +23,10 @@ from sqlalchemy import (
 )
 from sqlalchemy import false as sa_false
 
+from scheduler.db import UTCDateTime
+
 # SQLite numbers rows only through an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
 SERIAL = BigInteger().with_variant(Integer(), "sqlite")
-
-from scheduler.db import UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -191,6 +191,7 @@ idempotency_keys = Table(
     ),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
 
 class ExcludedPolicy(StrEnum):
     """What a fire that falls in an exclusion calendar does."""
