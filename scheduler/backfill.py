@@ -51,8 +51,9 @@ def backfill(
     start: datetime,
     end: datetime,
     now: datetime,
-    audit: Audit,
     overlap: Overlap | None = None,
+    *,
+    audit: Audit,
 ) -> int:
     """Record a pending run for each fire in range not recorded yet; return how many.
 

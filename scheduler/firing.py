@@ -11,7 +11,7 @@ from typing import Any
 from scheduler.calendar_store import CalendarCache
 from scheduler.cron import load_timezone
 from scheduler.errors import InvalidSchedule
-from scheduler.exclusions import Calendar, Exclusions
+from scheduler.exclusions import Calendar, Cover, Exclusions
 from scheduler.models import ExcludedPolicy, RunState
 from scheduler.triggers import FireTimes, load_stored, zone_of
 from scheduler.triggers import jitter as jitter_for
@@ -107,6 +107,32 @@ def _arming(schedule_id: str, fire: datetime | None, jitter_seconds: float) -> A
     if fire is None:
         return Arming(None, None)
     return Arming(fire, fire + jitter_for(schedule_id, fire, jitter_seconds))
+
+
+# A preview stops after this many planned instants, however few of them may fire.
+MAX_PREVIEW_SCAN = 100_000
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An instant in a schedule's sequence, and the calendar stretch excluding it, if any."""
+
+    scheduled_for: datetime
+    excluded: Cover | None = None
+
+
+def upcoming(fires: FireTimes, after: datetime, count: int) -> list[Planned]:
+    """The sequence strictly after ``after`` until ``count`` instants that fire, with the
+    excluded ones met on the way: exactly what the claim will record, in order."""
+    out: list[Planned] = []
+    firing = 0
+    current = fires.next_after(after)
+    while current is not None and firing < count and len(out) < MAX_PREVIEW_SCAN:
+        cover = fires.excluded(current)
+        out.append(Planned(current, cover))
+        firing += cover is None
+        current = fires.next_after(current)
+    return out
 
 
 def arm(row: Mapping[str, Any], now: datetime, calendars: Calendars | None = None) -> Arming:

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+class ApiKey(NamedTuple):
+    """One entry of ``SUNDIAL_API_KEYS``: ``[NAME=]KEY[:read]``."""
+
+    name: str
+    secret: str
+    read_only: bool
+
+
+def parse_api_key(entry: str) -> ApiKey:
+    """Read ``KEY``, ``KEY:read``, ``NAME=KEY`` or ``NAME=KEY:read``. An unnamed key is
+    called ``key-`` and the start of its SHA-256, so that history never holds the key."""
+    body, read_only = (entry[: -len(":read")], True) if entry.endswith(":read") else (entry, False)
+    name, sep, secret = body.partition("=")
+    # A trailing '=' is base64 padding of an unnamed key, not a name separator.
+    if not sep or not _KEY_NAME.fullmatch(name) or not secret or secret.startswith("="):
+        name, secret = f"key-{hashlib.sha256(body.encode()).hexdigest()[:8]}", body
+    return ApiKey(name, secret, read_only)
 
 
 def _split_csv(value: object) -> object:
@@ -44,6 +67,11 @@ class Settings(BaseSettings):
     # configured, else as failed with error type OutcomeUnknown.
     run_outcome_timeout_seconds: float = Field(default=86400, gt=0)
     housekeeping_interval_seconds: float = Field(default=30, gt=0)
+    # Alerts (success deadlines, final failures, automatic pauses): how often the leader
+    # checks deadlines and sends, and the webhook they are sent to (HMAC-signed).
+    alert_interval_seconds: float = Field(default=5, gt=0, le=3600)
+    alert_webhook_url: str | None = None
+    alert_webhook_secret: SecretStr | None = None
     # Where `sundial dev` and the embedded broker keep their files.
     data_dir: Path = Path(".sundial")
 
@@ -63,9 +91,9 @@ class Settings(BaseSettings):
     @classmethod
     def _key_roles(cls, keys: list[str]) -> list[str]:
         for key in keys:
-            secret, _, role = key.partition(":")
-            if not secret or role not in ("", "read"):
-                raise ValueError("each key is KEY or KEY:read")
+            secret = parse_api_key(key).secret
+            if not secret or ":" in secret:
+                raise ValueError("each key is KEY, KEY:read, NAME=KEY or NAME=KEY:read")
         return keys
 
     @model_validator(mode="after")
@@ -86,10 +114,6 @@ class Settings(BaseSettings):
             return self.poll_interval_seconds
         return 0.25 if self.redis_url is None else 5.0
 
-    def read_only_keys(self) -> set[str]:
-        """API keys that may only read."""
-        return {k.partition(":")[0] for k in self.api_keys if k.endswith(":read")}
-
-    def write_keys(self) -> set[str]:
-        """API keys that may read and write."""
-        return {k for k in self.api_keys if ":" not in k}
+    def named_keys(self) -> list[ApiKey]:
+        """Every API key with its name (the actor its changes are recorded under)."""
+        return [parse_api_key(key) for key in self.api_keys]

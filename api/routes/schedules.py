@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from api.audit import ChangeAudit
 from api.auth import Read, Write
 from api.deps import AppContext, Context
 from api.errors import invalid_input
@@ -72,6 +73,7 @@ def create_schedule(
     body: ScheduleCreate,
     response: Response,
     ctx: Context,
+    audit: ChangeAudit,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
@@ -88,7 +90,9 @@ def create_schedule(
     replayed = False
     with ctx.engine.begin() as conn:
         if idempotency_key is None:
-            row = repo.create_schedule(conn, schedule_id, values, paused=body.paused, now=now)
+            row = repo.create_schedule(
+                conn, schedule_id, values, paused=body.paused, now=now, audit=audit
+            )
         else:
             row, replayed = repo.create_idempotent(
                 conn,
@@ -98,6 +102,7 @@ def create_schedule(
                 values,
                 paused=body.paused,
                 now=now,
+                audit=audit,
             )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -121,6 +126,7 @@ def put_schedule(
     body: SchedulePut,
     response: Response,
     ctx: Context,
+    audit: ChangeAudit,
     if_match: IfMatch = None,
 ) -> SchedulePublic:
     """Create (201) or replace (200) the schedule with this id: a declarative upsert."""
@@ -133,11 +139,15 @@ def put_schedule(
         current = repo.find_schedule(conn, schedule_id, for_update=True)
         check_if_match(if_match, current["version"] if current is not None else None)
         if current is None:
-            row = repo.create_schedule(conn, schedule_id, values, paused=body.paused, now=now)
+            row = repo.create_schedule(
+                conn, schedule_id, values, paused=body.paused, now=now, audit=audit
+            )
             response.status_code = status.HTTP_201_CREATED
             response.headers["Location"] = location(schedule_id)
         else:
-            row = repo.replace_schedule(conn, current, values, paused=body.paused, now=now)
+            row = repo.replace_schedule(
+                conn, current, values, paused=body.paused, now=now, audit=audit
+            )
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -186,6 +196,7 @@ def patch_schedule(
     patch: SchedulePatch,
     response: Response,
     ctx: Context,
+    audit: ChangeAudit,
     if_match: IfMatch = None,
 ) -> SchedulePublic:
     """Apply a JSON merge patch; the merged result must be a valid schedule."""
@@ -196,7 +207,9 @@ def patch_schedule(
         check_if_match(if_match, current["version"])
         merged = _merge(SchedulePublic.from_row(current).spec_document(), changes)
         spec = _validate_merged(merged, ctx)
-        row = repo.replace_schedule(conn, current, spec.to_values(now), paused=spec.paused, now=now)
+        row = repo.replace_schedule(
+            conn, current, spec.to_values(now), paused=spec.paused, now=now, audit=audit
+        )
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -207,12 +220,15 @@ def patch_schedule(
     dependencies=[Write],
     responses={**_ERRORS, **_NOT_FOUND, 412: {"description": "If-Match does not match"}},
 )
-def delete_schedule(schedule_id: ScheduleId, ctx: Context, if_match: IfMatch = None) -> None:
-    """Delete a schedule and its runs; its future fires stop at once."""
+def delete_schedule(
+    schedule_id: ScheduleId, ctx: Context, audit: ChangeAudit, if_match: IfMatch = None
+) -> None:
+    """Delete a schedule and its runs; its future fires stop at once. Its change history
+    stays (``GET /v1/schedules/{id}/history``), and any version can be restored."""
     with ctx.engine.begin() as conn:
         if if_match is not None:
             check_if_match(if_match, repo.get_schedule(conn, schedule_id)["version"])
-        repo.delete_schedule(conn, schedule_id)
+        repo.delete_schedule(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
 
 
