@@ -14,7 +14,18 @@ from api.body_limit import BodyLimitMiddleware
 from api.deps import AppContext
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import health, previews, runs, schedule_actions, scheduler_status, schedules
+from api.routes import (
+    alerts,
+    calendars,
+    health,
+    history,
+    previews,
+    runs,
+    schedule_actions,
+    scheduler_status,
+    schedules,
+    timeline,
+)
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
 from scheduler.notices import ChangeNotifier, NullNotifier, RedisNotifier
@@ -59,7 +70,18 @@ def create_app(
     )
     app.state.sundial = AppContext(settings, store, notifier, clock, client, metrics)
     install_error_handlers(app)
-    for module in (schedules, schedule_actions, runs, previews, scheduler_status, health):
+    for module in (
+        schedules,
+        schedule_actions,
+        runs,
+        previews,
+        history,
+        timeline,
+        calendars,
+        alerts,
+        scheduler_status,
+        health,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -16,6 +16,7 @@ from scheduler.bulk import advance_schedules, insert_runs
 from scheduler.calendar_store import CalendarCache
 from scheduler.errors import LeadershipLost, SundialError
 from scheduler.firing import FireTimesCache, calendar_names, plan
+from scheduler.history import Kind
 from scheduler.models import (
     LEADER_ROW,
     Overlap,
@@ -27,7 +28,7 @@ from scheduler.models import (
     runs,
     schedules,
 )
-from scheduler.outcomes import IN_FLIGHT
+from scheduler.outcomes import IN_FLIGHT, record_auto_pause
 from scheduler.overlap import InFlight, decide, in_flight
 
 log = logging.getLogger("sundial.scheduler")
@@ -218,6 +219,7 @@ def _quarantine(conn: Connection, reasons: Mapping[str, str], now: datetime) -> 
     """Pause schedules whose stored trigger cannot be evaluated; keep them for a human."""
     for schedule_id, reason in reasons.items():
         log.error("scheduler: schedule %s quarantined: %s", schedule_id, reason)
+        record_auto_pause(conn, schedule_id, f"quarantined: {reason}"[:1000], now, Kind.QUARANTINE)
         conn.execute(
             update(schedules)
             .where(schedules.c.id == schedule_id)

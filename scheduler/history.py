@@ -68,6 +68,7 @@ class Audit:
     actor: str
     reason: str | None = None
     kind: str | None = None
+    details: Mapping[str, Any] | None = None
 
 
 SCHEDULER = Audit(SCHEDULER_ACTOR)
@@ -116,7 +117,7 @@ def record_change(
             state=state,
             spec=dict(after) if after is not None else None,
             diff=diff_specs(before, after) or None,
-            details=dict(details) if details is not None else None,
+            details={**(details or {}), **(audit.details or {})} or None,
         )
     )
 

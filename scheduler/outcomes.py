@@ -105,7 +105,7 @@ def _finish(conn: Connection, run: Mapping[Any, Any], state: RunState, now: date
                     updated_at=now,
                     version=schedules.c.version + 1,
                 )
-                _record_auto_pause(conn, run["schedule_id"], reason, now)
+                record_auto_pause(conn, run["schedule_id"], reason, now, Kind.AUTO_PAUSE)
     conn.execute(update(schedules).where(schedules.c.id == run["schedule_id"]).values(**changes))
 
 
@@ -125,14 +125,16 @@ def _alert_failure(conn: Connection, run: Mapping[Any, Any], now: datetime) -> N
     )
 
 
-def _record_auto_pause(conn: Connection, schedule_id: str, reason: str, now: datetime) -> None:
-    """History and an alert for a pause the scheduler made (before the row is updated)."""
+def record_auto_pause(
+    conn: Connection, schedule_id: str, reason: str, now: datetime, kind: str
+) -> None:
+    """History and an alert for a pause the scheduler makes (before the row is updated)."""
     row = dict(conn.execute(select(schedules).where(schedules.c.id == schedule_id)).one()._mapping)
     version = row["version"] + 1
     record_change(
         conn,
         Audit(SCHEDULER_ACTOR, reason),
-        Kind.AUTO_PAUSE,
+        kind,
         now,
         schedule_id=schedule_id,
         version=version,
