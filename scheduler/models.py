@@ -214,9 +214,9 @@ changes = Table(
     Column("reason", Text),
     Column("version", Integer),
     Column("state", String(16)),
-    Column("spec", JSON),
-    Column("diff", JSON),
-    Column("details", JSON),
+    Column("spec", JSON(none_as_null=True)),
+    Column("diff", JSON(none_as_null=True)),
+    Column("details", JSON(none_as_null=True)),
     Index("ix_changes_schedule_id_id", "schedule_id", "id"),
 )
 

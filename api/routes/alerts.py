@@ -34,7 +34,7 @@ def list_alerts(
     before = None
     if cursor is not None:
         (text,) = decode_cursor(cursor, 1)
-        before = int(text) if text.isdigit() else 0
+        before = int(text) if text.isdigit() and len(text) < 19 else 0
     with ctx.engine.connect() as conn:
         rows = repo.list_alerts(
             conn,
@@ -53,7 +53,7 @@ def list_alerts(
 @router.get(
     "/{alert_id}", dependencies=[Read], responses={**_ERRORS, 404: {"description": "No alert"}}
 )
-def get_alert(alert_id: Annotated[int, Path(ge=1)], ctx: Context) -> AlertPublic:
+def get_alert(alert_id: Annotated[int, Path(ge=1, le=2**62)], ctx: Context) -> AlertPublic:
     """One alert."""
     with ctx.engine.connect() as conn:
         return AlertPublic.from_row(repo.get_alert(conn, alert_id))

@@ -39,7 +39,7 @@ def _before(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     (text,) = decode_cursor(cursor, 1)
-    if not text.isdigit():
+    if not text.isdigit() or len(text) > 18:
         raise invalid_input(("query", "cursor"), "not a cursor this API issued", cursor)
     return int(text)
 
@@ -108,7 +108,7 @@ def audit_list(
 )
 def restore_version(
     schedule_id: ScheduleId,
-    version: Annotated[int, Path(ge=1)],
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
     response: Response,
     ctx: Context,
     audit: ChangeAudit,

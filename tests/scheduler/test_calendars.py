@@ -181,6 +181,7 @@ def test_claim_records_an_excluded_fire_skipped_naming_the_calendar(
     assert [s for _, s, _ in states] == ["pending", "pending", "skipped", "pending"]
     assert states[2][0] == local(2026, 12, 24, 3)
     assert "'xmas'" in states[2][2]
+    assert {r["schedule_version"] for r in runs_of(engine, "s")} == {1}
     assert schedule(engine, "s")["skipped_count"] == 1
 
 
