@@ -10,6 +10,7 @@ terms the lease recorded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +27,8 @@ from scheduler.schedules import get_schedule, spec_of
 from scheduler.triggers import jitter
 
 _TICK = timedelta(microseconds=1)
+# The reason the claim records for an excluded fire (see scheduler.firing.excluded_reason).
+_EXCLUDED_REASON = re.compile(rf"^{EXCLUDED} '(?P<calendar>[^']+)'.*?(?:; moved to (?P<to>\S+))?$")
 # A fire due this recently may not be claimed yet: it is "due", not unexplained.
 CLAIM_LAG = timedelta(seconds=5)
 
@@ -111,6 +114,8 @@ def leader_gaps(
     recorded (None: never, so nothing can be said)."""
     first = conn.execute(select(leader_terms.c.started_at).order_by(leader_terms.c.started_at))
     known = first.scalar()
+    if known is None:
+        return [], None
     terms = conn.execute(
         select(leader_terms)
         .where(
@@ -130,7 +135,7 @@ def leader_gaps(
             term_end = expires if expires is not None and expires < now else now
         covered.append((term["started_at"], term_end))
     gaps: list[Interval] = []
-    cursor = start if known is None else max(start, known)
+    cursor = max(start, known)
     for term_start, term_end in covered:
         if term_start > cursor:
             gaps.append(Interval(cursor, term_start))
@@ -248,6 +253,10 @@ def _classify(
         entry.run, entry.status = run, run["state"]
         entry.schedule_version = run["schedule_version"] or segment.version
         entry.cause, entry.detail = _run_cause(attempts[0])
+        recorded = _EXCLUDED_REASON.match(entry.detail) if entry.cause == "calendar" else None
+        if recorded is not None:
+            entry.calendar = recorded["calendar"]
+            entry.moved_to = datetime.fromisoformat(recorded["to"]) if recorded["to"] else None
         if attempts[0]["state"] == RunState.MISSED:
             entry.late_seconds = (attempts[0]["created_at"] - due).total_seconds()
             if gap is not None:

@@ -92,6 +92,14 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> None:
     run_dev(settings, port=args.port)
 
 
+def cmd_timeline(_settings: Settings, args: argparse.Namespace) -> None:
+    """Print a schedule's fire timeline from the API."""
+    from sundial.timeline_cli import api_client, show_timeline
+
+    with api_client() as client:
+        sys.exit(show_timeline(client, args.schedule_id, args.since, args.until))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="sundial", description=__doc__)
@@ -112,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("migrate", help="alembic upgrade head").set_defaults(func=cmd_migrate)
+    timeline = sub.add_parser("timeline", help="why did a schedule (not) run? (SUNDIAL_API_URL)")
+    timeline.add_argument("schedule_id")
+    timeline.add_argument("--since", help="RFC 3339; default a day before --until")
+    timeline.add_argument("--until", help="RFC 3339; default now")
+    timeline.set_defaults(func=cmd_timeline)
     return parser
 
 

@@ -101,7 +101,7 @@ def test_coalesced_excluded_and_out_of_window_instants(
         (z(at(5)), "upcoming", "not_due"),
         (z(at(6)), "not_planned", "outside_window"),
     ]
-    assert "'c'" in items[2]["detail"]
+    assert "'c'" in items[2]["detail"] and items[2]["calendar"] == "c"
 
 
 def test_a_changed_trigger_plans_each_window_with_the_version_then_in_force(
