@@ -9,7 +9,6 @@ given up after :data:`MAX_ATTEMPTS`; what was sent is recorded before the next i
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -17,6 +16,7 @@ from sqlalchemy import Engine
 
 from scheduler.alert_webhook import AlertWebhook, DeliveryFailed
 from scheduler.alerts import due_notifications, record_delivery, resolve_succeeded
+from scheduler.chores import LeaderChore
 from scheduler.clock import Clock, utcnow
 from scheduler.deadlines import check_deadlines
 
@@ -49,8 +49,7 @@ class AlertWatcher:
         self._webhook = webhook
         self._clock = clock
         self._since: datetime | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._chore: LeaderChore | None = None
 
     def step(self, now: datetime) -> None:
         """One round; the thread calls it while leading, tests call it directly."""
@@ -96,22 +95,15 @@ class AlertWatcher:
 
     def start(self, leading: Callable[[], bool]) -> None:
         """Work in the background whenever ``leading()`` holds."""
+        self._chore = LeaderChore(
+            "alerts", self._interval.total_seconds(), self.step, self._clock, idle=self._follow
+        )
+        self._chore.start(leading)
 
-        def loop() -> None:
-            while not self._stop.wait(self._interval.total_seconds()):
-                if not leading():
-                    self._since = None  # a later term looks back for what it missed
-                    continue
-                try:
-                    self.step(self._clock())
-                except Exception as exc:  # the store is down: the next round tries again
-                    log.warning("alerts: %s: %s", type(exc).__name__, exc)
-
-        self._thread = threading.Thread(target=loop, name="sundial-alerts", daemon=True)
-        self._thread.start()
+    def _follow(self) -> None:
+        self._since = None  # a later term looks back for what it missed
 
     def stop(self) -> None:
         """Stop the background work."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+        if self._chore is not None:
+            self._chore.stop()

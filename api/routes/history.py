@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -16,7 +16,7 @@ from api.deps import Context
 from api.errors import invalid_input
 from api.history_schemas import ChangePage, ChangePublic, RestoreRequest
 from api.pagination import decode_cursor, encode_cursor
-from api.routes.schedules import ScheduleId, location, public
+from api.routes.schedules import ScheduleId, public, upsert
 from api.schemas import ScheduleCreate, SchedulePublic, UTCDatetime
 from scheduler import history
 from scheduler import schedules as repo
@@ -141,15 +141,6 @@ def restore_version(
             ) from exc
         repo.check_task_allowed(restored.task, ctx.settings.allowed_tasks)
         values = restored.to_values(now)
-        if current is None:
-            row = repo.create_schedule(
-                conn, schedule_id, values, paused=restored.paused, now=now, audit=audit
-            )
-            response.status_code = status.HTTP_201_CREATED
-            response.headers["Location"] = location(schedule_id)
-        else:
-            row = repo.replace_schedule(
-                conn, current, values, paused=restored.paused, now=now, audit=audit
-            )
+        row = upsert(conn, schedule_id, current, values, restored.paused, now, audit, response)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy import Connection
 
 from api.audit import ChangeAudit
 from api.auth import Read, Write
@@ -27,7 +29,9 @@ from api.schemas import (
     SchedulePut,
 )
 from scheduler import schedules as repo
+from scheduler.history import Audit
 from scheduler.models import ScheduleState
+from scheduler.schedules import ScheduleValues
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
@@ -61,6 +65,25 @@ def public(row: dict[str, Any], response: Response) -> SchedulePublic:
     """The schedule's public form, with its ETag set on ``response``."""
     response.headers["ETag"] = etag(row["version"])
     return SchedulePublic.from_row(row)
+
+
+def upsert(
+    conn: Connection,
+    schedule_id: str,
+    current: dict[str, Any] | None,
+    values: ScheduleValues,
+    paused: bool,
+    now: datetime,
+    audit: Audit,
+    response: Response,
+) -> dict[str, Any]:
+    """Replace ``current``, or create the schedule (201 with ``Location``) when it is None."""
+    if current is not None:
+        return repo.replace_schedule(conn, current, values, paused=paused, now=now, audit=audit)
+    row = repo.create_schedule(conn, schedule_id, values, paused=paused, now=now, audit=audit)
+    response.status_code = status.HTTP_201_CREATED
+    response.headers["Location"] = location(schedule_id)
+    return row
 
 
 @router.post(
@@ -138,16 +161,7 @@ def put_schedule(
     with ctx.engine.begin() as conn:
         current = repo.find_schedule(conn, schedule_id, for_update=True)
         check_if_match(if_match, current["version"] if current is not None else None)
-        if current is None:
-            row = repo.create_schedule(
-                conn, schedule_id, values, paused=body.paused, now=now, audit=audit
-            )
-            response.status_code = status.HTTP_201_CREATED
-            response.headers["Location"] = location(schedule_id)
-        else:
-            row = repo.replace_schedule(
-                conn, current, values, paused=body.paused, now=now, audit=audit
-            )
+        row = upsert(conn, schedule_id, current, values, body.paused, now, audit, response)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
