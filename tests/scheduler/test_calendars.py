@@ -15,6 +15,7 @@ from scheduler.calendar_rules import CalendarRule
 from scheduler.claim import claim_due
 from scheduler.exclusions import Calendar, Exclusions
 from scheduler.firing import FireTimesCache, fire_times_of, upcoming
+from scheduler.jobstore import SqlJobStore
 from scheduler.models import calendars
 from tests.factories import add_schedule, runs_of, schedule
 
@@ -226,3 +227,14 @@ def test_a_calendar_changed_since_the_last_claim_is_used_by_the_next(
         )
     claim_due(engine, T0 + timedelta(hours=2, seconds=1), token, 10, cache)
     assert [r["state"] for r in runs_of(engine, "s")] == ["pending", "skipped"]
+
+
+def test_apscheduler_sees_the_same_fire_times_with_calendars(engine: Engine) -> None:
+    _calendar(engine, "xmas", [{"type": "dates", "dates": ["2026-12-24"]}])
+    daily = {"type": "cron", "expression": "0 3 * * *", "timezone": "Europe/Berlin"}
+    add_schedule(engine, "s", daily, T0, exclude_calendars=["xmas"], on_excluded="next_allowed")
+    job = SqlJobStore(engine).lookup_job("s")
+    assert job is not None
+    after_23rd = job.trigger.get_next_fire_time(local(2026, 12, 23, 3), T0)
+    assert after_23rd == local(2026, 12, 24, 3)  # excluded, recorded skipped
+    assert job.trigger.get_next_fire_time(after_23rd, T0) == local(2026, 12, 25)  # moved
