@@ -96,6 +96,13 @@ class Settings(BaseSettings):
                 raise ValueError("each key is KEY, KEY:read, NAME=KEY or NAME=KEY:read")
         return keys
 
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
     @model_validator(mode="after")
     def _broker_default(self) -> Settings:
         if self.broker_url is None and self.redis_url is not None:

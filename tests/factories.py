@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, insert, select
 
@@ -17,7 +18,7 @@ def schedule_row(
     schedule_id: str,
     trigger: dict[str, Any],
     now: datetime,
-    calendars: dict[str, Calendar] | None = None,
+    calendars: Any = None,
     **overrides: Any,
 ) -> dict[str, Any]:
     """A complete, armed schedule row with SPEC defaults (``calendars``: those it names)."""
@@ -51,7 +52,7 @@ def schedule_row(
         "version": 1,
     }
     row.update(overrides)
-    armed = arm(row, now, calendars)
+    armed = arm(row, now, cast(Mapping[str, Calendar] | None, calendars))
     row.setdefault("next_run_at", armed.next_run_at)
     row.setdefault("next_due_at", armed.next_due_at)
     return row

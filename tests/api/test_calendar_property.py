@@ -73,6 +73,7 @@ def rules(draw: st.DrawFn, start: date) -> list[dict[str, Any]]:
 @st.composite
 def cases(draw: st.DrawFn) -> dict[str, Any]:
     created = draw(st.sampled_from(STARTS)) + timedelta(minutes=draw(st.integers(0, 2880)))
+    trigger: dict[str, Any]
     if draw(st.booleans()):
         trigger = {
             "type": "cron",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -14,10 +15,10 @@ WRITER = "alice=s3cret-writer"
 READER = "auditor=s3cret-reader:read"
 
 
-def _history(client: TestClient, schedule_id: str, **params: object) -> list[dict]:
+def _history(client: TestClient, schedule_id: str, **params: object) -> list[dict[str, Any]]:
     response = client.get(f"/v1/schedules/{schedule_id}/history", params=params)
     assert response.status_code == 200, response.text
-    items: list[dict] = response.json()["items"]
+    items: list[dict[str, Any]] = response.json()["items"]
     return items
 
 

@@ -21,12 +21,14 @@ def at(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 
 
-def _timeline(client: TestClient, since: datetime, until: datetime, **params: Any) -> dict:
+def _timeline(
+    client: TestClient, since: datetime, until: datetime, **params: Any
+) -> dict[str, Any]:
     response = client.get(
         "/v1/schedules/s/timeline", params={"since": z(since), "until": z(until), **params}
     )
     assert response.status_code == 200, response.text
-    page: dict = response.json()
+    page: dict[str, Any] = response.json()
     return page
 
 

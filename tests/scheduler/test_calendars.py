@@ -28,8 +28,10 @@ def cal(*rules: dict[str, Any], name: str = "c", version: int = 1) -> Calendar:
     return Calendar(name, version, _rules.validate_python(list(rules)))
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN).astimezone(UTC)
+def local(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=BERLIN).astimezone(UTC)
 
 
 def test_a_date_excludes_the_whole_local_day_in_the_zone() -> None:
