@@ -15,13 +15,17 @@ from api.deps import AppContext
 from api.errors import install_error_handlers
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
+    alerts,
     apply,
+    calendars,
     health,
+    history,
     previews,
     runs,
     schedule_actions,
     scheduler_status,
     schedules,
+    timeline,
 )
 from api.ui.mount import mount_dashboard
 from scheduler.clock import Clock, utcnow
@@ -68,7 +72,19 @@ def create_app(
     )
     app.state.sundial = AppContext(settings, store, notifier, clock, client, metrics)
     install_error_handlers(app)
-    for module in (schedules, schedule_actions, runs, previews, apply, scheduler_status, health):
+    for module in (
+        schedules,
+        schedule_actions,
+        runs,
+        previews,
+        apply,
+        history,
+        timeline,
+        calendars,
+        alerts,
+        scheduler_status,
+        health,
+    ):
         app.include_router(module.router)
     mount_dashboard(app, settings)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)

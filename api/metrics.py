@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scheduler.alerts import AlertKind, schedules_in_breach
 from scheduler.clock import monotonic
 from scheduler.models import RunState, ScheduleState
 from scheduler.schedules import count_by_state
@@ -31,6 +32,7 @@ class StoreCollector(Collector):
         try:
             with self._engine.connect() as conn:
                 by_schedule_state, by_run_state = count_by_state(conn)
+                breaches = schedules_in_breach(conn)
         except SQLAlchemyError as exc:
             log.warning("api: metrics scrape could not read the store: %s", exc)
             up.add_metric([], 0)
@@ -46,6 +48,15 @@ class StoreCollector(Collector):
             for state in states:
                 family.add_metric([state.value], counts.get(state.value, 0))
             yield family
+        # Bounded: one series per alert kind, never one per schedule.
+        breach = GaugeMetricFamily(
+            "sundial_schedules_in_breach",
+            "Schedules with an open alert (missed deadline, final failure, automatic pause)",
+            labels=["kind"],
+        )
+        for kind in AlertKind:
+            breach.add_metric([kind.value], breaches.get(kind.value, 0))
+        yield breach
 
 
 class Metrics:

@@ -28,7 +28,7 @@ from api.examples import (
     TRIGGER_EXAMPLES,
 )
 from api.strict_json import printable_value
-from scheduler.models import Overlap, RunState, RunTrigger, ScheduleState
+from scheduler.models import ExcludedPolicy, Overlap, RunState, RunTrigger, ScheduleState
 from scheduler.schedules import ScheduleValues
 from scheduler.triggers import StoredTrigger, Timestamp, TriggerSpec, resolve
 
@@ -37,6 +37,7 @@ SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
 
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
+CalendarName = Annotated[str, StringConstraints(pattern=SCHEDULE_ID_PATTERN)]
 LabelValue = Annotated[str, StringConstraints(max_length=256)]
 
 
@@ -59,6 +60,8 @@ UTCDatetime = Annotated[Timestamp, AfterValidator(_to_utc)]
 """An RFC 3339 time with an offset (naive is refused), converted to UTC."""
 OverlapName = Annotated[Overlap, Strict(False)]
 """An overlap policy by name, in models that are otherwise strict."""
+ExcludedPolicyName = Annotated[ExcludedPolicy, Strict(False)]
+"""What to do with an excluded fire, by name, in models that are otherwise strict."""
 
 
 def example_config(
@@ -113,6 +116,23 @@ class _ScheduleFields(BaseModel):
     labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, max_length=64, examples=[{"team": "billing"}]
     )
+    exclude_calendars: list[CalendarName] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Names of exclusion calendars: a fire that falls in one does not run.",
+        examples=[["holidays-de-by"]],
+    )
+    on_excluded: ExcludedPolicyName = Field(
+        default=ExcludedPolicy.SKIP,
+        description="skip: the fire is recorded skipped; next_allowed: it runs at the first "
+        "allowed instant after (once, however many fires the calendar swallowed).",
+    )
+    expect_success_within_seconds: float | None = Field(
+        default=None,
+        ge=1,
+        le=366 * 86400,
+        description="Raise an alert when a fire has not succeeded this long after its time.",
+    )
 
     @field_validator("end_at")
     @classmethod
@@ -155,6 +175,9 @@ class ScheduleCreate(_ScheduleFields):
             end_at=self.end_at,
             description=self.description,
             labels=self.labels,
+            exclude_calendars=list(dict.fromkeys(self.exclude_calendars)),
+            on_excluded=self.on_excluded.value,
+            expect_success_within_seconds=self.expect_success_within_seconds,
         )
 
     def fingerprint(self) -> str:
@@ -208,6 +231,9 @@ class SchedulePatch(BaseModel):
     paused: bool | None = None
     description: str | None = None
     labels: dict[str, str | None] | None = None
+    exclude_calendars: list[str] | None = None
+    on_excluded: ExcludedPolicyName | None = None
+    expect_success_within_seconds: float | None = None
 
 
 class SchedulePublic(_ScheduleFields):
@@ -244,7 +270,13 @@ class SchedulePublic(_ScheduleFields):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SchedulePublic:
         """Build from a ``schedules`` row."""
-        return cls.model_validate({**row, "paused": row["state"] == ScheduleState.PAUSED})
+        return cls.model_validate(
+            {
+                **row,
+                "paused": row["state"] == ScheduleState.PAUSED,
+                "exclude_calendars": row.get("exclude_calendars") or [],
+            }
+        )
 
     def spec_document(self) -> dict[str, Any]:
         """The user-set fields as JSON: the document a merge patch applies to."""
@@ -294,6 +326,9 @@ class RunPublic(BaseModel):
         description="A pending run waits until then (retry backoff, paced backfill).",
     )
     created_at: datetime
+    schedule_version: int | None = Field(
+        default=None, description="The schedule's version when the fire was recorded."
+    )
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -343,6 +378,8 @@ class PreviewRequest(BaseModel):
         description="The schedule the jitter is computed for; required with jitter_seconds.",
     )
     jitter_seconds: float = Field(default=0, ge=0, le=86400)
+    exclude_calendars: list[CalendarName] = Field(default_factory=list, max_length=20)
+    on_excluded: ExcludedPolicyName = ExcludedPolicy.SKIP
 
     @field_validator("jitter_seconds")
     @classmethod
@@ -351,6 +388,17 @@ class PreviewRequest(BaseModel):
         if value > 0 and "schedule_id" in info.data and info.data["schedule_id"] is None:
             raise ValueError("jitter_seconds needs schedule_id: the jitter depends on it")
         return value
+
+
+class ExcludedFire(BaseModel):
+    """A planned instant an exclusion calendar keeps from running (recorded skipped)."""
+
+    scheduled_for: datetime
+    calendar: str
+    label: str = Field(description="What in the calendar excludes it (a holiday's name…).")
+    moved_to: datetime | None = Field(
+        default=None, description="With on_excluded next_allowed: where it fires instead."
+    )
 
 
 class PreviewResponse(BaseModel):
@@ -365,6 +413,10 @@ class PreviewResponse(BaseModel):
 
     fire_times: list[datetime]
     due_times: list[datetime] = Field(description="fire_times[i] plus its jitter.")
+    excluded: list[ExcludedFire] = Field(
+        default_factory=list,
+        description="Planned instants among these that exclusion calendars keep from running.",
+    )
 
 
 class BackfillRequest(BaseModel):
@@ -394,6 +446,9 @@ class BackfillRequest(BaseModel):
     )
     dry_run: bool = Field(
         default=False, description="Only count the runs it would record; record nothing."
+    )
+    reason: str | None = Field(
+        default=None, max_length=1000, description="Why; recorded in the schedule's history."
     )
 
 

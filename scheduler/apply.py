@@ -10,7 +10,7 @@ the same source.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from scheduler import schedules as repo
 from scheduler.errors import Conflict, InvalidSchedule
 from scheduler.firing import fire_times_of
+from scheduler.history import Audit, Kind
 from scheduler.models import ScheduleState, apply_sources, schedules
 from scheduler.schedules import ARMING_FIELDS, Row, ScheduleValues
 from scheduler.triggers import fire_times
@@ -107,16 +108,23 @@ def apply_schedules(
     *,
     prune: bool,
     now: datetime,
+    audit: Audit,
     fire_time_count: int = 3,
 ) -> Plan:
     """Create, replace, adopt and (with ``prune``) delete so that ``source`` manages
-    exactly ``desired``. Entry errors name the entry: ``schedules.<index>.<field>``."""
+    exactly ``desired``. Entry errors name the entry: ``schedules.<index>.<field>``.
+
+    Each write is recorded in the schedule's history as an ``apply`` by ``audit``'s actor
+    (a pruned schedule as a ``delete``), with the source in its details."""
+    details = {**(audit.details or {}), "source": source}
+    audit = replace(audit, kind=Kind.APPLY, details=details)
+    prune_audit = replace(audit, kind=None, details={**details, "pruned": True})
     _lock_source(conn, source, now)
     plan = Plan(source)
     wanted = {d.id for d in desired}
     for index, want in enumerate(desired):
         try:
-            _apply_one(conn, source, want, plan, now, fire_time_count)
+            _apply_one(conn, source, want, plan, now, fire_time_count, audit)
         except InvalidSchedule as exc:
             raise InvalidSchedule(f"schedules.{index}.{exc.field}", exc.message) from exc
         except Conflict as exc:
@@ -126,7 +134,7 @@ def apply_schedules(
             continue
         entry = PlanEntry(row["id"], drift=_drift(row))
         if prune:
-            repo.delete_schedule(conn, row["id"])
+            repo.delete_schedule(conn, row["id"], now, prune_audit)
             plan.pruned.append(entry)
         else:
             plan.orphaned.append(entry)
@@ -134,12 +142,20 @@ def apply_schedules(
 
 
 def _apply_one(
-    conn: Connection, source: str, want: Desired, plan: Plan, now: datetime, count: int
+    conn: Connection,
+    source: str,
+    want: Desired,
+    plan: Plan,
+    now: datetime,
+    count: int,
+    audit: Audit,
 ) -> None:
     doc = spec_document(want.values, want.paused)
     current = repo.find_schedule(conn, want.id, for_update=True)
     if current is None:
-        row = repo.create_schedule(conn, want.id, want.values, paused=want.paused, now=now)
+        row = repo.create_schedule(
+            conn, want.id, want.values, paused=want.paused, now=now, audit=audit
+        )
         repo.mark_applied(conn, want.id, source, doc)
         plan.created.append(PlanEntry(want.id, fire_times_after=_upcoming(row, now, count)))
         return
@@ -157,7 +173,9 @@ def _apply_one(
             repo.mark_applied(conn, want.id, source, doc)
         plan.unchanged.append(entry)
         return
-    row = repo.replace_schedule(conn, current, want.values, paused=want.paused, now=now)
+    row = repo.replace_schedule(
+        conn, current, want.values, paused=want.paused, now=now, audit=audit
+    )
     repo.mark_applied(conn, want.id, source, doc)
     if any(c.field in ARMING_FIELDS for c in entry.changes):
         entry.fire_times_before = _upcoming(current, now, count)

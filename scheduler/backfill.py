@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
 from scheduler.bulk import insert_runs
+from scheduler.calendar_store import load_calendars
 from scheduler.errors import InvalidSchedule, NotFound
-from scheduler.firing import fire_times_of
+from scheduler.exclusions import Calendar
+from scheduler.firing import calendar_names, fire_times_of
+from scheduler.history import Audit, Kind, record_change
 from scheduler.models import Overlap, RunState, RunTrigger, run_id_for, runs, schedules
 
 MAX_BACKFILL_FIRES = 10_000
@@ -17,11 +21,17 @@ MAX_BACKFILL_FIRES = 10_000
 BACKFILL_RATE_PER_S = 20.0
 
 
-def backfill_times(row: dict[str, Any], start: datetime, end: datetime) -> list[datetime]:
-    """Every fire time of the schedule's trigger in ``[start, end]``, at most the cap."""
+def backfill_times(
+    row: dict[str, Any],
+    start: datetime,
+    end: datetime,
+    calendars: Mapping[str, Calendar] | None = None,
+) -> list[datetime]:
+    """Every fire time of the schedule's trigger in ``[start, end]``, at most the cap; a
+    fire its exclusion calendars exclude is left out (or moved, with ``next_allowed``)."""
     if end < start:
         raise InvalidSchedule("end", "end must not be before start")
-    fires = fire_times_of(row)
+    fires = fire_times_of(row, calendars)
     out: list[datetime] = []
     current = fires.next_after(start - timedelta(microseconds=1))
     while current is not None and current <= end:
@@ -29,7 +39,8 @@ def backfill_times(row: dict[str, Any], start: datetime, end: datetime) -> list[
             raise InvalidSchedule(
                 "end", f"the range holds more than {MAX_BACKFILL_FIRES} fires; split it"
             )
-        out.append(current)
+        if fires.excluded(current) is None:
+            out.append(current)
         current = fires.next_after(current)
     return out
 
@@ -42,6 +53,7 @@ def backfill(
     now: datetime,
     overlap: Overlap | None = None,
     *,
+    audit: Audit,
     dry_run: bool = False,
 ) -> int:
     """Record a pending run for each fire in range not recorded yet; return how many.
@@ -56,7 +68,8 @@ def backfill(
             raise NotFound(f"no schedule {schedule_id!r}")
         schedule = dict(row._mapping)
         serial = (overlap or Overlap(schedule["overlap"])) is not Overlap.ALLOW
-        times = backfill_times(schedule, start, end)
+        calendars = load_calendars(conn, calendar_names(schedule))
+        times = backfill_times(schedule, start, end, calendars)
         step = timedelta(seconds=1 / BACKFILL_RATE_PER_S)
         new_runs = [
             {
@@ -72,6 +85,7 @@ def backfill(
                 "due_at": None if serial else now + step * i,
                 "hold_while_busy": serial,
                 "created_at": now,
+                "schedule_version": schedule["version"],
             }
             for i, when in enumerate(times)
         ]
@@ -82,6 +96,21 @@ def backfill(
             update(schedules)
             .where(schedules.c.id == schedule_id)
             .values(run_count=schedules.c.run_count + count)
+        )
+        details = {
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "overlap": overlap.value if overlap else None,
+            "count": count,
+        }
+        record_change(
+            conn,
+            audit,
+            Kind.BACKFILL,
+            now,
+            schedule_id=schedule_id,
+            version=schedule["version"],
+            details=details,
         )
         return count
 

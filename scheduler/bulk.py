@@ -38,6 +38,7 @@ _RUN_COLUMNS = {
     "due_at": "timestamptz",
     "hold_while_busy": "bool",
     "created_at": "timestamptz",
+    "schedule_version": "int",
 }
 _ADVANCE_COLUMNS = {
     "b_id": "text",

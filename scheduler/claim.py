@@ -13,8 +13,10 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from scheduler.bulk import advance_schedules, insert_runs
+from scheduler.calendar_store import CalendarCache
 from scheduler.errors import LeadershipLost, SundialError
-from scheduler.firing import FireTimesCache, plan
+from scheduler.firing import FireTimesCache, calendar_names, plan
+from scheduler.history import Kind
 from scheduler.models import (
     LEADER_ROW,
     Overlap,
@@ -26,7 +28,7 @@ from scheduler.models import (
     runs,
     schedules,
 )
-from scheduler.outcomes import IN_FLIGHT
+from scheduler.outcomes import IN_FLIGHT, record_auto_pause
 from scheduler.overlap import InFlight, decide, in_flight
 
 log = logging.getLogger("sundial.scheduler")
@@ -104,6 +106,8 @@ _CLAIM_COLUMNS = [
         "last_run_at",
         "created_at",
         "version",
+        "exclude_calendars",
+        "on_excluded",
     )
 ]
 
@@ -133,6 +137,10 @@ def claim_due(
             return Claim()
         policed = [row["id"] for row in due if row["overlap"] != Overlap.ALLOW]
         current = in_flight(conn, policed)
+        named = {name for row in due for name in calendar_names(row)}
+        calendars = {}
+        if named:
+            calendars = (cache.calendars if cache else CalendarCache()).load(conn, named)
         new_runs: list[dict[str, Any]] = []
         advances: list[dict[str, Any]] = []
         held: set[str] = set()
@@ -140,7 +148,7 @@ def claim_due(
         quarantined: dict[str, str] = {}
         for row in due:
             try:
-                outcome = plan(cast(Mapping[str, Any], row), now, cache=cache)
+                outcome = plan(cast(Mapping[str, Any], row), now, cache=cache, calendars=calendars)
             except (ValueError, TypeError, KeyError, SundialError) as exc:
                 # A row no trigger can be built from must not stall every other schedule.
                 quarantined[row["id"]] = f"{type(exc).__name__}: {exc}"
@@ -167,6 +175,7 @@ def claim_due(
                         "due_at": None,
                         "hold_while_busy": run_id in held,
                         "created_at": now,
+                        "schedule_version": row["version"],
                     }
                 )
             fired = [f.scheduled_for for f in decision.fires if f.state is RunState.PENDING]
@@ -210,6 +219,7 @@ def _quarantine(conn: Connection, reasons: Mapping[str, str], now: datetime) -> 
     """Pause schedules whose stored trigger cannot be evaluated; keep them for a human."""
     for schedule_id, reason in reasons.items():
         log.error("scheduler: schedule %s quarantined: %s", schedule_id, reason)
+        record_auto_pause(conn, schedule_id, f"quarantined: {reason}"[:1000], now, Kind.QUARANTINE)
         conn.execute(
             update(schedules)
             .where(schedules.c.id == schedule_id)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger as _APSCronTrigger
 
 from scheduler.errors import InvalidSchedule
+from scheduler.wallclock import exists, first_instant, gap_exit, is_ambiguous, transition
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -122,7 +123,8 @@ def load_timezone(name: str) -> ZoneInfo:
         raise InvalidSchedule("trigger.timezone", f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: the tzdata package opens the name as a file (a 300-character name fails).
         raise InvalidSchedule("trigger.timezone", f"unknown time zone {name!r}") from exc
 
 
@@ -242,17 +244,13 @@ class Crontab:
         return best
 
     def _wall_to_instant(self, wall: datetime) -> datetime:
-        first = wall.replace(tzinfo=self.tz, fold=0)
-        if self._exists(first):
-            return first.astimezone(UTC)
-        return self._gap_exit(wall)
+        return first_instant(wall, self.tz)
 
     def _exists(self, local: datetime) -> bool:
-        back = local.astimezone(UTC).astimezone(self.tz)
-        return back.replace(tzinfo=None) == local.replace(tzinfo=None)
+        return exists(local)
 
     def _is_ambiguous(self, local: datetime) -> bool:
-        return local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset()
+        return is_ambiguous(local)
 
     def _repeat_bounds(self, local: datetime) -> tuple[datetime, datetime]:
         """The naive wall times between which the interval containing ``local`` repeats."""
@@ -268,20 +266,8 @@ class Crontab:
 
     def _gap_exit(self, wall: datetime) -> datetime:
         """The first instant after the DST gap that swallowed ``wall``."""
-        # In a gap, fold=1 reads the wall time with the offset after the transition, which
-        # gives an instant before it; fold=0 gives one after it (PEP 495).
-        before = wall.replace(tzinfo=self.tz, fold=1).astimezone(UTC)
-        after = wall.replace(tzinfo=self.tz, fold=0).astimezone(UTC)
-        return self._transition(before, after)
+        return gap_exit(wall, self.tz)
 
     def _transition(self, lo: datetime, hi: datetime) -> datetime:
         """The instant in ``(lo, hi]`` where the UTC offset changes from that of ``lo``."""
-        offset = lo.astimezone(self.tz).utcoffset()
-        while hi - lo > timedelta(seconds=1):
-            mid = lo + (hi - lo) / 2
-            if mid.astimezone(self.tz).utcoffset() == offset:
-                lo = mid
-            else:
-                hi = mid
-        # Transitions fall on whole seconds: the one in (lo, hi] is hi rounded down.
-        return hi.replace(microsecond=0)
+        return transition(lo, hi, self.tz)

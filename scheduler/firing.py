@@ -8,9 +8,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from scheduler.models import RunState
-from scheduler.triggers import FireTimes, load_stored
+from scheduler.calendar_store import CalendarCache
+from scheduler.cron import load_timezone
+from scheduler.errors import InvalidSchedule
+from scheduler.exclusions import Calendar, Cover, Exclusions
+from scheduler.models import ExcludedPolicy, RunState
+from scheduler.triggers import FireTimes, load_stored, zone_of
 from scheduler.triggers import jitter as jitter_for
+
+Calendars = Mapping[str, Calendar]
+# Reasons of fires calendars excluded or moved; the timeline reads these prefixes back.
+EXCLUDED = "excluded by calendar"
+MOVED_HERE = "moved here from"
 
 # One claim records at most this many fires of a schedule; a longer backlog (a 1-second
 # interval after a day-long outage) is worked off over the following claims.
@@ -47,14 +56,51 @@ class Plan:
         return self.arming.next_run_at is None
 
 
-def fire_times_of(row: Mapping[str, Any]) -> FireTimes:
-    """The fire times of a stored schedule row."""
+def calendar_names(row: Mapping[Any, Any]) -> list[str]:
+    """The exclusion calendars a schedule row names."""
+    return list(row.get("exclude_calendars") or [])
+
+
+def fire_times_of(row: Mapping[str, Any], calendars: Calendars | None = None) -> FireTimes:
+    """The fire times of a stored schedule row, its exclusion calendars (from
+    ``calendars``, by name) applied."""
+    spec = load_stored(row["trigger"])
+    names = calendar_names(row)
+    exclusions = None
+    if names:
+        missing = [n for n in names if calendars is None or n not in calendars]
+        if missing:
+            raise InvalidSchedule("exclude_calendars", f"no calendar named {missing[0]!r}")
+        assert calendars is not None
+        zone = load_timezone(zone_of(spec))
+        exclusions = Exclusions([calendars[n] for n in names], zone)
     return FireTimes(
-        load_stored(row["trigger"]),
+        spec,
         anchor=row["created_at"],
         start_at=row["start_at"],
         end_at=row["end_at"],
+        exclusions=exclusions,
+        move_excluded=row.get("on_excluded") == ExcludedPolicy.NEXT_ALLOWED,
     )
+
+
+def excluded_reason(fires: FireTimes, when: datetime) -> str | None:
+    """Why a planned fire does not run at ``when`` (a calendar excludes it), or None."""
+    cover = fires.excluded(when)
+    if cover is None:
+        return None
+    reason = f"{EXCLUDED} {cover.calendar!r} ({cover.label})"
+    if not fires.move_excluded:
+        return reason
+    if cover.end is None:
+        return f"{reason}; no allowed instant within a year to move it to"
+    return f"{reason}; moved to {cover.end.isoformat()}"
+
+
+def moved_reason(fires: FireTimes, when: datetime) -> str | None:
+    """For a fire ``next_allowed`` put at ``when``: the fire it stands for, else None."""
+    source = fires.moved_from(when)
+    return None if source is None else f"{MOVED_HERE} {source.isoformat()} (next_allowed)"
 
 
 def _arming(schedule_id: str, fire: datetime | None, jitter_seconds: float) -> Arming:
@@ -63,29 +109,60 @@ def _arming(schedule_id: str, fire: datetime | None, jitter_seconds: float) -> A
     return Arming(fire, fire + jitter_for(schedule_id, fire, jitter_seconds))
 
 
-def arm(row: Mapping[str, Any], now: datetime) -> Arming:
+# A preview stops after this many planned instants, however few of them may fire.
+MAX_PREVIEW_SCAN = 100_000
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An instant in a schedule's sequence, and the calendar stretch excluding it, if any."""
+
+    scheduled_for: datetime
+    excluded: Cover | None = None
+
+
+def upcoming(fires: FireTimes, after: datetime, count: int) -> list[Planned]:
+    """The sequence strictly after ``after`` until ``count`` instants that fire, with the
+    excluded ones met on the way: exactly what the claim will record, in order."""
+    out: list[Planned] = []
+    firing = 0
+    current = fires.next_after(after)
+    while current is not None and firing < count and len(out) < MAX_PREVIEW_SCAN:
+        cover = fires.excluded(current)
+        out.append(Planned(current, cover))
+        firing += cover is None
+        current = fires.next_after(current)
+    return out
+
+
+def arm(row: Mapping[str, Any], now: datetime, calendars: Calendars | None = None) -> Arming:
     """The first fire of a schedule that is created, changed or resumed at ``now``."""
-    fires = fire_times_of(row)
+    fires = fire_times_of(row, calendars)
     return _arming(row["id"], fires.first(now), row["jitter_seconds"])
 
 
 class FireTimesCache:
     """Parsed triggers of claimed schedules, so a recurring schedule is not re-parsed at
-    every fire. Keyed by (id, version, created_at): any change to a schedule bumps its
-    version, and a schedule deleted and made again has a new creation time."""
+    every fire. Keyed by (id, version, created_at) and the versions of its calendars: any
+    change to a schedule bumps its version, and a schedule deleted and made again has a
+    new creation time."""
 
     def __init__(self, max_entries: int = 200_000) -> None:
         self._max = max_entries
-        self._entries: dict[tuple[str, int, datetime], FireTimes] = {}
+        self._entries: dict[tuple[Any, ...], FireTimes] = {}
+        self.calendars = CalendarCache()
 
-    def get(self, row: Mapping[str, Any]) -> FireTimes:
+    def get(self, row: Mapping[str, Any], calendars: Calendars | None = None) -> FireTimes:
         """The schedule's fire times, parsed at most once per version."""
-        key = (row["id"], row["version"], row["created_at"])
+        key: tuple[Any, ...] = (row["id"], row["version"], row["created_at"])
+        names = calendar_names(row)
+        if names and calendars is not None:
+            key += tuple(calendars[n].version if n in calendars else None for n in names)
         found = self._entries.get(key)
         if found is None:
             if len(self._entries) >= self._max:
                 self._entries.clear()
-            found = self._entries[key] = fire_times_of(row)
+            found = self._entries[key] = fire_times_of(row, calendars)
         return found
 
 
@@ -94,11 +171,15 @@ def plan(
     now: datetime,
     limit: int = MAX_FIRES_PER_CLAIM,
     cache: FireTimesCache | None = None,
+    calendars: Calendars | None = None,
 ) -> Plan:
-    """Fires of ``row`` due by ``now`` with misfire grace and coalescing applied."""
+    """Fires of ``row`` due by ``now`` with calendars, misfire grace and coalescing applied."""
     # A one-off has no fire after its own: no trigger to build on the hot path of a burst.
-    once = row["trigger"].get("type") == "date"
-    fires = None if once else (cache.get(row) if cache is not None else fire_times_of(row))
+    once = row["trigger"].get("type") == "date" and not calendar_names(row)
+    fires = None
+    if not once:
+        fires = cache.get(row, calendars) if cache is not None else fire_times_of(row, calendars)
+    checked = fires is not None and fires.exclusions is not None
     sid, jitter_s = row["id"], row["jitter_seconds"]
     grace = row["misfire_grace_seconds"]
     due: list[tuple[datetime, timedelta]] = []
@@ -112,7 +193,15 @@ def plan(
 
     out: list[Fire] = []
     runnable: list[datetime] = []
+    moved: dict[datetime, str | None] = {}
     for when, lateness in due:
+        if checked:
+            assert fires is not None
+            why = excluded_reason(fires, when)
+            if why is not None:
+                out.append(Fire(when, RunState.SKIPPED, why))
+                continue
+            moved[when] = moved_reason(fires, when)
         if grace is not None and lateness.total_seconds() > grace:
             out.append(
                 Fire(
@@ -134,6 +223,6 @@ def plan(
             for when in runnable[:-1]
         )
         runnable = [last]
-    out.extend(Fire(when, RunState.PENDING) for when in runnable)
+    out.extend(Fire(when, RunState.PENDING, moved.get(when)) for when in runnable)
     out.sort(key=lambda f: f.scheduled_for)
     return Plan(out, arming)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, func, or_, select
 
+from scheduler.chores import LeaderChore
 from scheduler.clock import Clock, utcnow
 from scheduler.models import RunState, runs
 from scheduler.outcomes import FINAL, record_outcome
@@ -119,8 +119,7 @@ class Housekeeper:
         clock: Clock = utcnow,
     ) -> None:
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._chore: LeaderChore | None = None
         self._engine = engine
         self._interval = interval
         self._timeout = timeout
@@ -140,21 +139,11 @@ class Housekeeper:
 
     def start(self, leading: Callable[[], bool]) -> None:
         """Do the chores in the background whenever ``leading()`` holds."""
-
-        def loop() -> None:
-            while not self._stop.wait(min(1.0, self._interval.total_seconds())):
-                if not leading():
-                    continue
-                try:
-                    self.maybe_run(self._clock())
-                except Exception as exc:  # the store is down: the next round tries again
-                    log.warning("housekeeping: %s: %s", type(exc).__name__, exc)
-
-        self._thread = threading.Thread(target=loop, name="sundial-housekeeping", daemon=True)
-        self._thread.start()
+        period = min(1.0, self._interval.total_seconds())
+        self._chore = LeaderChore("housekeeping", period, self.maybe_run, self._clock)
+        self._chore.start(leading)
 
     def stop(self) -> None:
         """Stop the background chores."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        if self._chore is not None:
+            self._chore.stop()

@@ -6,16 +6,17 @@ APScheduler reads them through this store to know when the next fire is due.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import BaseJobStore, JobLookupError
 from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from scheduler.claim import Claim, claim_due
-from scheduler.firing import FireTimesCache, fire_times_of
+from scheduler.firing import Calendars, FireTimesCache, calendar_names, fire_times_of
 from scheduler.models import ScheduleState, schedules
 from scheduler.triggers import FireTimes
 
@@ -50,14 +51,14 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
         self._engine = engine
         self._fire_times = FireTimesCache()
 
-    def _job(self, row: Any) -> Job:
+    def _job(self, row: Any, calendars: Calendars) -> Job:
         job = Job.__new__(Job)
         job.__setstate__(
             {
                 "version": 1,
                 "id": row.id,
                 "func": f"{__name__}:publish_via_claim",
-                "trigger": ScheduleTrigger(fire_times_of(row._mapping)),
+                "trigger": ScheduleTrigger(fire_times_of(row._mapping, calendars)),
                 "executor": "default",
                 "args": (row.task, *row.args),
                 "kwargs": dict(row.kwargs),
@@ -79,12 +80,19 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
             .order_by(schedules.c.next_due_at)
         )
         with self._engine.connect() as conn:
-            return [self._job(row) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+            calendars = self._calendars(conn, rows)
+        return [self._job(row, calendars) for row in rows]
+
+    def _calendars(self, conn: Connection, rows: Sequence[Any]) -> Calendars:
+        names = {name for row in rows for name in calendar_names(row._mapping)}
+        return self._fire_times.calendars.load(conn, names) if names else {}
 
     def lookup_job(self, job_id: str) -> Job | None:
         with self._engine.connect() as conn:
             row = conn.execute(select(schedules).where(schedules.c.id == job_id)).first()
-        return None if row is None else self._job(row)
+            calendars = self._calendars(conn, [row] if row is not None else [])
+        return None if row is None else self._job(row, calendars)
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
         return self._jobs(schedules.c.next_due_at <= now)

@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 import redis
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from scheduler.clock import Clock, monotonic, utcnow
-from scheduler.models import LEADER_ROW, leader
+from scheduler.models import LEADER_ROW, leader, leader_terms
 
 log = logging.getLogger("sundial.lease")
 
@@ -77,7 +77,23 @@ class _Deadline:
 
 
 def _new_term(conn: Connection, replica: Replica, now: datetime, ttl_s: float) -> int:
-    """Record a new leadership term in SQL and return its fencing token."""
+    """Record a new leadership term in SQL and return its fencing token; the term before,
+    if it was never released, ended when its lease last expired (or now, if later)."""
+    previous = conn.execute(
+        select(leader.c.fencing_token, leader.c.lease_expires_at).where(leader.c.name == LEADER_ROW)
+    ).one()
+    expired = previous.lease_expires_at is not None and previous.lease_expires_at <= now
+    conn.execute(
+        update(leader_terms)
+        .where(
+            leader_terms.c.fencing_token == previous.fencing_token,
+            leader_terms.c.ended_at.is_(None),
+        )
+        .values(
+            ended_at=previous.lease_expires_at if expired else now,
+            end_reason="expired" if expired else "superseded",
+        )
+    )
     conn.execute(
         update(leader)
         .where(leader.c.name == LEADER_ROW)
@@ -90,13 +106,27 @@ def _new_term(conn: Connection, replica: Replica, now: datetime, ttl_s: float) -
             lease_expires_at=now + timedelta(seconds=ttl_s),
         )
     )
-    token = conn.execute(
-        select(leader.c.fencing_token).where(leader.c.name == LEADER_ROW)
-    ).scalar_one()
-    return int(token)
+    token = int(
+        conn.execute(select(leader.c.fencing_token).where(leader.c.name == LEADER_ROW)).scalar_one()
+    )
+    conn.execute(
+        insert(leader_terms).values(
+            fencing_token=token,
+            holder=replica.replica_id,
+            hostname=replica.hostname,
+            pid=replica.pid,
+            started_at=now,
+        )
+    )
+    return token
 
 
-def _vacate(conn: Connection, replica: Replica, token: int) -> None:
+def _vacate(conn: Connection, replica: Replica, token: int, now: datetime) -> None:
+    conn.execute(
+        update(leader_terms)
+        .where(leader_terms.c.fencing_token == token, leader_terms.c.ended_at.is_(None))
+        .values(ended_at=now, end_reason="released")
+    )
     conn.execute(
         update(leader)
         .where(
@@ -165,7 +195,7 @@ class SqlLease:
         if self.token is None:
             return
         with self._engine.begin() as conn:
-            _vacate(conn, self._replica, self.token)
+            _vacate(conn, self._replica, self.token, self._clock())
         log.info("lease: %s released token %s", self._replica.replica_id, self.token)
         self._lost()
 
@@ -264,7 +294,7 @@ class RedisLease:
         finally:
             self._lost()
         with self._engine.begin() as conn:
-            _vacate(conn, self._replica, token)
+            _vacate(conn, self._replica, token, self._clock())
         log.info("lease: %s released token %s", self._replica.replica_id, token)
 
     def held(self) -> bool:

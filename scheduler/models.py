@@ -25,6 +25,9 @@ from sqlalchemy import false as sa_false
 
 from scheduler.db import UTCDateTime
 
+# SQLite numbers rows only through an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
+SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(column_0_label)s",
@@ -92,6 +95,11 @@ schedules = Table(
     Column("state_reason", Text),
     Column("description", Text, nullable=False),
     Column("labels", JSON, nullable=False),
+    # Names of exclusion calendars (a list; NULL = none) and what an excluded fire does.
+    Column("exclude_calendars", JSON),
+    Column("on_excluded", String(16), nullable=False, server_default="skip"),
+    # A run not succeeded this long after its scheduled time raises an alert.
+    Column("expect_success_within_seconds", Float),
     # The trigger's next fire time, and the instant the leader publishes it (plus jitter).
     # Both are NULL unless the schedule is active: the due scan reads only live rows.
     Column("next_run_at", UTCDateTime),
@@ -144,6 +152,8 @@ runs = Table(
     Column("worker", String(255)),
     Column("result", JSON),
     Column("error", JSON),
+    # The schedule's version when the fire was recorded (its history holds that spec).
+    Column("schedule_version", Integer),
     # One fire of a schedule is one row; this is the guarantee, the lease an optimisation.
     UniqueConstraint("schedule_id", "scheduled_for", "attempt"),
     Index("ix_runs_state_scheduled_for", "state", "scheduled_for"),
@@ -193,6 +203,96 @@ apply_sources = Table(
     metadata,
     Column("source", String(128), primary_key=True),
     Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+class ExcludedPolicy(StrEnum):
+    """What a fire that falls in an exclusion calendar does."""
+
+    SKIP = "skip"
+    NEXT_ALLOWED = "next_allowed"
+
+
+# Every change to a schedule (and to a calendar), with who made it and why. No foreign key:
+# a deleted schedule's history stays. ``spec`` is the whole specification of ``version``.
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("schedule_id", String(128)),
+    Column("calendar", String(128), index=True),
+    Column("kind", String(32), nullable=False, index=True),
+    Column("actor", String(255), nullable=False, index=True),
+    Column("reason", Text),
+    Column("version", Integer),
+    Column("state", String(16)),
+    Column("spec", JSON(none_as_null=True)),
+    Column("diff", JSON(none_as_null=True)),
+    Column("details", JSON(none_as_null=True)),
+    Index("ix_changes_schedule_id_id", "schedule_id", "id"),
+)
+
+# One row per leadership term, so a gap without a leader can be shown afterwards. The end
+# is recorded on release, or inferred when the next term starts (the lease's last expiry).
+leader_terms = Table(
+    "leader_terms",
+    metadata,
+    Column("fencing_token", BigInteger, primary_key=True, autoincrement=False),
+    Column("holder", String(64), nullable=False),
+    Column("hostname", String(255)),
+    Column("pid", Integer),
+    Column("started_at", UTCDateTime, nullable=False, index=True),
+    Column("ended_at", UTCDateTime),
+    Column("end_reason", String(32)),
+)
+
+calendars = Table(
+    "calendars",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("rules", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# Which schedules name which calendars: kept with the schedule's own list, so that a
+# calendar in use cannot be deleted and a changed one re-arms exactly its schedules.
+schedule_calendars = Table(
+    "schedule_calendars",
+    metadata,
+    Column(
+        "schedule_id",
+        String(128),
+        ForeignKey("schedules.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("calendar", String(128), ForeignKey("calendars.name"), primary_key=True, index=True),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("schedule_id", String(128), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    # What the alert is about (a fire's run id, a failed run, a paused version): raised once.
+    Column("subject", String(64), nullable=False),
+    Column("scheduled_for", UTCDateTime),
+    Column("run_id", String(64)),
+    Column("message", Text, nullable=False),
+    Column("raised_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Column("resolution", Text),
+    # Webhook delivery: the event waiting to be sent ('raised' or 'resolved'), if any.
+    Column("notify", String(16), index=True),
+    Column("notify_attempts", Integer, nullable=False, server_default="0"),
+    Column("notify_next_at", UTCDateTime),
+    Column("notified_at", UTCDateTime),
+    Column("notify_error", Text),
+    UniqueConstraint("schedule_id", "kind", "subject"),
 )
 
 # The dispatch contract's message headers; tasks read them from ``self.request``.

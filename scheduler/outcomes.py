@@ -9,8 +9,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from scheduler.alerts import AlertKind, raise_alert
 from scheduler.bulk import insert_runs
+from scheduler.history import SCHEDULER_ACTOR, Audit, Kind, record_change
 from scheduler.models import RunState, RunTrigger, ScheduleState, run_id_for, runs, schedules
+from scheduler.schedules import spec_of
 
 FINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.REVOKED, RunState.EXPIRED})
 IN_FLIGHT = (
@@ -44,16 +47,18 @@ def record_outcome(
             .where(runs.c.id == run_id, runs.c.state.in_([s.value for s in allowed]))
             .values(state=state.value, **values)
             .returning(
+                runs.c.id,
                 runs.c.schedule_id,
                 runs.c.scheduled_for,
                 runs.c.attempt,
                 runs.c.task,
+                runs.c.schedule_version,
             )
         ).first()
         if moved is None:
             return False
         if state in FINAL:
-            _finish(conn, moved._mapping, state, now)
+            _finish(conn, {**moved._mapping, "error": values.get("error")}, state, now)
     return True
 
 
@@ -88,17 +93,63 @@ def _finish(conn: Connection, run: Mapping[Any, Any], state: RunState, now: date
                     run,
                     f"final failure: attempt {run['attempt']} of {policy['max_attempts']}",
                 )
+            _alert_failure(conn, run, now)
             limit = schedule.pause_after_failures
             if limit and failures >= limit and schedule.state == ScheduleState.ACTIVE:
+                reason = f"paused after {failures} consecutive failed runs"
                 changes.update(
                     state=ScheduleState.PAUSED.value,
-                    state_reason=f"paused after {failures} consecutive failed runs",
+                    state_reason=reason,
                     next_run_at=None,
                     next_due_at=None,
                     updated_at=now,
                     version=schedules.c.version + 1,
                 )
+                record_auto_pause(conn, run["schedule_id"], reason, now, Kind.AUTO_PAUSE)
     conn.execute(update(schedules).where(schedules.c.id == run["schedule_id"]).values(**changes))
+
+
+def _alert_failure(conn: Connection, run: Mapping[Any, Any], now: datetime) -> None:
+    error = run.get("error") or {}
+    what = ": ".join(str(p) for p in (error.get("type"), error.get("message")) if p)
+    raise_alert(
+        conn,
+        schedule_id=run["schedule_id"],
+        kind=AlertKind.FAILURE,
+        subject=run["id"],
+        message=f"schedule {run['schedule_id']}: the run of {run['scheduled_for'].isoformat()} "
+        f"failed for good (attempt {run['attempt']})" + (f": {what}"[:500] if what else ""),
+        now=now,
+        scheduled_for=run["scheduled_for"],
+        run_id=run["id"],
+    )
+
+
+def record_auto_pause(
+    conn: Connection, schedule_id: str, reason: str, now: datetime, kind: str
+) -> None:
+    """History and an alert for a pause the scheduler makes (before the row is updated)."""
+    row = dict(conn.execute(select(schedules).where(schedules.c.id == schedule_id)).one()._mapping)
+    version = row["version"] + 1
+    record_change(
+        conn,
+        Audit(SCHEDULER_ACTOR, reason),
+        kind,
+        now,
+        schedule_id=schedule_id,
+        version=version,
+        state=ScheduleState.PAUSED.value,
+        before=spec_of(row),
+        after=spec_of({**row, "state": ScheduleState.PAUSED.value}),
+    )
+    raise_alert(
+        conn,
+        schedule_id=schedule_id,
+        kind=AlertKind.PAUSED,
+        subject=f"v{version}",
+        message=f"schedule {schedule_id} {reason}",
+        now=now,
+    )
 
 
 def _note(conn: Connection, run: Mapping[Any, Any], reason: str) -> None:
@@ -135,6 +186,7 @@ def _schedule_retry(
                 "due_at": now + delay,
                 "hold_while_busy": False,
                 "created_at": now,
+                "schedule_version": run["schedule_version"],
             }
         ],
     )

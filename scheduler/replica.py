@@ -15,6 +15,8 @@ from types import FrameType
 import redis
 from sqlalchemy import Engine
 
+from scheduler.alert_watch import AlertWatcher
+from scheduler.alert_webhook import AlertWebhook
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
 from scheduler.dispatch import create_publisher, create_publisher_app
@@ -46,6 +48,7 @@ class SchedulerReplica:
     tracker: EventTracker
     cycle: FireCycle
     housekeeper: Housekeeper
+    alerts: AlertWatcher
     listener: NoticeListener | None = None
     redis_client: redis.Redis | None = None
     _stopping: bool = field(default=False, init=False)
@@ -67,11 +70,13 @@ class SchedulerReplica:
             self.listener.start()
         self.tracker.start()
         self.housekeeper.start(self.lease.held)
+        self.alerts.start(self.lease.held)
 
     def stop_background(self) -> None:
         """Stop publishing first, then give the lease up, then the rest."""
         self.cycle.outbox.close()
         self.housekeeper.stop()
+        self.alerts.stop()
         self.keeper.stop()
         if self.listener is not None:
             self.listener.stop()
@@ -130,6 +135,16 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         lookup=result_lookup(app) if settings.result_backend else None,
         clock=clock,
     )
+    webhook = None
+    if settings.alert_webhook_url:
+        webhook = AlertWebhook(
+            settings.alert_webhook_url,
+            settings.alert_webhook_secret,
+            settings.webhook_allowed_hosts,
+        )
+    alerts = AlertWatcher(
+        engine, timedelta(seconds=settings.alert_interval_seconds), webhook, clock=clock
+    )
     scheduler = SundialScheduler(cycle, jobstore)
     keeper = LeaseKeeper(
         lease, engine, replica, settings.lease_ttl_seconds, on_change=scheduler.wakeup, clock=clock
@@ -144,5 +159,15 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         listener = NoticeListener(client, on_notice)
     tracker = EventTracker(app, engine, active=lease.held)
     return SchedulerReplica(
-        settings, engine, lease, keeper, scheduler, tracker, cycle, housekeeper, listener, client
+        settings,
+        engine,
+        lease,
+        keeper,
+        scheduler,
+        tracker,
+        cycle,
+        housekeeper,
+        alerts,
+        listener,
+        client,
     )

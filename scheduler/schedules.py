@@ -15,12 +15,22 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scheduler.errors import Conflict, InvalidSchedule, NotFound, TaskNotAllowed
-from scheduler.firing import Arming, arm
+from scheduler.alerts import resolve_deleted
+from scheduler.calendar_store import link_calendars, load_calendars, users_of
+from scheduler.errors import Conflict, InvalidSchedule, NotFound, SundialError, TaskNotAllowed
+from scheduler.firing import Arming, arm, calendar_names
+from scheduler.history import Audit, Kind, last_version, record_change
 from scheduler.models import RunState, RunTrigger, ScheduleState, idempotency_keys, runs, schedules
 
 # A change to any of these moves the next fire, so the schedule is re-armed.
-ARMING_FIELDS = ("trigger", "start_at", "end_at", "jitter_seconds")
+ARMING_FIELDS = (
+    "trigger",
+    "start_at",
+    "end_at",
+    "jitter_seconds",
+    "exclude_calendars",
+    "on_excluded",
+)
 # An Idempotency-Key is remembered this long, like Stripe's; after that it may be reused.
 IDEMPOTENCY_TTL = timedelta(hours=24)
 PAUSED_REASON = "paused through the API"
@@ -63,9 +73,47 @@ class ScheduleValues(TypedDict):
     end_at: datetime | None
     description: str
     labels: dict[str, str]
+    exclude_calendars: list[str]
+    on_excluded: str
+    expect_success_within_seconds: float | None
 
 
 _VALUE_COLUMNS = tuple(ScheduleValues.__annotations__)
+
+
+def spec_of(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A schedule's whole specification as JSON (what ``PUT`` takes): a version's record."""
+    spec = {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in ((name, row.get(name)) for name in _VALUE_COLUMNS)
+    }
+    spec["exclude_calendars"] = list(spec["exclude_calendars"] or [])
+    spec["on_excluded"] = spec["on_excluded"] or "skip"
+    spec["paused"] = row["state"] == ScheduleState.PAUSED
+    return spec
+
+
+def _record(
+    conn: Connection,
+    audit: Audit,
+    kind: str,
+    now: datetime,
+    after: Row,
+    before: Row | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    record_change(
+        conn,
+        audit,
+        kind,
+        now,
+        schedule_id=after["id"],
+        version=after["version"],
+        state=after["state"],
+        before=spec_of(before) if before is not None else None,
+        after=spec_of(after),
+        details=details,
+    )
 
 
 def check_task_allowed(task: str, patterns: Sequence[str]) -> None:
@@ -164,71 +212,123 @@ def _filtered(
 
 
 def create_schedule(
-    conn: Connection, schedule_id: str, values: ScheduleValues, *, paused: bool, now: datetime
+    conn: Connection,
+    schedule_id: str,
+    values: ScheduleValues,
+    *,
+    paused: bool,
+    now: datetime,
+    audit: Audit,
 ) -> Row:
-    """Insert a new, armed schedule; :class:`Conflict` when the id is taken."""
+    """Insert a new, armed schedule; :class:`Conflict` when the id is taken.
+
+    Its version continues the numbering of a deleted schedule of the same id, if any.
+    """
     row: Row = {**values, **_NEW_HISTORY, "id": schedule_id, "created_at": now}
-    row.update(_arming_columns(row, paused=paused, current=None, now=now))
-    row.update(updated_at=now, version=1)
+    row.update(_arming_columns(conn, row, paused=paused, current=None, now=now))
+    row.update(updated_at=now, version=last_version(conn, schedule_id) + 1)
     try:
         conn.execute(insert(schedules).values(**row))
     except IntegrityError as exc:
         raise Conflict(f"schedule {schedule_id!r} already exists") from exc
+    link_calendars(conn, schedule_id, values["exclude_calendars"])
+    _record(conn, audit, Kind.CREATE, now, row)
     return row
 
 
 def replace_schedule(
-    conn: Connection, current: Row, values: ScheduleValues, *, paused: bool, now: datetime
+    conn: Connection,
+    current: Row,
+    values: ScheduleValues,
+    *,
+    paused: bool,
+    now: datetime,
+    audit: Audit,
 ) -> Row:
     """Overwrite a schedule's user-set columns, re-arming it when its timing changed."""
     row: Row = {**current, **values}
-    row.update(_arming_columns(row, paused=paused, current=current, now=now))
-    return _write(conn, current, row, now)
+    if calendar_names(row) != calendar_names(current):
+        link_calendars(conn, current["id"], values["exclude_calendars"])
+    row.update(_arming_columns(conn, row, paused=paused, current=current, now=now))
+    row = _write(conn, current, row, now)
+    _record(conn, audit, Kind.UPDATE, now, row, current)
+    return row
 
 
-def delete_schedule(conn: Connection, schedule_id: str) -> None:
-    """Delete a schedule and its run history; :class:`NotFound` when absent."""
-    result = conn.execute(delete(schedules).where(schedules.c.id == schedule_id))
-    if result.rowcount == 0:
-        raise NotFound(f"no schedule {schedule_id!r}")
+def delete_schedule(conn: Connection, schedule_id: str, now: datetime, audit: Audit) -> None:
+    """Delete a schedule and its run history (its change history stays);
+    :class:`NotFound` when absent."""
+    current = get_schedule(conn, schedule_id, for_update=True)
+    conn.execute(delete(schedules).where(schedules.c.id == schedule_id))
+    resolve_deleted(conn, schedule_id, now)
+    record_change(
+        conn,
+        audit,
+        Kind.DELETE,
+        now,
+        schedule_id=schedule_id,
+        version=current["version"],
+        before=spec_of(current),
+    )
 
 
-def pause_schedule(
-    conn: Connection, schedule_id: str, now: datetime, reason: str | None = None
-) -> Row:
-    """Stop a schedule's fires until resumed, with ``reason`` as its ``state_reason``.
-
-    Pausing a paused schedule changes nothing, unless a new reason is given.
+def pause_schedule(conn: Connection, schedule_id: str, now: datetime, audit: Audit) -> Row:
+    """Stop a schedule's fires until resumed, with the audit's reason (if any) as its
+    ``state_reason``. Pausing a paused schedule changes nothing, unless a new reason is given.
     """
     current = get_schedule(conn, schedule_id, for_update=True)
     if current["state"] == ScheduleState.COMPLETED:
         raise Conflict(f"schedule {schedule_id!r} is completed; it has nothing to pause")
+    reason = audit.reason
     if current["state"] == ScheduleState.PAUSED:
         if reason is None or reason == current["state_reason"]:
             return current
-        return _write(conn, current, {**current, "state_reason": reason}, now)
-    row = {**current, **_arming_columns(current, paused=True, current=current, now=now)}
+        row = _write(conn, current, {**current, "state_reason": reason}, now)
+        _record(conn, audit, Kind.PAUSE, now, row, current)
+        return row
+    row = {**current, **_arming_columns(conn, current, paused=True, current=current, now=now)}
     if reason is not None:
         row["state_reason"] = reason
-    return _write(conn, current, row, now)
+    row = _write(conn, current, row, now)
+    _record(conn, audit, Kind.PAUSE, now, row, current)
+    return row
 
 
-def resume_schedule(
-    conn: Connection, schedule_id: str, now: datetime, reason: str | None = None
-) -> Row:
+def resume_schedule(conn: Connection, schedule_id: str, now: datetime, audit: Audit) -> Row:
     """Re-arm a paused schedule from ``now``; resuming an active one changes nothing.
 
-    ``reason``, if given, is kept as the ``state_reason`` of the active schedule.
+    The audit's reason, if given, is kept as the ``state_reason`` of the active schedule.
     """
     current = get_schedule(conn, schedule_id, for_update=True)
     if current["state"] == ScheduleState.ACTIVE:
         return current
     if current["state"] == ScheduleState.COMPLETED:
         raise Conflict(f"schedule {schedule_id!r} is completed; its trigger will not fire again")
-    row = {**current, **_arming_columns(current, paused=False, current=None, now=now)}
-    if reason is not None and row["state"] == ScheduleState.ACTIVE:
-        row["state_reason"] = reason
-    return _write(conn, current, row, now)
+    row = {**current, **_arming_columns(conn, current, paused=False, current=None, now=now)}
+    if audit.reason is not None and row["state"] == ScheduleState.ACTIVE:
+        row["state_reason"] = audit.reason
+    row = _write(conn, current, row, now)
+    _record(conn, audit, Kind.RESUME, now, row, current)
+    return row
+
+
+def rearm_calendar_users(conn: Connection, calendar: str, now: datetime) -> list[str]:
+    """Re-arm the active schedules naming ``calendar`` after it changed; their ids.
+
+    A fire due but not yet claimed stays due: the next fire is looked for from just before
+    the current one, or from ``now`` if that is earlier.
+    """
+    rearmed = []
+    for schedule_id in users_of(conn, calendar):
+        current = get_schedule(conn, schedule_id, for_update=True)
+        if current["state"] != ScheduleState.ACTIVE:
+            continue
+        pending = current["next_run_at"]
+        since = min(now, pending - timedelta(microseconds=1)) if pending else now
+        columns = _arming_columns(conn, current, paused=False, current=None, now=since)
+        conn.execute(update(schedules).where(schedules.c.id == schedule_id).values(**columns))
+        rearmed.append(schedule_id)
+    return rearmed
 
 
 def mark_applied(conn: Connection, schedule_id: str, source: str, applied: Row) -> None:
@@ -252,6 +352,7 @@ def create_idempotent(
     *,
     paused: bool,
     now: datetime,
+    audit: Audit,
 ) -> tuple[Row, bool]:
     """Create once per ``key``: ``(row, True)`` replays the schedule the key made before.
 
@@ -268,7 +369,7 @@ def create_idempotent(
         return get_schedule(conn, seen["schedule_id"]), True
     if seen is not None:
         conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
-    row = create_schedule(conn, schedule_id, values, paused=paused, now=now)
+    row = create_schedule(conn, schedule_id, values, paused=paused, now=now, audit=audit)
     try:
         conn.execute(
             insert(idempotency_keys).values(
@@ -280,7 +381,7 @@ def create_idempotent(
     return row, False
 
 
-def trigger_run(conn: Connection, schedule_id: str, now: datetime) -> Row:
+def trigger_run(conn: Connection, schedule_id: str, now: datetime, audit: Audit) -> Row:
     """Record a manual fire at ``now`` as a pending run, for the leader's relay to publish.
 
     The schedule's ``run_count`` counts it: the leader counts only the fires it claims.
@@ -289,7 +390,7 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime) -> Row:
         update(schedules)
         .where(schedules.c.id == schedule_id)
         .values(run_count=schedules.c.run_count + 1)
-        .returning(schedules.c.task)
+        .returning(schedules.c.task, schedules.c.version)
     ).first()
     if counted is None:
         raise NotFound(f"no schedule {schedule_id!r}")
@@ -312,11 +413,21 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime) -> Row:
         "worker": None,
         "result": None,
         "error": None,
+        "schedule_version": counted.version,
     }
     try:
         conn.execute(insert(runs).values(**run))
     except IntegrityError as exc:
         raise Conflict(f"schedule {schedule_id!r} already has a run for {now.isoformat()}") from exc
+    record_change(
+        conn,
+        audit,
+        Kind.TRIGGER,
+        now,
+        schedule_id=schedule_id,
+        version=counted.version,
+        details={"run_id": run["id"]},
+    )
     return run
 
 
@@ -384,7 +495,9 @@ def _write(conn: Connection, current: Row, row: Row, now: datetime) -> Row:
     return row
 
 
-def _arming_columns(row: Row, *, paused: bool, current: Row | None, now: datetime) -> Row:
+def _arming_columns(
+    conn: Connection, row: Row, *, paused: bool, current: Row | None, now: datetime
+) -> Row:
     """State and next-fire columns for ``row``; ``current`` is the row it replaces, if any."""
     keep = _STATE_COLUMNS
     if paused:
@@ -394,7 +507,7 @@ def _arming_columns(row: Row, *, paused: bool, current: Row | None, now: datetim
     timing_changed = current is None or any(row[f] != current[f] for f in ARMING_FIELDS)
     if current is not None and current["state"] != ScheduleState.PAUSED and not timing_changed:
         return {k: current[k] for k in keep}
-    arming = _arm(row, now)
+    arming = _arm(conn, row, now)
     last = row["last_run_at"]
     # Never re-arm at or before the last fire: a finished one-off must not fire twice.
     if arming.next_run_at is None or (last is not None and arming.next_run_at <= last):
@@ -410,9 +523,11 @@ def _arming_columns(row: Row, *, paused: bool, current: Row | None, now: datetim
     )
 
 
-def _arm(row: Row, now: datetime) -> Arming:
+def _arm(conn: Connection, row: Row, now: datetime) -> Arming:
     try:
-        return arm(row, now)
+        return arm(row, now, load_calendars(conn, calendar_names(row)))
+    except SundialError:
+        raise
     except (OverflowError, ValueError) as exc:
         # Fire times near the end of the datetime range cannot be represented.
         raise InvalidSchedule("trigger", f"no representable fire time: {exc}") from exc

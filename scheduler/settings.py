@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -30,6 +33,30 @@ def without_password(url: str) -> str:
         hidden = [(k, "***" if k.lower() in _SECRET_QUERY_KEYS else v) for k, v in query]
         parts = parts._replace(query=urlencode(hidden, safe="*"))
     return urlunsplit(parts)
+
+
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One entry of ``SUNDIAL_API_KEYS``: ``[NAME=]KEY[:read]``; the secret stays hidden
+    in any repr or log line."""
+
+    name: str
+    secret: SecretStr = field(repr=False)
+    read_only: bool
+
+
+def parse_api_key(entry: str) -> ApiKey:
+    """Read ``KEY``, ``KEY:read``, ``NAME=KEY`` or ``NAME=KEY:read``. An unnamed key is
+    called ``key-`` and the start of its SHA-256, so that history never holds the key."""
+    body, read_only = (entry[: -len(":read")], True) if entry.endswith(":read") else (entry, False)
+    name, sep, secret = body.partition("=")
+    # A trailing '=' is base64 padding of an unnamed key, not a name separator.
+    if not sep or not _KEY_NAME.fullmatch(name) or not secret or secret.startswith("="):
+        name, secret = f"key-{hashlib.sha256(body.encode()).hexdigest()[:8]}", body
+    return ApiKey(name, SecretStr(secret), read_only)
 
 
 def _split_csv(value: object) -> object:
@@ -72,6 +99,12 @@ class Settings(BaseSettings):
     # configured, else as failed with error type OutcomeUnknown.
     run_outcome_timeout_seconds: float = Field(default=86400, gt=0)
     housekeeping_interval_seconds: float = Field(default=30, gt=0)
+    # Alerts (success deadlines, final failures, automatic pauses): how often the leader
+    # checks deadlines and sends, and the webhook they are sent to (HMAC-signed).
+    alert_interval_seconds: float = Field(default=5, gt=0, le=3600)
+    # A webhook URL often is a credential itself (Slack's): kept out of repr(settings).
+    alert_webhook_url: str | None = Field(default=None, repr=False)
+    alert_webhook_secret: SecretStr | None = None
     # Where `sundial dev` and the embedded broker keep their files.
     data_dir: Path = Path(".sundial")
 
@@ -91,11 +124,20 @@ class Settings(BaseSettings):
     @classmethod
     def _key_roles(cls, keys: list[SecretStr]) -> list[SecretStr]:
         for number, key in enumerate(keys, start=1):
-            secret, _, role = key.get_secret_value().partition(":")
-            if not secret or role not in ("", "read"):
+            secret = parse_api_key(key.get_secret_value()).secret.get_secret_value()
+            if not secret or ":" in secret:
                 # Never echo the value: it is a secret, however malformed.
-                raise ValueError(f"each key is KEY or KEY:read (entry {number} is not)")
+                raise ValueError(
+                    f"each key is KEY, KEY:read, NAME=KEY or NAME=KEY:read (entry {number} is not)"
+                )
         return keys
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
     @model_validator(mode="after")
     def _broker_default(self) -> Settings:
@@ -114,3 +156,7 @@ class Settings(BaseSettings):
         if self.poll_interval_seconds is not None:
             return self.poll_interval_seconds
         return 0.25 if self.redis_url is None else 5.0
+
+    def named_keys(self) -> list[ApiKey]:
+        """Every API key with its name (the actor its changes are recorded under)."""
+        return [parse_api_key(key.get_secret_value()) for key in self.api_keys]

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from scheduler.cron import Crontab, load_timezone
+from scheduler.exclusions import Cover, Exclusions
 
 _TICK = timedelta(microseconds=1)
 
@@ -104,8 +105,19 @@ def load_stored(data: dict[str, Any]) -> StoredTrigger:
     return _stored.validate_python(data)
 
 
+def zone_of(spec: StoredTrigger) -> str:
+    """The time zone a schedule's calendars are evaluated in: its cron zone, else UTC."""
+    return spec.timezone if isinstance(spec, CronSpec) else "UTC"
+
+
 class FireTimes:
-    """The fire times of one trigger within ``[start_at, end_at]``, anchored at ``anchor``."""
+    """The fire times of one trigger within ``[start_at, end_at]``, anchored at ``anchor``.
+
+    With ``exclusions``, an instant the trigger plans inside an exclusion calendar stays in
+    the sequence (the claim records it skipped); with ``move_excluded`` the first allowed
+    instant after such a stretch joins the sequence too, once however many fires the
+    stretch swallowed: that is where they fire (``next_allowed``).
+    """
 
     def __init__(
         self,
@@ -113,10 +125,15 @@ class FireTimes:
         anchor: datetime,
         start_at: datetime | None = None,
         end_at: datetime | None = None,
+        exclusions: Exclusions | None = None,
+        move_excluded: bool = False,
     ) -> None:
         self.spec = spec
+        self.anchor = anchor
         self.start_at = start_at
         self.end_at = end_at
+        self.exclusions = exclusions
+        self.move_excluded = move_excluded
         self._cron: Crontab | None = None
         self._aps: _APSIntervalTrigger | _APSDateTrigger | None = None
         if isinstance(spec, CronSpec):
@@ -130,6 +147,32 @@ class FireTimes:
 
     def next_after(self, after: datetime) -> datetime | None:
         """The first fire time strictly after ``after``, or None when the trigger is done."""
+        planned = self.planned_after(after)
+        if self.exclusions is None or not self.move_excluded:
+            return planned
+        # A stretch holding ``after`` that swallowed a planned fire fires at its end.
+        cover = self.exclusions.cover(after)
+        if cover is None or cover.end is None or (planned is not None and planned <= cover.end):
+            return planned
+        # Only fires planned since the schedule exists count (not one before its creation).
+        swallowed = self.planned_after(max(cover.start, self.anchor) - _TICK)
+        return cover.end if swallowed is not None and swallowed <= after else planned
+
+    def excluded(self, instant: datetime) -> Cover | None:
+        """The calendar stretch holding a planned ``instant``, or None when it may fire."""
+        return None if self.exclusions is None else self.exclusions.cover(instant)
+
+    def moved_from(self, instant: datetime) -> datetime | None:
+        """For a fire ``next_allowed`` moved to ``instant``: the first fire it stands for."""
+        if self.exclusions is None or not self.move_excluded:
+            return None
+        if self.planned_after(instant - _TICK) == instant:
+            return None
+        cover = self.exclusions.cover(instant - _TICK)
+        return None if cover is None else self.planned_after(cover.start - _TICK)
+
+    def planned_after(self, after: datetime) -> datetime | None:
+        """The trigger's own next instant strictly after ``after``, calendars aside."""
         if self.start_at is not None and after < self.start_at:
             after = self.start_at - _TICK
         if self._cron is not None:

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, insert, select
 
-from scheduler.firing import arm
+from scheduler.calendar_store import link_calendars, load_calendars
+from scheduler.exclusions import Calendar
+from scheduler.firing import arm, calendar_names
 from scheduler.models import ScheduleState, run_id_for, runs, schedules
 
 
 def schedule_row(
-    schedule_id: str, trigger: dict[str, Any], now: datetime, **overrides: Any
+    schedule_id: str,
+    trigger: dict[str, Any],
+    now: datetime,
+    calendars: Any = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """A complete, armed schedule row with SPEC defaults."""
+    """A complete, armed schedule row with SPEC defaults (``calendars``: those it names)."""
     row: dict[str, Any] = {
         "id": schedule_id,
         "task": "sundial.echo",
@@ -36,13 +43,16 @@ def schedule_row(
         "state_reason": None,
         "description": "",
         "labels": {},
+        "exclude_calendars": None,
+        "on_excluded": "skip",
+        "expect_success_within_seconds": None,
         "last_run_at": None,
         "created_at": now,
         "updated_at": now,
         "version": 1,
     }
     row.update(overrides)
-    armed = arm(row, now)
+    armed = arm(row, now, cast(Mapping[str, Calendar] | None, calendars))
     row.setdefault("next_run_at", armed.next_run_at)
     row.setdefault("next_due_at", armed.next_due_at)
     return row
@@ -51,10 +61,12 @@ def schedule_row(
 def add_schedule(
     engine: Engine, schedule_id: str, trigger: dict[str, Any], now: datetime, **overrides: Any
 ) -> dict[str, Any]:
-    """Insert an armed schedule and return its row."""
-    row = schedule_row(schedule_id, trigger, now, **overrides)
+    """Insert an armed schedule (linked to the calendars it names) and return its row."""
+    names = calendar_names(overrides)
     with engine.begin() as conn:
+        row = schedule_row(schedule_id, trigger, now, load_calendars(conn, names), **overrides)
         conn.execute(insert(schedules).values(**row))
+        link_calendars(conn, schedule_id, names)
     return row
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.apply_schemas import ApplyRequest, ApplyResult
+from api.audit import ChangeAudit
 from api.auth import Write
 from api.deps import Context
 from api.errors import invalid_input
@@ -26,7 +27,7 @@ router = APIRouter(tags=["apply"], route_class=StrictRoute)
         422: {"description": "An entry is invalid; `loc` names it: body.schedules.<index>"},
     },
 )
-def apply(body: ApplyRequest, ctx: Context) -> ApplyResult:
+def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     """Create, replace and (with ``prune``) delete schedules so that ``source`` manages
     exactly ``schedules``, in one transaction: one invalid entry and nothing changes.
 
@@ -62,6 +63,7 @@ def apply(body: ApplyRequest, ctx: Context) -> ApplyResult:
             desired,
             prune=body.prune,
             now=now,
+            audit=audit,
             fire_time_count=body.fire_times,
         )
         if body.dry_run:

@@ -12,12 +12,13 @@ from api.auth import Read
 from api.deps import Context
 from api.errors import invalid_input
 from api.routes.schedules import ScheduleId
-from api.schemas import PreviewRequest, PreviewResponse, UTCDatetime
+from api.schemas import ExcludedFire, PreviewRequest, PreviewResponse, UTCDatetime
 from api.strict_route import StrictRoute
 from scheduler import schedules as repo
+from scheduler.calendar_store import load_calendars
 from scheduler.errors import InvalidSchedule
-from scheduler.firing import fire_times_of
-from scheduler.triggers import FireTimes, fire_times, jitter, resolve
+from scheduler.firing import calendar_names, fire_times_of, upcoming
+from scheduler.triggers import FireTimes, jitter, resolve
 
 router = APIRouter(route_class=StrictRoute)
 
@@ -30,12 +31,24 @@ def preview_trigger(body: PreviewRequest, ctx: Context) -> PreviewResponse:
 
     An interval is anchored at ``start_at``, else at now, as a schedule created now would be.
     ``due_times`` add the jitter a schedule with ``schedule_id`` and ``jitter_seconds``
-    would get; without them they equal ``fire_times``.
+    would get; without them they equal ``fire_times``. With ``exclude_calendars`` the fire
+    times are those that run; ``excluded`` lists the planned instants met on the way that
+    the calendars keep from running (skipped, or moved with ``next_allowed``).
     """
     now = ctx.clock()
     after = body.after if body.after is not None else now
+    with ctx.engine.connect() as conn:
+        calendars = load_calendars(conn, body.exclude_calendars)
     try:
-        fires = FireTimes(resolve(body.trigger, now), now, body.start_at, body.end_at)
+        row = {
+            "trigger": resolve(body.trigger, now).model_dump(mode="json"),
+            "created_at": now,
+            "start_at": body.start_at,
+            "end_at": body.end_at,
+            "exclude_calendars": body.exclude_calendars,
+            "on_excluded": body.on_excluded.value,
+        }
+        fires = fire_times_of(row, calendars)
         return _preview(fires, after, body.count, body.schedule_id, body.jitter_seconds)
     except (OverflowError, ValueError) as exc:
         # Fire times near the end of the datetime range cannot be represented.
@@ -61,9 +74,11 @@ def preview_schedule(
     """
     with ctx.engine.connect() as conn:
         row = repo.get_schedule(conn, schedule_id)
+        calendars = load_calendars(conn, calendar_names(row))
     start = after if after is not None else ctx.clock()
     try:
-        return _preview(fire_times_of(row), start, count, schedule_id, row["jitter_seconds"])
+        fires = fire_times_of(row, calendars)
+        return _preview(fires, start, count, schedule_id, row["jitter_seconds"])
     except (OverflowError, ValueError) as exc:
         raise invalid_input(("query", "after"), f"no representable fire time: {exc}") from exc
 
@@ -71,8 +86,19 @@ def preview_schedule(
 def _preview(
     fires: FireTimes, after: datetime, count: int, schedule_id: str | None, jitter_seconds: float
 ) -> PreviewResponse:
-    times = fire_times(fires, after, count)
+    planned = upcoming(fires, after, count)
+    times = [p.scheduled_for for p in planned if p.excluded is None]
+    excluded = [
+        ExcludedFire(
+            scheduled_for=p.scheduled_for,
+            calendar=p.excluded.calendar,
+            label=p.excluded.label,
+            moved_to=p.excluded.end if fires.move_excluded else None,
+        )
+        for p in planned
+        if p.excluded is not None
+    ]
     if schedule_id is None:  # no jitter asked for (the request model enforces it)
-        return PreviewResponse(fire_times=times, due_times=times)
+        return PreviewResponse(fire_times=times, due_times=times, excluded=excluded)
     due = [when + jitter(schedule_id, when, jitter_seconds) for when in times]
-    return PreviewResponse(fire_times=times, due_times=due)
+    return PreviewResponse(fire_times=times, due_times=due, excluded=excluded)

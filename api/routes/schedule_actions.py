@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Response, status
 
+from api.audit import ChangeAudit
 from api.auth import Write
 from api.deps import Context
 from api.errors import invalid_input
@@ -33,26 +35,38 @@ _COMPLETED: dict[int | str, dict[str, Any]] = {409: {"description": "The schedul
 
 @router.post("/{schedule_id}/pause", dependencies=[Write], responses={**_ERRORS, **_COMPLETED})
 def pause_schedule(
-    schedule_id: ScheduleId, response: Response, ctx: Context, body: StateChange | None = None
+    schedule_id: ScheduleId,
+    response: Response,
+    ctx: Context,
+    audit: ChangeAudit,
+    body: StateChange | None = None,
 ) -> SchedulePublic:
-    """Stop firing until resumed; ``next_run_at`` becomes null. The optional ``reason``
-    becomes the schedule's ``state_reason``."""
-    reason = body.reason if body is not None else None
+    """Stop firing until resumed; ``next_run_at`` becomes null. The optional ``reason`` (or
+    ``X-Sundial-Reason``) becomes the schedule's ``state_reason`` and is recorded in its
+    history."""
+    if body is not None and body.reason:
+        audit = replace(audit, reason=body.reason)
     with ctx.engine.begin() as conn:
-        row = repo.pause_schedule(conn, schedule_id, ctx.clock(), reason)
+        row = repo.pause_schedule(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
 
 @router.post("/{schedule_id}/resume", dependencies=[Write], responses={**_ERRORS, **_COMPLETED})
 def resume_schedule(
-    schedule_id: ScheduleId, response: Response, ctx: Context, body: StateChange | None = None
+    schedule_id: ScheduleId,
+    response: Response,
+    ctx: Context,
+    audit: ChangeAudit,
+    body: StateChange | None = None,
 ) -> SchedulePublic:
-    """Fire again from now on; ``next_run_at`` is computed afresh. The optional ``reason``
-    becomes the schedule's ``state_reason``."""
-    reason = body.reason if body is not None else None
+    """Fire again from now on; ``next_run_at`` is computed afresh. The optional ``reason`` (or
+    ``X-Sundial-Reason``) becomes the schedule's ``state_reason`` and is recorded in its
+    history."""
+    if body is not None and body.reason:
+        audit = replace(audit, reason=body.reason)
     with ctx.engine.begin() as conn:
-        row = repo.resume_schedule(conn, schedule_id, ctx.clock(), reason)
+        row = repo.resume_schedule(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -63,10 +77,12 @@ def resume_schedule(
     dependencies=[Write],
     responses={**_ERRORS, 409: {"description": "A run for this instant already exists"}},
 )
-def trigger_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) -> RunPublic:
+def trigger_schedule(
+    schedule_id: ScheduleId, response: Response, ctx: Context, audit: ChangeAudit
+) -> RunPublic:
     """Fire now, out of band: a pending manual run the leader publishes shortly."""
     with ctx.engine.begin() as conn:
-        run = repo.trigger_run(conn, schedule_id, ctx.clock())
+        run = repo.trigger_run(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
     response.headers["Location"] = f"/v1/runs/{run['id']}"
     return RunPublic.model_validate(run)
@@ -86,7 +102,7 @@ only counts them. `end` must not be
 before `start` nor in the future, and the range may hold at most {MAX_BACKFILL_FIRES} fires.""",
 )
 def backfill_schedule(
-    schedule_id: ScheduleId, body: BackfillRequest, ctx: Context
+    schedule_id: ScheduleId, body: BackfillRequest, ctx: Context, audit: ChangeAudit
 ) -> BackfillResponse:
     """Record the fires of a past range as backfill runs; 202 with how many."""
     now = ctx.clock()
@@ -94,8 +110,17 @@ def backfill_schedule(
         # A future fire recorded now would run ahead of its own time.
         raise invalid_input(("body", "end"), "end must not be in the future", body.end.isoformat())
     try:
+        if body.reason:
+            audit = replace(audit, reason=body.reason)
         count = backfill(
-            ctx.engine, schedule_id, body.start, body.end, now, body.overlap, dry_run=body.dry_run
+            ctx.engine,
+            schedule_id,
+            body.start,
+            body.end,
+            now,
+            body.overlap,
+            audit=audit,
+            dry_run=body.dry_run,
         )
     except (OverflowError, ValueError) as exc:
         # Fire times near the ends of the datetime range cannot be represented.

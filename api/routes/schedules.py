@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from sqlalchemy import Connection
 
+from api.audit import ChangeAudit
 from api.auth import Read, Write
 from api.deps import AppContext, Context
 from api.errors import invalid_input
@@ -28,7 +31,9 @@ from api.schemas import (
 from api.strict_route import StrictRoute
 from scheduler import schedules as repo
 from scheduler.errors import PreconditionFailed
+from scheduler.history import Audit
 from scheduler.models import ScheduleState
+from scheduler.schedules import ScheduleValues
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
@@ -68,6 +73,25 @@ def public(row: dict[str, Any], response: Response) -> SchedulePublic:
     return SchedulePublic.from_row(row)
 
 
+def upsert(
+    conn: Connection,
+    schedule_id: str,
+    current: dict[str, Any] | None,
+    values: ScheduleValues,
+    paused: bool,
+    now: datetime,
+    audit: Audit,
+    response: Response,
+) -> dict[str, Any]:
+    """Replace ``current``, or create the schedule (201 with ``Location``) when it is None."""
+    if current is not None:
+        return repo.replace_schedule(conn, current, values, paused=paused, now=now, audit=audit)
+    row = repo.create_schedule(conn, schedule_id, values, paused=paused, now=now, audit=audit)
+    response.status_code = status.HTTP_201_CREATED
+    response.headers["Location"] = location(schedule_id)
+    return row
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -78,6 +102,7 @@ def create_schedule(
     body: ScheduleCreate,
     response: Response,
     ctx: Context,
+    audit: ChangeAudit,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
@@ -94,7 +119,9 @@ def create_schedule(
     replayed = False
     with ctx.engine.begin() as conn:
         if idempotency_key is None:
-            row = repo.create_schedule(conn, schedule_id, values, paused=body.paused, now=now)
+            row = repo.create_schedule(
+                conn, schedule_id, values, paused=body.paused, now=now, audit=audit
+            )
         else:
             row, replayed = repo.create_idempotent(
                 conn,
@@ -104,6 +131,7 @@ def create_schedule(
                 values,
                 paused=body.paused,
                 now=now,
+                audit=audit,
             )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -127,6 +155,7 @@ def put_schedule(
     body: SchedulePut,
     response: Response,
     ctx: Context,
+    audit: ChangeAudit,
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
 ) -> SchedulePublic:
@@ -146,12 +175,7 @@ def put_schedule(
         check_if_match(if_match, current["version"] if current is not None else None)
         if if_none_match is not None and current is not None:
             raise PreconditionFailed(f"schedule {schedule_id!r} already exists")
-        if current is None:
-            row = repo.create_schedule(conn, schedule_id, values, paused=body.paused, now=now)
-            response.status_code = status.HTTP_201_CREATED
-            response.headers["Location"] = location(schedule_id)
-        else:
-            row = repo.replace_schedule(conn, current, values, paused=body.paused, now=now)
+        row = upsert(conn, schedule_id, current, values, body.paused, now, audit, response)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -200,6 +224,7 @@ def patch_schedule(
     patch: SchedulePatch,
     response: Response,
     ctx: Context,
+    audit: ChangeAudit,
     if_match: IfMatch = None,
 ) -> SchedulePublic:
     """Apply a JSON merge patch; the merged result must be a valid schedule."""
@@ -210,7 +235,9 @@ def patch_schedule(
         check_if_match(if_match, current["version"])
         merged = _merge(SchedulePublic.from_row(current).spec_document(), changes)
         spec = _validate_merged(merged, ctx)
-        row = repo.replace_schedule(conn, current, spec.to_values(now), paused=spec.paused, now=now)
+        row = repo.replace_schedule(
+            conn, current, spec.to_values(now), paused=spec.paused, now=now, audit=audit
+        )
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -221,12 +248,15 @@ def patch_schedule(
     dependencies=[Write],
     responses={**_ERRORS, **_NOT_FOUND, 412: {"description": "If-Match does not match"}},
 )
-def delete_schedule(schedule_id: ScheduleId, ctx: Context, if_match: IfMatch = None) -> None:
-    """Delete a schedule and its runs; its future fires stop at once."""
+def delete_schedule(
+    schedule_id: ScheduleId, ctx: Context, audit: ChangeAudit, if_match: IfMatch = None
+) -> None:
+    """Delete a schedule and its runs; its future fires stop at once. Its change history
+    stays (``GET /v1/schedules/{id}/history``), and any version can be restored."""
     with ctx.engine.begin() as conn:
         if if_match is not None:
             check_if_match(if_match, repo.get_schedule(conn, schedule_id)["version"])
-        repo.delete_schedule(conn, schedule_id)
+        repo.delete_schedule(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
 
 

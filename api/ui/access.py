@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from api.auth import Role
 from api.ui.refusals import Refused
 from api.ui.session import CSRF_FIELD, CSRF_HEADER, Session, Sessions, served_securely
+from scheduler.history import ANONYMOUS_ACTOR, Audit
 from scheduler.settings import Settings
 
 
@@ -40,6 +41,12 @@ class Viewer:
     def can_write(self) -> bool:
         """True when write controls are shown and writes are accepted."""
         return self.role == "write"
+
+    def audit(self) -> Audit:
+        """Who makes a change from this browser, for the schedule's history: the name of
+        the key it logged in with, or ``anonymous`` when the dashboard is open."""
+        actor = None if self.open else self.session.actor
+        return Audit(actor or ANONYMOUS_ACTOR)
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,12 @@ CSRF_HEADER = "X-CSRF-Token"
 
 @dataclass(frozen=True)
 class Session:
-    """One browser's session: ``role`` None until it logs in (with keys configured)."""
+    """One browser's session: ``role`` None until it logs in (with keys configured);
+    ``actor`` is the name of the key it logged in with (never the key)."""
 
     sid: str
     role: Role | None
+    actor: str | None = None
 
 
 def _secret(settings: Settings) -> bytes:
@@ -67,9 +69,9 @@ class Sessions:
         self._serializer = URLSafeTimedSerializer(secret, salt="sundial.ui.session")
         self._csrf_key = hmac.new(secret, b"csrf", hashlib.sha256).digest()
 
-    def new(self, role: Role | None) -> Session:
+    def new(self, role: Role | None, actor: str | None = None) -> Session:
         """A fresh session with a new id (a login never keeps the id it came with)."""
-        return Session(sid=secrets.token_urlsafe(24), role=role)
+        return Session(sid=secrets.token_urlsafe(24), role=role, actor=actor)
 
     def read(self, request: Request) -> Session | None:
         """The request's session, or None when absent, forged or expired."""
@@ -82,14 +84,20 @@ class Sessions:
             return None
         if not isinstance(data, dict) or not isinstance(data.get("sid"), str):
             return None
-        role = data.get("role")
-        return Session(sid=data["sid"], role=role if role in ("read", "write") else None)
+        role, actor = data.get("role"), data.get("actor")
+        return Session(
+            sid=data["sid"],
+            role=role if role in ("read", "write") else None,
+            actor=actor if isinstance(actor, str) else None,
+        )
 
     def store(self, response: Response, session: Session, request: Request) -> None:
         """Set the session cookie on ``response``."""
         response.set_cookie(
             COOKIE,
-            self._serializer.dumps({"sid": session.sid, "role": session.role}),
+            self._serializer.dumps(
+                {"sid": session.sid, "role": session.role, "actor": session.actor}
+            ),
             max_age=MAX_AGE_S,
             path="/ui",
             httponly=True,

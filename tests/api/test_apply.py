@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from api.apply_schemas import ApplyEntry
 from scheduler.apply import Desired, apply_schedules
+from scheduler.history import Audit
 from tests.api.support import (
     CRON,
     T0,
@@ -272,7 +273,14 @@ def test_two_applies_of_one_source_do_not_interleave(
     with engine.connect() as conn:
         conn.begin()
         values = _values_of(client, "held")
-        apply_schedules(conn, "ci", [Desired("held", values, False)], prune=False, now=clock())
+        apply_schedules(
+            conn,
+            "ci",
+            [Desired("held", values, False)],
+            prune=False,
+            now=clock(),
+            audit=Audit("test"),
+        )
 
         def second_apply() -> None:
             result["plan"] = apply(client, entry("held"), entry("other"), prune=True)

@@ -140,12 +140,12 @@ def test_a_key_listed_both_ways_may_write(make_client: Any) -> None:
 
 
 def test_keys_never_show_in_settings_or_their_errors(make_client: Any) -> None:
-    client: TestClient = make_client(api_keys=["w-secret", "r-secret:read"])
+    client: TestClient = make_client(api_keys=["w-hush", "r-hush:read"])
     settings = client.app.state.sundial.settings  # type: ignore[attr-defined]
 
-    assert "secret" not in repr(settings)
-    assert "secret" not in str(settings.api_keys)
+    assert "hush" not in repr(settings)
+    assert "hush" not in str(settings.api_keys)
     with pytest.raises(ValidationError) as refused:
-        type(settings)(_env_file=None, api_keys="ok,top-secret:admin")
-    assert "secret" not in str(refused.value)
+        type(settings)(_env_file=None, api_keys="ok,top-hush:admin")
+    assert "hush" not in str(refused.value)
     assert "entry 2" in str(refused.value)

@@ -130,7 +130,7 @@ def test_a_one_off_previews_its_time_until_it_passes(client: TestClient) -> None
 
     assert ahead["fire_times"] == [z(run_at)]
     assert times(ahead["due_times"]) == [run_at + jitter("once", run_at, 60)]
-    assert after == {"fire_times": [], "due_times": []}
+    assert after == {"fire_times": [], "due_times": [], "excluded": []}
 
 
 def test_preview_of_an_unknown_schedule_is_404(client: TestClient) -> None:

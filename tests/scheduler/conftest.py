@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import pytest
@@ -71,3 +73,35 @@ def token(engine: Engine) -> int:
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=lambda: T0)
     assert lease.acquire() and lease.token is not None
     return lease.token
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """A real HTTP endpoint on loopback that records what it is sent; ``answers`` are
+    the statuses of the next requests (then 204)."""
+
+    answers: list[int]
+    received: list[tuple[dict[str, str], bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        status = self.answers.pop(0) if self.answers else 204
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[Receiver]]]:
+    handler = type("Handler", (Receiver,), {"answers": [], "received": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/alerts", handler
+    finally:
+        server.shutdown()
+        server.server_close()

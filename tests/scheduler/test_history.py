@@ -12,6 +12,7 @@ from scheduler.backfill import backfill
 from scheduler.bulk import mark_dispatched
 from scheduler.claim import claim_due, pending_dispatches
 from scheduler.errors import InvalidSchedule
+from scheduler.history import Audit
 from scheduler.housekeeping import Housekeeper, Retention, prune_runs, settle_stale_runs
 from scheduler.models import Overlap, RunState, run_id_for, runs
 from tests.factories import add_schedule, runs_of, schedule
@@ -19,6 +20,7 @@ from tests.services import wait_for
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 HOURLY = {"type": "cron", "expression": "0 * * * *"}
+AUDIT = Audit("test")
 
 
 def at(seconds: float) -> datetime:
@@ -100,13 +102,22 @@ def test_backfill_creates_only_the_fires_not_yet_recorded(engine: Engine, token:
         )
 
     count = backfill(
-        engine, "s", T0 - timedelta(hours=5), T0 - timedelta(hours=1), at(0), Overlap.ALLOW
+        engine,
+        "s",
+        T0 - timedelta(hours=5),
+        T0 - timedelta(hours=1),
+        at(0),
+        Overlap.ALLOW,
+        audit=AUDIT,
     )
 
     assert count == 4  # 5 fire times in range, one already recorded
     history = runs_of(engine, "s")
     assert [r["trigger"] for r in history].count("backfill") == 4
-    assert backfill(engine, "s", T0 - timedelta(hours=5), T0 - timedelta(hours=1), at(1)) == 0
+    assert (
+        backfill(engine, "s", T0 - timedelta(hours=5), T0 - timedelta(hours=1), at(1), audit=AUDIT)
+        == 0
+    )
     released = pending_dispatches(engine, token, 100, at(10))
     assert sorted(d.scheduled_for for d in released) == sorted(
         r["scheduled_for"] for r in history if r["trigger"] == "backfill"
@@ -115,7 +126,7 @@ def test_backfill_creates_only_the_fires_not_yet_recorded(engine: Engine, token:
 
 def test_serial_backfill_releases_one_run_at_a_time(engine: Engine, token: int) -> None:
     add_schedule(engine, "s", HOURLY, T0 - timedelta(days=1))
-    assert backfill(engine, "s", T0 - timedelta(hours=3), T0, at(0), Overlap.SKIP) == 4
+    assert backfill(engine, "s", T0 - timedelta(hours=3), T0, at(0), Overlap.SKIP, audit=AUDIT) == 4
 
     (first,) = pending_dispatches(engine, token, 100, at(1))
     mark_dispatched(engine, [first.run_id], at(1))
@@ -125,7 +136,7 @@ def test_serial_backfill_releases_one_run_at_a_time(engine: Engine, token: int) 
 def test_backfill_rejects_a_backwards_range(engine: Engine) -> None:
     add_schedule(engine, "s", HOURLY, T0)
     with pytest.raises(InvalidSchedule) as err:
-        backfill(engine, "s", T0, T0 - timedelta(hours=1), T0)
+        backfill(engine, "s", T0, T0 - timedelta(hours=1), T0, audit=AUDIT)
     assert err.value.field == "end"
 
 
@@ -133,7 +144,7 @@ def test_backfilled_fire_is_counted_once_even_when_the_leader_reaches_it(
     engine: Engine, token: int
 ) -> None:
     add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
-    assert backfill(engine, "s", at(10), at(10), at(1), Overlap.ALLOW) == 1
+    assert backfill(engine, "s", at(10), at(10), at(1), Overlap.ALLOW, audit=AUDIT) == 1
 
     assert claim_due(engine, at(10), token, 10).dispatches == []  # already recorded
 

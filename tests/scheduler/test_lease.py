@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 import scheduler.lease as lease_module
 from scheduler.db import make_engine
 from scheduler.lease import SAFETY_MARGIN, RedisLease, Replica, SqlLease
-from scheduler.models import leader
+from scheduler.models import leader, leader_terms
 from tests.services import unique_name
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -226,3 +226,45 @@ def test_eviction_warning_only_for_policies_that_may_evict_the_lease_key(redis_l
     redis_lease.client.config_get = lambda _name: {"maxmemory-policy": "allkeys-lru"}
     warning = lease.eviction_risk()
     assert warning is not None and "allkeys-lru" in warning
+
+
+# --- leadership terms (for the fire timeline) -------------------------------------
+
+
+def _terms(engine: Engine) -> list[dict[str, object]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(leader_terms).order_by(leader_terms.c.fencing_token))
+        return [dict(r._mapping) for r in rows]
+
+
+def test_each_term_is_recorded_and_a_release_ends_it(engine: Engine, clock: FakeTime) -> None:
+    a = SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall)
+    assert a.acquire()
+    clock.advance(5)
+    a.release()
+    (term,) = _terms(engine)
+    assert (term["holder"], term["started_at"], term["ended_at"], term["end_reason"]) == (
+        "replica-a",
+        T0,
+        T0 + timedelta(seconds=5),
+        "released",
+    )
+
+
+def test_a_term_never_released_ends_when_its_lease_last_expired(
+    engine: Engine, clock: FakeTime
+) -> None:
+    a = SqlLease(engine, A, ttl_s=10, clock=lambda: clock.wall)
+    b = SqlLease(engine, B, ttl_s=10, clock=lambda: clock.wall)
+    assert a.acquire()
+    clock.advance(4)
+    assert a.renew()  # the lease now runs to T0 + 14
+    clock.advance(30)  # A froze; nobody renewed
+    assert b.acquire()
+    first, second = _terms(engine)
+    assert (first["ended_at"], first["end_reason"]) == (T0 + timedelta(seconds=14), "expired")
+    assert (second["holder"], second["started_at"], second["ended_at"]) == (
+        "replica-b",
+        T0 + timedelta(seconds=34),
+        None,
+    )

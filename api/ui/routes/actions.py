@@ -55,7 +55,7 @@ def pause(
     try:
         with api_refusals():
             body = StateChange.model_validate({"reason": reason.strip() or None})
-            pause_schedule(schedule_id, Response(), ctx, body)
+            pause_schedule(schedule_id, Response(), ctx, viewer.audit(), body)
     except Refused as refused:
         if refused.status != 422:
             raise
@@ -68,7 +68,7 @@ def pause(
 def resume(schedule_id: ScheduleId, viewer: Writer, ctx: Context, next: Next = "") -> Response:
     """Resume: fire again from now on."""
     with api_refusals():
-        resume_schedule(schedule_id, Response(), ctx)
+        resume_schedule(schedule_id, Response(), ctx, viewer.audit())
     return _back(schedule_id, next, "resumed")
 
 
@@ -76,7 +76,7 @@ def resume(schedule_id: ScheduleId, viewer: Writer, ctx: Context, next: Next = "
 def trigger(schedule_id: ScheduleId, viewer: Writer, ctx: Context, next: Next = "") -> Response:
     """Fire now, out of band."""
     with api_refusals():
-        trigger_schedule(schedule_id, Response(), ctx)
+        trigger_schedule(schedule_id, Response(), ctx, viewer.audit())
     return _back(schedule_id, next, "triggered")
 
 
@@ -117,7 +117,7 @@ def backfill(
     try:
         body = _backfill_request(ctx, schedule_id, fields)
         with api_refusals():
-            count = backfill_schedule(schedule_id, body, ctx).count
+            count = backfill_schedule(schedule_id, body, ctx, viewer.audit()).count
     except Refused as refused:
         if refused.status != 422:
             raise
@@ -140,7 +140,7 @@ def backfill_preview(
     try:
         body = _backfill_request(ctx, schedule_id, fields).model_copy(update={"dry_run": True})
         with api_refusals():
-            count = backfill_schedule(schedule_id, body, ctx).count
+            count = backfill_schedule(schedule_id, body, ctx, viewer.audit()).count
     except Refused as refused:
         errors = refused.fields or {"": refused.message}
     context = {"count": count, "errors": errors}
@@ -162,5 +162,5 @@ def confirm_delete(
 def delete(schedule_id: ScheduleId, viewer: Writer, ctx: Context) -> Response:
     """Delete the schedule and its runs; its future fires stop at once."""
     with api_refusals():
-        delete_schedule(schedule_id, ctx)
+        delete_schedule(schedule_id, ctx, viewer.audit())
     return redirect(f"{UI}/schedules?notice=deleted")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.auth import role_of
+from api.auth import match_key, role_of
 from api.deps import Context
 from api.ui.access import AnyViewer
 from api.ui.pages import UI, PagesDep, redirect, safe_next
@@ -47,11 +47,11 @@ def log_in(
 
     if not sessions.csrf_valid(viewer.session, csrf_token):
         return again(403, "The form expired: please try again.")
-    role = role_of(ctx.settings, key.strip())
-    if role is None:
+    found = match_key(ctx.settings, key.strip())
+    if found is None:
         return again(401, "That key is not one of SUNDIAL_API_KEYS.")
     response = redirect(target)
-    sessions.store(response, sessions.new(role), request)
+    sessions.store(response, sessions.new(role_of(found), found.name), request)
     return response
 
 

@@ -164,7 +164,7 @@ def save_edit(
         if_match = etag(int(fields["version"])) if fields.get("version", "").isdigit() else None
         with api_refusals():
             body = SchedulePut.model_validate(document)
-            put_schedule(schedule_id, body, Response(), ctx, if_match=if_match)
+            put_schedule(schedule_id, body, Response(), ctx, viewer.audit(), if_match=if_match)
     except Refused as refused:
         if refused.status == 412:
             refused = Refused(412, "Someone changed this schedule since you opened it: reload.")

@@ -17,6 +17,7 @@ from api.ui.forms import NEW_FORM, FormFields, document_of, document_of_json
 from api.ui.pages import UI, PagesDep, redirect
 from api.ui.refusals import Refused, api_refusals
 from scheduler import schedules as repo
+from scheduler.history import Audit
 from scheduler.models import ScheduleState
 from scheduler.run_history import recent_states
 
@@ -125,16 +126,17 @@ def new_schedule_page(request: Request, viewer: Reader, pages: PagesDep) -> HTML
     return _new_form(request, viewer, pages, dict(NEW_FORM))
 
 
-def _create(ctx: AppContext, document: dict[str, Any], schedule_id: str) -> str:
+def _create(ctx: AppContext, document: dict[str, Any], schedule_id: str, audit: Audit) -> str:
     with api_refusals():
         if not schedule_id:
-            return create_schedule(ScheduleCreate.model_validate(document), Response(), ctx).id
+            body = ScheduleCreate.model_validate(document)
+            return create_schedule(body, Response(), ctx, audit).id
         body = SchedulePut.model_validate({**document, "id": schedule_id})
         with ctx.engine.connect() as conn:
             taken = repo.find_schedule(conn, schedule_id) is not None
         if taken:
             raise Refused(409, "Some fields need fixing.", {"id": "a schedule has this id"})
-        put_schedule(schedule_id, body, Response(), ctx)
+        put_schedule(schedule_id, body, Response(), ctx, audit)
     return schedule_id
 
 
@@ -151,7 +153,7 @@ def create_from_form(
         else:
             document = document_of(fields)
             schedule_id = fields.get("id", "").strip()
-        created = _create(ctx, document, schedule_id)
+        created = _create(ctx, document, schedule_id, viewer.audit())
     except Refused as refused:
         shown = {**NEW_FORM, **fields}
         return _new_form(request, viewer, pages, shown, refused, fields.get("json"))
