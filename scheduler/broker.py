@@ -9,6 +9,11 @@ from scheduler.embedded_broker import EmbeddedBroker
 from scheduler.settings import Settings
 
 DEFAULT_QUEUE = "celery"
+# The embedded broker's consumers skip Redis ack emulation (the copy of every delivered
+# message kept until its ack): it doubles a worker's broker round trips per task. Messages a
+# worker had prefetched are still put back when it stops (Ctrl-C, SIGTERM); only a worker
+# killed outright loses them, which is how the file-system broker it replaced behaved.
+EMBEDDED_TRANSPORT_OPTIONS = {"ack_emulation": False}
 
 
 def embedded_broker(settings: Settings) -> EmbeddedBroker:
@@ -29,10 +34,18 @@ def broker_url(settings: Settings) -> str:
     return url
 
 
+def transport_options(settings: Settings) -> dict[str, Any]:
+    """Celery's ``broker_transport_options``: the configured ones, with the embedded
+    broker's defaults beneath them when no broker is configured."""
+    base = EMBEDDED_TRANSPORT_OPTIONS if settings.embedded_broker else {}
+    return base | settings.broker_transport_options
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for every sundial process; workers built elsewhere may copy them."""
     return {
         "broker_url": broker_url(settings),
+        "broker_transport_options": transport_options(settings),
         "result_backend": settings.result_backend,
         "task_default_queue": DEFAULT_QUEUE,
         "task_serializer": "json",

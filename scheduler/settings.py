@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./sundial.db"
     redis_url: str | None = None
     broker_url: str | None = None
+    # Celery's broker_transport_options, as a JSON object.
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
     result_backend: str | None = None
     lease_ttl_seconds: float = Field(default=10.0, gt=0.5, le=600)
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -44,7 +46,8 @@ class Settings(BaseSettings):
     # configured, else as failed with error type OutcomeUnknown.
     run_outcome_timeout_seconds: float = Field(default=86400, gt=0)
     housekeeping_interval_seconds: float = Field(default=30, gt=0)
-    # Where `sundial dev` and the embedded broker keep their files.
+    # Where `sundial dev` and the embedded broker keep their files (the broker's queue in
+    # <data_dir>/broker, so queued messages survive a restart).
     data_dir: Path = Path(".sundial")
 
     @field_validator("api_keys", "allowed_tasks", "webhook_allowed_hosts", mode="before")
@@ -76,7 +79,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded_broker(self) -> bool:
-        """True when no broker server is configured and the file-system broker is used."""
+        """True when no broker is configured: the data directory's own Valkey server is used."""
         return self.broker_url is None
 
     @property

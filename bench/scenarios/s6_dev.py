@@ -33,7 +33,7 @@ from scheduler.broker import celery_config, embedded_broker
 from scheduler.db import make_engine
 from scheduler.models import runs
 from scheduler.settings import Settings
-from sundial.dev import WORKER_ARGS
+from sundial.dev import WORKER_ARGS, child_env
 
 NAME = "S6"
 ECHO = "sundial.echo"
@@ -101,8 +101,7 @@ def drain(bench: Bench, system: str, n: int) -> dict[str, Any]:
         broker = embedded_broker(settings) if system == "sundial" else None
         if broker is not None:
             url, _started = broker.ensure_running()
-            # What `sundial dev` hands its children.
-            env = {"SUNDIAL_REDIS_URL": url, "SUNDIAL_DATA_DIR": str(data_dir)}
+            env = child_env(settings, url, {})  # what `sundial dev` hands its worker
             conf = celery_config(settings.model_copy(update={"broker_url": url}))
             args = ["-m", "sundial", "worker", *WORKER_ARGS]
         else:
