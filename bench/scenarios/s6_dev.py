@@ -183,14 +183,18 @@ def keeps_up(bench: Bench, system: str, source: Path, k: int, window_s: float) -
 
             wait_for(ready, 90, "sundial dev to be ready", interval=0.2)
             for i in range(k):
-                response = client.put(
-                    f"/v1/schedules/s6-{i}",
-                    json={
-                        "task": ECHO,
-                        "kwargs": {"i": i},
-                        "trigger": {"type": "interval", "seconds": 1},
-                    },
-                )
+                try:
+                    response = client.put(
+                        f"/v1/schedules/s6-{i}",
+                        json={
+                            "task": ECHO,
+                            "kwargs": {"i": i},
+                            "trigger": {"type": "interval", "seconds": 1},
+                        },
+                    )
+                except httpx.TransportError:
+                    _check_dev(dev)
+                    raise
                 response.raise_for_status()
         start = datetime.now(UTC)
         engine = make_engine(f"sqlite:///{procs.log_dir / 'sundial.db'}")
@@ -223,9 +227,18 @@ def keeps_up(bench: Bench, system: str, source: Path, k: int, window_s: float) -
     return result
 
 
+def _check_dev(dev: Child) -> None:
+    """Fail with why `sundial dev` stopped: it stops when any of its processes dies."""
+    wait_for(lambda: not dev.alive(), 15, "sundial dev to exit")
+    log = dev.log_path.read_text(errors="replace").splitlines()
+    fatal = [line for line in log if "CRITICAL" in line or "exited with" in line]
+    raise BenchError(f"sundial dev stopped: {' / '.join(fatal) or log[-1:]}")
+
+
 def _sleep_watching(until: datetime, dev: Child) -> None:
     while (left := (until - datetime.now(UTC)).total_seconds()) > 0:
-        dev.check_alive()
+        if not dev.alive():
+            _check_dev(dev)
         time.sleep(min(0.25, left))
 
 
