@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.report import Report
-from bench.scenarios import s1_burst, s2_sustained, s3_scale, s4_api, s5_failover
+from bench.scenarios import s1_burst, s2_sustained, s3_scale, s4_api, s5_failover, s6_dev
 from bench.scenarios.common import Bench
 from bench.services import REPO, Services, git_revision, machine_info
 
@@ -23,6 +23,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "S3": s3_scale.run,
     "S4": s4_api.run,
     "S5": s5_failover.run,
+    "S6": s6_dev.run,
 }
 
 
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra setting for every sundial process (repeatable)",
     )  # fmt: skip
     parser.add_argument(
+        "--dev-baseline",
+        type=Path,
+        help="S6: also run `sundial dev` of this source tree (e.g. a snapshot of main)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="py-spy the leader during S1 (needs py-spy)"
     )
     return parser
@@ -89,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline=not args.no_baseline,
         extra_env=dict(args.set),
         profile=args.profile,
+        dev_baseline=args.dev_baseline.resolve() if args.dev_baseline else None,
     )
     started = time.monotonic()
     try:

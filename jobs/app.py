@@ -19,6 +19,7 @@ def create_celery(settings: Settings) -> Celery:
     """
     app = Celery("sundial", set_as_current=False)
     app.conf.update(celery_config(settings))
+    app.conf.worker_consumer = "jobs.consumer:BatchingConsumer"
     register_tasks(app, settings)
     return app
 

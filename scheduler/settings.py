@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///./sundial.db", repr=False)
     redis_url: str | None = Field(default=None, repr=False)
     broker_url: str | None = Field(default=None, repr=False)
+    # Celery's broker_transport_options, as a JSON object.
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
     result_backend: str | None = Field(default=None, repr=False)
     lease_ttl_seconds: float = Field(default=10.0, gt=0.5, le=600)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
@@ -105,7 +107,8 @@ class Settings(BaseSettings):
     # A webhook URL often is a credential itself (Slack's): kept out of repr(settings).
     alert_webhook_url: str | None = Field(default=None, repr=False)
     alert_webhook_secret: SecretStr | None = None
-    # Where `sundial dev` and the embedded broker keep their files.
+    # Where `sundial dev` and the embedded broker keep their files (the broker's queue in
+    # <data_dir>/broker, so queued messages survive a restart).
     data_dir: Path = Path(".sundial")
 
     @field_validator("api_keys", "allowed_tasks", "webhook_allowed_hosts", mode="before")
@@ -147,7 +150,7 @@ class Settings(BaseSettings):
 
     @property
     def embedded_broker(self) -> bool:
-        """True when no broker server is configured and the file-system broker is used."""
+        """True when no broker is configured: the data directory's own Valkey server is used."""
         return self.broker_url is None
 
     @property

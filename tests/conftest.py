@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from scheduler import migrate
 from scheduler.db import make_engine
+from scheduler.embedded_broker import STATE_FILE, EmbeddedBroker
 from scheduler.models import LEADER_ROW, leader, metadata
 from scheduler.settings import Settings
 from tests.services import PG_ADMIN_URL, REDIS_TEST_URL, service_missing, unique_name
@@ -93,6 +94,19 @@ def engine(database_url: str) -> Iterator[Engine]:
     finally:
         reset_database(eng)
         eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _stop_embedded_brokers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Stop any embedded broker a test (or a process it ran) started in its tmp_path, rather
+    than leave it to stop itself once idle."""
+    if "tmp_path" not in request.fixturenames:
+        yield
+        return
+    tmp_path: Path = request.getfixturevalue("tmp_path")
+    yield
+    for state in tmp_path.rglob(STATE_FILE):
+        EmbeddedBroker(state.parent).stop()
 
 
 @pytest.fixture

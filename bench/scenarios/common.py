@@ -38,6 +38,8 @@ class Bench:
     baseline: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     profile: bool = False
+    # S6: a source tree whose `sundial dev` is the baseline of the dev-mode experiment.
+    dev_baseline: Path | None = None
 
     @property
     def redis_url(self) -> str:

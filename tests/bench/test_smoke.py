@@ -1,5 +1,5 @@
-"""The benchmark suite, run tiny, so it cannot rot: ``python -m bench --quick`` on S1, S2
-and S5 against the machine's PostgreSQL and Redis, and its JSON checked for sane numbers.
+"""The benchmark suite, run tiny, so it cannot rot: ``python -m bench --quick`` on S1, S2,
+S5 and S6 against the machine's PostgreSQL and Redis, and its JSON checked for sane numbers.
 Speed targets are the benchmark's business, not this test's: it checks only that every
 fire was published once and nothing was lost."""
 
@@ -24,14 +24,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The JSON of one quick run of S1, S2 and S5."""
+    """The JSON of one quick run of S1, S2, S5 and S6."""
     if not (port_open("127.0.0.1", 5432) and port_open("127.0.0.1", 6379)):
         service_missing("the benchmark needs PostgreSQL on :5432 and Redis on :6379")
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--scenarios", "S1,S2,S5",
+        [sys.executable, "-m", "bench", "--quick", "--scenarios", "S1,S2,S5,S6",
          "--redis-db", SMOKE_REDIS_DB, "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=420, check=False,
     )  # fmt: skip
     assert out.exists(), proc.stderr[-4000:]
     data: dict[str, Any] = json.loads(out.read_text())
@@ -76,6 +76,18 @@ def test_wake_up_and_failover_are_measured(results: dict[str, Any]) -> None:
     assert failover["new_leader"]
     assert 0 < failover["gap_s"] < 30
     assert failover["duplicates"] == failover["same_id_republished"]
+
+
+def test_dev_mode_drains_its_backlog_and_stops_cleanly(results: dict[str, Any]) -> None:
+    for system in ("sundial", "baseline"):
+        drain = results["cases"][f"S6 drain 300 {system}"]
+        assert drain["succeeded"] == drain["n"] == 300
+        assert drain["tasks_per_s"] > 0
+    # Run tracking sees every outcome through the embedded broker.
+    assert results["cases"]["S6 drain 300 sundial"]["events_succeeded"] == 300
+    dev = results["cases"]["S6 dev 30 sundial"]
+    assert dev["succeeded_end"] > 0
+    assert dev["ctrl_c_exit_code"] == 0
 
 
 def test_table_has_a_row_per_headline_figure(results: dict[str, Any]) -> None:

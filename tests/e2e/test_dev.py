@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scheduler.embedded_broker import STATE_FILE
 from tests.services import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -77,3 +78,7 @@ def test_dev_fires_a_one_second_delay_job_and_stops_cleanly_on_ctrl_c(tmp_path: 
     assert run["result"] == {"args": [], "kwargs": {"hello": "world"}}
     assert code == 0, log_path.read_text()[-3000:]
     assert (tmp_path / "sundial.db").exists()
+    # The embedded broker it started is stopped too, its queue kept on disk.
+    broker = tmp_path / ".sundial" / "broker"
+    assert (broker / "appendonlydir").is_dir()
+    assert not (broker / STATE_FILE).exists()
