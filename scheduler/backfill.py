@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from scheduler.bulk import insert_runs
+from scheduler.bulk import insert_runs, new_run
 from scheduler.errors import InvalidSchedule, NotFound
 from scheduler.firing import fire_times_of
-from scheduler.models import Overlap, RunState, RunTrigger, run_id_for, schedules
+from scheduler.models import Overlap, RunTrigger, run_id_for, schedules
 
 MAX_BACKFILL_FIRES = 10_000
 # Backfilled runs are released at this pace so a long range does not flood the workers.
@@ -56,20 +56,17 @@ def backfill(
         times = backfill_times(schedule, start, end)
         step = timedelta(seconds=1 / BACKFILL_RATE_PER_S)
         new_runs = [
-            {
-                "id": run_id_for(schedule_id, when),
-                "schedule_id": schedule_id,
-                "scheduled_for": when,
-                "attempt": 1,
-                "trigger": RunTrigger.BACKFILL.value,
-                "state": RunState.PENDING.value,
-                "task": schedule["task"],
-                "fencing_token": None,
-                "reason": "backfill",
-                "due_at": None if serial else now + step * i,
-                "hold_while_busy": serial,
-                "created_at": now,
-            }
+            new_run(
+                run_id=run_id_for(schedule_id, when),
+                schedule_id=schedule_id,
+                scheduled_for=when,
+                task=schedule["task"],
+                trigger=RunTrigger.BACKFILL,
+                now=now,
+                reason="backfill",
+                due_at=None if serial else now + step * i,
+                hold_while_busy=serial,
+            )
             for i, when in enumerate(times)
         ]
         count = len(insert_runs(conn, new_runs))

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
-from scheduler.bulk import advance_schedules, insert_runs
+from scheduler.bulk import advance_schedules, insert_runs, new_run
 from scheduler.errors import LeadershipLost, SundialError
 from scheduler.firing import FireTimesCache, plan
 from scheduler.models import (
@@ -28,6 +28,7 @@ from scheduler.models import (
 )
 from scheduler.outcomes import IN_FLIGHT
 from scheduler.overlap import InFlight, decide, in_flight
+from scheduler.schedules import paused_values
 
 log = logging.getLogger("sundial.scheduler")
 
@@ -154,20 +155,18 @@ def claim_due(
                 if fire.scheduled_for in decision.held:
                     held.add(run_id)
                 new_runs.append(
-                    {
-                        "id": run_id,
-                        "schedule_id": row["id"],
-                        "scheduled_for": fire.scheduled_for,
-                        "attempt": 1,
-                        "trigger": RunTrigger.SCHEDULE.value,
-                        "state": fire.state.value,
-                        "task": row["task"],
-                        "fencing_token": token,
-                        "reason": fire.reason,
-                        "due_at": None,
-                        "hold_while_busy": run_id in held,
-                        "created_at": now,
-                    }
+                    new_run(
+                        run_id=run_id,
+                        schedule_id=row["id"],
+                        scheduled_for=fire.scheduled_for,
+                        task=row["task"],
+                        trigger=RunTrigger.SCHEDULE,
+                        now=now,
+                        state=fire.state,
+                        fencing_token=token,
+                        reason=fire.reason,
+                        hold_while_busy=run_id in held,
+                    )
                 )
             fired = [f.scheduled_for for f in decision.fires if f.state is RunState.PENDING]
             advances.append(
@@ -213,14 +212,7 @@ def _quarantine(conn: Connection, reasons: Mapping[str, str], now: datetime) -> 
         conn.execute(
             update(schedules)
             .where(schedules.c.id == schedule_id)
-            .values(
-                state=ScheduleState.PAUSED.value,
-                state_reason=f"quarantined: {reason}"[:1000],
-                next_run_at=None,
-                next_due_at=None,
-                updated_at=now,
-                version=schedules.c.version + 1,
-            )
+            .values(paused_values(f"quarantined: {reason}"[:1000], now))
         )
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from scheduler.bulk import insert_runs
+from scheduler.bulk import insert_runs, new_run
 from scheduler.models import RunState, RunTrigger, ScheduleState, run_id_for, runs, schedules
+from scheduler.schedules import paused_values
 
 FINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.REVOKED, RunState.EXPIRED})
 IN_FLIGHT = (
@@ -91,12 +92,7 @@ def _finish(conn: Connection, run: Mapping[Any, Any], state: RunState, now: date
             limit = schedule.pause_after_failures
             if limit and failures >= limit and schedule.state == ScheduleState.ACTIVE:
                 changes.update(
-                    state=ScheduleState.PAUSED.value,
-                    state_reason=f"paused after {failures} consecutive failed runs",
-                    next_run_at=None,
-                    next_due_at=None,
-                    updated_at=now,
-                    version=schedules.c.version + 1,
+                    paused_values(f"paused after {failures} consecutive failed runs", now)
                 )
     conn.execute(update(schedules).where(schedules.c.id == run["schedule_id"]).values(**changes))
 
@@ -121,21 +117,18 @@ def _schedule_retry(
     insert_runs(
         conn,
         [
-            {
-                "id": run_id_for(run["schedule_id"], run["scheduled_for"], attempt),
-                "schedule_id": run["schedule_id"],
-                "scheduled_for": run["scheduled_for"],
-                "attempt": attempt,
-                "trigger": RunTrigger.RETRY.value,
-                "state": RunState.PENDING.value,
-                "task": run["task"],
-                "fencing_token": None,
-                "reason": f"attempt {attempt} of {policy['max_attempts']}, "
+            new_run(
+                run_id=run_id_for(run["schedule_id"], run["scheduled_for"], attempt),
+                schedule_id=run["schedule_id"],
+                scheduled_for=run["scheduled_for"],
+                task=run["task"],
+                trigger=RunTrigger.RETRY,
+                now=now,
+                attempt=attempt,
+                reason=f"attempt {attempt} of {policy['max_attempts']}, "
                 f"after {delay.total_seconds():g}s backoff",
-                "due_at": now + delay,
-                "hold_while_busy": False,
-                "created_at": now,
-            }
+                due_at=now + delay,
+            )
         ],
     )
     _note(conn, run, f"failed; retrying as attempt {attempt}")

@@ -15,9 +15,10 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from scheduler.bulk import new_run
 from scheduler.errors import Conflict, InvalidSchedule, NotFound, TaskNotAllowed
 from scheduler.firing import Arming, arm
-from scheduler.models import RunState, RunTrigger, ScheduleState, idempotency_keys, runs, schedules
+from scheduler.models import RunTrigger, ScheduleState, idempotency_keys, runs, schedules
 
 # A change to any of these moves the next fire, so the schedule is re-armed.
 ARMING_FIELDS = ("trigger", "start_at", "end_at", "jitter_seconds")
@@ -39,6 +40,12 @@ _NEW_HISTORY: Row = {
     "missed_count": 0,
     "skipped_count": 0,
 }
+
+
+# What a run just recorded shows of its outcome: nothing yet.
+_NO_OUTCOME: Row = dict.fromkeys(
+    ("dispatched_at", "started_at", "finished_at", "worker", "result", "error")
+)
 
 
 class ScheduleValues(TypedDict):
@@ -134,6 +141,19 @@ def replace_schedule(
     return _write(conn, current, row, now)
 
 
+def paused_values(reason: str, now: datetime) -> Row:
+    """The values the paused transition writes, whoever pauses (the API, a failure streak,
+    a quarantine): no next fire, the reason, and a new version, so ETags change too."""
+    return {
+        "state": ScheduleState.PAUSED.value,
+        "state_reason": reason,
+        "next_run_at": None,
+        "next_due_at": None,
+        "updated_at": now,
+        "version": schedules.c.version + 1,
+    }
+
+
 def delete_schedule(conn: Connection, schedule_id: str) -> None:
     """Delete a schedule and its run history; :class:`NotFound` when absent."""
     result = conn.execute(delete(schedules).where(schedules.c.id == schedule_id))
@@ -213,31 +233,19 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime) -> Row:
     ).first()
     if counted is None:
         raise NotFound(f"no schedule {schedule_id!r}")
-    run: Row = {
-        "id": str(uuid.uuid4()),
-        "schedule_id": schedule_id,
-        "scheduled_for": now,
-        "attempt": 1,
-        "trigger": RunTrigger.MANUAL.value,
-        "state": RunState.PENDING.value,
-        "task": counted.task,
-        "fencing_token": None,
-        "reason": None,
-        "due_at": None,
-        "hold_while_busy": False,
-        "created_at": now,
-        "dispatched_at": None,
-        "started_at": None,
-        "finished_at": None,
-        "worker": None,
-        "result": None,
-        "error": None,
-    }
+    run: Row = new_run(
+        run_id=str(uuid.uuid4()),
+        schedule_id=schedule_id,
+        scheduled_for=now,
+        task=counted.task,
+        trigger=RunTrigger.MANUAL,
+        now=now,
+    )
     try:
         conn.execute(insert(runs).values(**run))
     except IntegrityError as exc:
         raise Conflict(f"schedule {schedule_id!r} already has a run for {now.isoformat()}") from exc
-    return run
+    return {**run, **_NO_OUTCOME}
 
 
 def get_run(conn: Connection, run_id: str) -> Row:
@@ -310,7 +318,8 @@ def _arming_columns(row: Row, *, paused: bool, current: Row | None, now: datetim
     if paused:
         if current is not None and current["state"] == ScheduleState.PAUSED:
             return {k: current[k] for k in keep}
-        return dict(zip(keep, (ScheduleState.PAUSED.value, PAUSED_REASON, None, None), strict=True))
+        pausing = paused_values(PAUSED_REASON, now)
+        return {k: pausing[k] for k in keep}
     timing_changed = current is None or any(row[f] != current[f] for f in ARMING_FIELDS)
     if current is not None and current["state"] != ScheduleState.PAUSED and not timing_changed:
         return {k: current[k] for k in keep}

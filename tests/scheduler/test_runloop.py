@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
@@ -13,7 +14,7 @@ from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
 from scheduler.models import LEADER_ROW, leader, run_id_for
 from scheduler.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
-from tests.factories import add_schedule, runs_of
+from tests.factories import add_schedule, runs_of, schedule
 from tests.services import wait_for
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -137,6 +138,24 @@ def test_scheduler_job_store_shows_schedules_as_apscheduler_jobs(engine: Engine)
     )
     assert store.get_next_run_time() == job.next_run_time
     assert [j.id for j in store.get_due_jobs(datetime(2026, 11, 22, 3, 0, tzinfo=UTC))] == ["s"]
+
+
+def test_job_store_refuses_to_write_or_delete_schedules(engine: Engine) -> None:
+    add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
+    store = SqlJobStore(engine)
+    SundialScheduler(lambda: 1.0, store)
+    job = store.lookup_job("s")
+
+    for call in (
+        lambda: store.update_job(job),
+        lambda: store.remove_job("s"),
+        store.remove_all_jobs,
+    ):
+        with pytest.raises(TypeError):
+            call()
+
+    assert store.lookup_job("s") is not None
+    assert schedule(engine, "s")["next_due_at"] == T0 + timedelta(seconds=10)
 
 
 def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
