@@ -13,9 +13,9 @@ from scheduler.claim import Dispatch
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
 from scheduler.models import LEADER_ROW, leader, run_id_for
+from scheduler.outbox import Outbox
 from scheduler.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
 from tests.factories import add_schedule, runs_of, schedule
-from tests.services import wait_for
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -42,6 +42,9 @@ class RecordingPublisher:
         self.sent.extend(dispatches)
         return [d.run_id for d in dispatches]
 
+    def recorded(self, run_ids: Sequence[str]) -> None:
+        pass
+
     def revoke(self, run_ids: Sequence[str]) -> None:
         self.revoked.extend(run_ids)
 
@@ -49,17 +52,24 @@ class RecordingPublisher:
         pass
 
 
-def _cycle(engine: Engine, clock: Clock, publisher: RecordingPublisher):
+def _cycle(
+    engine: Engine,
+    clock: Clock,
+    publisher: RecordingPublisher,
+    poll_s: float = 0.25,
+    threaded: bool = False,
+) -> tuple[SqlLease, Outbox, FireCycle]:
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
+    outbox = Outbox(engine, publisher, lease, clock, batch_size=2, threaded=threaded)
     cycle = FireCycle(
-        engine, lease, publisher, SqlJobStore(engine), poll_s=0.25, batch_size=2, clock=clock
+        engine, lease, outbox, SqlJobStore(engine), poll_s=poll_s, batch_size=2, clock=clock
     )
-    return lease, cycle
+    return lease, outbox, cycle
 
 
 def test_follower_publishes_nothing(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    _lease, cycle = _cycle(engine, clock, publisher)
+    _lease, _outbox, cycle = _cycle(engine, clock, publisher)
     add_schedule(engine, "once", {"type": "date", "run_at": T0.isoformat()}, T0)
     assert cycle() == 0.25
     assert publisher.sent == []
@@ -67,7 +77,7 @@ def test_follower_publishes_nothing(engine: Engine) -> None:
 
 def test_leader_publishes_every_due_fire_in_batches_and_marks_them(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
+    lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     for i in range(5):
         add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
@@ -84,7 +94,7 @@ def test_broker_outage_keeps_runs_pending_then_publishes_them_with_the_same_id(
     engine: Engine,
 ) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
+    lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0, coalesce=False)
     publisher.down = True
@@ -107,7 +117,7 @@ def test_broker_outage_keeps_runs_pending_then_publishes_them_with_the_same_id(
 
 def test_fenced_leader_records_nothing_and_steps_down(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
+    lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
     with engine.begin() as conn:  # another replica started a newer term
@@ -162,8 +172,9 @@ def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
     engine: Engine,
 ) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
-    cycle._poll_s = 5.0  # as with Redis notices: a long safety poll
+    lease, _outbox, cycle = _cycle(
+        engine, clock, publisher, poll_s=5.0
+    )  # as with Redis notices: a long safety poll
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 60}, T0)
     publisher.down = True
@@ -178,42 +189,32 @@ def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
     assert [d.schedule_id for d in publisher.sent] == ["s"]
 
 
-def test_store_error_is_retried_soon_without_ending_the_loop(engine: Engine) -> None:
+def test_store_error_is_retried_soon_without_ending_the_loop(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
-    cycle._poll_s = 5.0
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
     assert lease.acquire()
 
     def broken(*_args: object) -> None:
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
-    cycle._jobstore.claim_due = broken
+    monkeypatch.setattr(SqlJobStore, "claim_due", broken)
 
     assert cycle() == STORE_RETRY_S
 
 
 def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
-    cycle = FireCycle(
-        engine,
-        lease,
-        publisher,
-        SqlJobStore(engine),
-        poll_s=0.25,
-        batch_size=2,
-        clock=clock,
-        threaded_publish=True,
-    )
+    lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
     assert lease.acquire()
     for i in range(7):
         add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0, coalesce=False)
     clock.now = T0 + timedelta(seconds=20)
     try:
         cycle()
-        wait_for(cycle.outbox.idle, 5, "the outbox to drain")
     finally:
-        cycle.outbox.close()
+        outbox.close()  # sends what is queued first
 
     fires = [(d.schedule_id, d.scheduled_for) for d in publisher.sent]
     assert len(fires) == len(set(fires)) == 14
