@@ -47,6 +47,8 @@ BROKER_BACKOFF_S = 1.0
 # Runs left pending (a manual trigger, a retry's backoff) are looked for this often, and
 # at once at a new term, after a change notice or once a refusal's backoff has passed.
 RELAY_EVERY_S = 0.5
+# A relay held back by batches still on their way out is tried again this soon.
+BUSY_RELAY_S = 0.05
 # Published runs whose mark did not land are tried again this often.
 MARK_RETRY_S = 0.5
 # Batches claimed ahead of the broker: enough to overlap, few enough to bound memory.
@@ -123,8 +125,10 @@ class Outbox:
         if self._backing_off(now):
             assert self._retry_at is not None
             times.append(self._retry_at)
-        elif self._backlog:
-            times.append(self._next_relay or now)
+        elif self._backlog or self._next_relay is None:
+            due = self._next_relay or now
+            # Batches still on their way out hold the relay back: look again shortly.
+            times.append(max(due, now + timedelta(seconds=BUSY_RELAY_S)) if self._busy() else due)
         if self._unmarked:
             times.append(now + timedelta(seconds=MARK_RETRY_S))
         return min(times) if times else None

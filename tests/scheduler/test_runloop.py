@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
+from scheduler import outbox as outbox_module
+from scheduler.bulk import mark_dispatched
 from scheduler.claim import Dispatch
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
@@ -222,3 +225,36 @@ def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) 
         mine = [t for sid, t in fires if sid == f"s{i}"]
         assert mine == sorted(mine)
         assert [r["state"] for r in runs_of(engine, f"s{i}")] == ["dispatched", "dispatched"]
+
+
+def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
+    assert lease.acquire()
+    for i in range(4):
+        add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
+    real = mark_dispatched
+    failures = {"left": 3}
+
+    def flaky(*args: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE", {}, Exception("connection reset"))
+        real(*args)
+
+    monkeypatch.setattr(outbox_module, "mark_dispatched", flaky)
+    try:
+        clock.now = T0 + timedelta(seconds=10)
+        for _ in range(6):  # a full batch goes to the sending thread; relays are asked for
+            cycle()
+            outbox.request_relay()
+            clock.now += timedelta(seconds=1)
+    finally:
+        outbox.close()
+
+    sent = [d.run_id for d in publisher.sent]
+    assert len(sent) == len(set(sent)) == 4
+    assert failures["left"] == 0
+    assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(4))
