@@ -12,6 +12,7 @@ from celery import Celery
 from scheduler.broker import celery_config
 from scheduler.claim import Dispatch
 from scheduler.messages import MessageBuilder, redis_list_key, sundial_headers
+from scheduler.push_once import Message, PushOnce
 from scheduler.settings import Settings
 
 log = logging.getLogger("sundial.dispatch")
@@ -99,7 +100,7 @@ class CeleryPublisher:
         return sent
 
     def recorded(self, run_ids: Sequence[str]) -> None:
-        """Nothing to do: an AMQP broker keeps no trace of what was published."""
+        """Nothing to do: this path leaves no marker at the broker."""
 
     def revoke(self, run_ids: Sequence[str]) -> None:
         """Broadcast a revoke; running tasks are terminated (overlap ``cancel_previous``)."""
@@ -112,54 +113,18 @@ class CeleryPublisher:
         """Nothing of its own: the Celery app's connections belong to whoever made it."""
 
 
-# KEYS: the list and the marker key of each message, in turn; ARGV: the marker TTL (ms),
-# then the messages. A message is pushed only if its run has no marker yet, and the marker
-# is set in the same atomic step. Returns 1 (pushed) or 0 (already published) per message.
-_PUSH_ONCE = """
-local ttl = ARGV[1]
-local pushed = {}
-for i = 2, #ARGV do
-  if redis.call('SET', KEYS[2 * i - 2], '1', 'NX', 'PX', ttl) then
-    redis.call('LPUSH', KEYS[2 * i - 3], ARGV[i])
-    pushed[i - 1] = 1
-  else
-    pushed[i - 1] = 0
-  end
-end
-return pushed
-"""
-# KEYS: markers of runs the store now records as dispatched; ARGV: their remaining TTL (ms).
-_SHORTEN = """
-for i = 1, #KEYS do
-  redis.call('PEXPIRE', KEYS[i], ARGV[1])
-end
-return #KEYS
-"""
-MARKER_PREFIX = "sundial:published:"
-# A run's marker outlives any outage in which a leader could die between publishing it and
-# recording it (the next term must still recognise it) ...
-UNRECORDED_MARKER_TTL_S = 86400
-# ... and, once the run is recorded dispatched, lives on this long: a late publish of the
-# same run (an ex-leader paused between its lease check and its push) is still dropped.
-RECORDED_MARKER_TTL_S = 10
-
-
 class RedisPublisher(CeleryPublisher):
     """The fast path for a Redis broker: protocol-2 messages in kombu's Redis transport
-    format, pushed by one script call per batch that publishes each run at most once.
-
-    Each message goes with a marker key named after its run, set in the same atomic step:
-    a run that already has one is not pushed again but counted as accepted, so a new
-    leader relaying the runs a dead one published but never recorded marks them instead
-    of sending them twice. Revokes still go through Celery's control.
-    """
+    format, pushed by one script call per batch that publishes each run at most once
+    (:mod:`scheduler.push_once`): a new leader relaying runs a dead one published but never
+    recorded finds them at the broker and records them instead of sending them twice.
+    Revokes still go through Celery's control."""
 
     def __init__(self, app: Celery, client: redis.Redis) -> None:
         super().__init__(app)
         self._redis = client
         self._builder = MessageBuilder()
-        self._push = client.register_script(_PUSH_ONCE)
-        self._shorten = client.register_script(_SHORTEN)
+        self._once = PushOnce(client)
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         """Publish in order, one round trip per batch; return what the broker holds."""
@@ -168,13 +133,17 @@ class RedisPublisher(CeleryPublisher):
         try:
             for start in range(0, len(dispatches), BATCH):
                 chunk = dispatches[start : start + BATCH]
-                keys: list[str] = []
-                args: list[str | int] = [UNRECORDED_MARKER_TTL_S * 1000]
-                for item in chunk:
-                    keys += (redis_list_key(item.queue, item.priority), MARKER_PREFIX + item.run_id)
-                    args.append(self._builder.envelope(item))
-                pushed = self._push(keys=keys, args=args)
-                already += len(chunk) - sum(pushed)
+                pushed = self._once.push(
+                    [
+                        Message(
+                            redis_list_key(item.queue, item.priority),
+                            item.run_id,
+                            self._builder.envelope(item),
+                        )
+                        for item in chunk
+                    ]
+                )
+                already += pushed.count(False)
                 sent.extend(item.run_id for item in chunk)
         except redis.RedisError as exc:
             _refused(len(sent), len(dispatches), exc)
@@ -188,13 +157,12 @@ class RedisPublisher(CeleryPublisher):
         return sent
 
     def recorded(self, run_ids: Sequence[str]) -> None:
-        """Let the markers of recorded runs expire soon; failing that, in a day."""
+        """Let the broker forget these runs soon (it keeps unrecorded ones for a day)."""
         try:
             for start in range(0, len(run_ids), BATCH):
-                keys = [MARKER_PREFIX + run_id for run_id in run_ids[start : start + BATCH]]
-                self._shorten(keys=keys, args=[RECORDED_MARKER_TTL_S * 1000])
+                self._once.recorded(run_ids[start : start + BATCH])
         except redis.RedisError as exc:
-            log.warning("dispatch: shortening %d markers failed: %s", len(run_ids), exc)
+            log.warning("dispatch: recording %d runs at the broker failed: %s", len(run_ids), exc)
 
     def close(self) -> None:
         """Release its broker connection."""
