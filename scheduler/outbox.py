@@ -15,7 +15,7 @@ Two rules keep a run from being published twice:
   were never handed to the broker by this process.
 * **Only a new term relays what an earlier term may have published.** A leader that died
   between publish and mark left its runs pending; the next term relays them. On a Redis
-  broker the publish itself leaves a marker (see :mod:`scheduler.dispatch`), so those runs
+  broker the publish itself leaves a marker (see :mod:`scheduler.push_once`), so those runs
   are recognised and marked instead of sent again.
 
 With ``threaded=True`` a burst's full batches are sent from a thread of their own, so the
@@ -122,8 +122,7 @@ class Outbox:
         """When the outbox needs the next cycle: a backoff ending, a relay due, a mark to retry."""
         now = self._clock()
         times: list[datetime] = []
-        if self._backing_off(now):
-            assert self._retry_at is not None
+        if self._retry_at is not None and now < self._retry_at:
             times.append(self._retry_at)
         elif self._backlog or self._next_relay is None:
             due = self._next_relay or now
