@@ -19,6 +19,7 @@ from types import TracebackType
 
 import redis
 
+from scheduler.lease import COMPARE_AND_DELETE, COMPARE_AND_EXTEND
 from scheduler.settings import Settings
 
 log = logging.getLogger("sundial.ledger")
@@ -30,26 +31,12 @@ DONE_TTL_S = 7 * 86400
 RUNNING_TTL_S = 30.0
 DONE = "done"
 
-# Extend a running claim only while it is still ours.
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
 # Mark the run done unless another delivery claimed it after ours lapsed.
 _FINISH = """
 local held = redis.call('GET', KEYS[1])
 if held == ARGV[1] or not held then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
   return 1
-end
-return 0
-"""
-# Give a claim up (the task asked for its message to be requeued): the next delivery runs.
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
 end
 return 0
 """
@@ -74,9 +61,11 @@ class ExecutionLedger:
         self.client = client
         self.done_ttl_s = done_ttl_s
         self.running_ttl_s = running_ttl_s
-        self._renew = client.register_script(_RENEW)
+        # A running claim is extended, or given up, only while it is still ours: the
+        # lease's compare-and-set scripts.
+        self._renew = client.register_script(COMPARE_AND_EXTEND)
         self._finish = client.register_script(_FINISH)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(COMPARE_AND_DELETE)
 
     def start(self, run_id: str, retries: int) -> Execution | Seen:
         """Claim this attempt: an :class:`Execution` to run it under, or why not."""
