@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
@@ -282,8 +282,16 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
     return out
 
 
-def next_due_at(engine: Engine) -> datetime | None:
-    """The earliest instant a schedule or a waiting run (retry, backfill) falls due."""
+class DueTimes(NamedTuple):
+    """When the store next needs the leader: a schedule's next fire, and the earliest
+    instant a run waiting in the store (a retry's backoff, a paced backfill) may go out."""
+
+    fire: datetime | None
+    run: datetime | None
+
+
+def due_times(engine: Engine) -> DueTimes:
+    """Both instants of :class:`DueTimes`, in one query."""
     query = select(
         select(func.min(schedules.c.next_due_at)).scalar_subquery(),
         select(func.min(runs.c.due_at))
@@ -291,6 +299,5 @@ def next_due_at(engine: Engine) -> datetime | None:
         .scalar_subquery(),
     )
     with engine.connect() as conn:
-        times = conn.execute(query).one()
-    found = [t for t in times if t is not None]
-    return min(found) if found else None
+        fire, run = conn.execute(query).one()
+    return DueTimes(fire, run)

@@ -118,16 +118,19 @@ class Outbox:
         """Look for pending runs at the next cycle (a change notice: maybe a manual run)."""
         self._next_relay = None
 
-    def wake_at(self) -> datetime | None:
-        """When the outbox needs the next cycle: a backoff ending, a relay due, a mark to retry."""
+    def wake_at(self, waiting: datetime | None = None) -> datetime | None:
+        """When the outbox needs the next cycle: a relay due (after a backoff ends), a mark
+        to retry; ``waiting`` is when the earliest run waiting in the store may go out."""
         now = self._clock()
-        times: list[datetime] = []
-        if self._retry_at is not None and now < self._retry_at:
-            times.append(self._retry_at)
-        elif self._backlog or self._next_relay is None:
-            due = self._next_relay or now
+        ready = max(self._retry_at or now, now)
+        if self._busy():
             # Batches still on their way out hold the relay back: look again shortly.
-            times.append(max(due, now + timedelta(seconds=BUSY_RELAY_S)) if self._busy() else due)
+            ready = max(ready, now + timedelta(seconds=BUSY_RELAY_S))
+        times: list[datetime] = []
+        if self._backlog or self._next_relay is None:
+            times.append(ready)
+        elif waiting is not None:
+            times.append(max(waiting, self._next_relay, ready))
         if self._unmarked:
             times.append(now + timedelta(seconds=MARK_RETRY_S))
         return min(times) if times else None

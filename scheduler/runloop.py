@@ -11,7 +11,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.claim import next_due_at
+from scheduler.claim import due_times
 from scheduler.clock import Clock, monotonic, utcnow
 from scheduler.errors import LeadershipLost
 from scheduler.jobstore import SqlJobStore
@@ -87,12 +87,12 @@ class FireCycle:
 
     def _wait_s(self) -> float:
         try:
-            nxt = next_due_at(self._engine)
+            due = due_times(self._engine)
         except SQLAlchemyError as exc:
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
             return min(STORE_RETRY_S, self._poll_s)
-        wakes = [t for t in (nxt, self._outbox.wake_at()) if t is not None]
+        wakes = [t for t in (due.fire, self._outbox.wake_at(due.run)) if t is not None]
         if not wakes:
             return self._poll_s
         wait = max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, insert, update
 
 from scheduler.bulk import insert_runs, mark_dispatched, new_run
-from scheduler.claim import claim_due, next_due_at, pending_dispatches
+from scheduler.claim import claim_due, due_times, pending_dispatches
 from scheduler.errors import LeadershipLost
 from scheduler.lease import Replica, SqlLease
 from scheduler.models import (
@@ -130,7 +130,7 @@ def test_batch_limit_leaves_the_rest_due_for_the_next_claim(engine: Engine) -> N
 
     assert len(first) == 3 and len(second) == 2
     assert {d.schedule_id for d in first + second} == {f"s{i}" for i in range(5)}
-    assert next_due_at(engine) == T0 + timedelta(seconds=20)
+    assert due_times(engine) == (T0 + timedelta(seconds=20), None)
 
 
 def test_racing_claims_record_each_fire_once(engine: Engine) -> None:

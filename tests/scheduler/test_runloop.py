@@ -11,11 +11,11 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
 from scheduler import outbox as outbox_module
-from scheduler.bulk import mark_dispatched
+from scheduler.bulk import insert_runs, mark_dispatched, new_run
 from scheduler.claim import Dispatch
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
-from scheduler.models import LEADER_ROW, leader, run_id_for
+from scheduler.models import LEADER_ROW, RunTrigger, leader, run_id_for
 from scheduler.outbox import Outbox
 from scheduler.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
 from tests.factories import add_schedule, runs_of, schedule
@@ -258,3 +258,30 @@ def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
     assert len(sent) == len(set(sent)) == 4
     assert failures["left"] == 0
     assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(4))
+
+
+def test_a_waiting_run_is_relayed_when_due_without_the_loop_spinning(engine: Engine) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
+    assert lease.acquire()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 3600}, T0)
+    cycle()  # a new term relays at once; the next relay may come 0.5 s later
+    retry = new_run(
+        run_id="retry-2",
+        schedule_id="s",
+        scheduled_for=T0,
+        task="sundial.echo",
+        trigger=RunTrigger.RETRY,
+        now=T0,
+        attempt=2,
+        due_at=T0 + timedelta(seconds=0.2),
+    )
+    with engine.begin() as conn:
+        insert_runs(conn, [retry])
+
+    clock.now = T0 + timedelta(seconds=0.1)
+    assert cycle() == pytest.approx(0.4)  # the relay's next turn, not 0.1 s and then 0 s
+    clock.now = T0 + timedelta(seconds=0.5)
+    cycle()
+
+    assert [d.run_id for d in publisher.sent] == ["retry-2"]
