@@ -45,24 +45,27 @@ local ids = {}
 for i = 1, n do ids[i] = ARGV[3 * i] end
 local seen = {}
 for k = 1, 4 do
-  local found = redis.call('HMGET', KEYS[k], unpack(ids))
-  for i = 1, n do
-    if found[i] then seen[i] = true end
+  -- A hash emptied by recording no longer exists: skip the lookup.
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    local found = redis.call('HMGET', KEYS[k], unpack(ids))
+    for i = 1, n do seen[i] = seen[i] or found[i] end
   end
 end
-local bodies = {}
-local fresh = {}
-local pushed = {}
+local bodies, fresh, pushed = {}, {}, {}
 for i = 1, n do
   if seen[i] then
     pushed[i] = 0
   else
     pushed[i] = 1
     local list = tonumber(ARGV[3 * i - 1])
-    bodies[list] = bodies[list] or {}
-    table.insert(bodies[list], ARGV[3 * i + 1])
-    table.insert(fresh, ids[i])
-    table.insert(fresh, '1')
+    local items = bodies[list]
+    if not items then
+      items = {}
+      bodies[list] = items
+    end
+    items[#items + 1] = ARGV[3 * i + 1]
+    fresh[#fresh + 1] = ids[i]
+    fresh[#fresh + 1] = '1'
   end
 end
 for list, items in pairs(bodies) do
