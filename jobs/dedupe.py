@@ -43,7 +43,8 @@ log = logging.getLogger("sundial.dedupe")
 # A duplicate that finds its run executing elsewhere waits this long before it is requeued,
 # so it is looked at again about once a second rather than in a busy loop.
 REQUEUE_PAUSE_S = 1.0
-_WRAPPED = "_sundial_dedupe"
+_WRAPPED = "_sundial_dedupe"  # set on each task wrapped
+_RECEIVER = "_sundial_dedupe_worker_init"  # set on the app
 
 
 def install(
@@ -75,7 +76,7 @@ def install(
 
     app.on_after_finalize.connect(wrap_all, weak=False)
     # Held by the app, connected weakly: the receiver goes when the app does.
-    setattr(app, _WRAPPED, on_worker_init)
+    setattr(app, _RECEIVER, on_worker_init)
     signals.worker_init.connect(on_worker_init)
     if app.finalized:
         wrap_all()
