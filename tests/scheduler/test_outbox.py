@@ -78,7 +78,7 @@ def broker(redis_url: str, pg_url: str, tmp_path: Path) -> Iterator[Broker]:
     try:
         yield made
     finally:
-        client.delete(made.queue)
+        client.delete(made.queue, f"_kombu.binding.{made.queue}")
         client.close()
         app.close()
 
