@@ -29,7 +29,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     try:
         yield client
     finally:
-        for pattern in (f"{KEY_PREFIX}run_*", "executions_*"):
+        for pattern in (f"{KEY_PREFIX}dedupe_run_*", "dedupe_executions_*"):
             made += [key.decode() for key in client.scan_iter(pattern)]
         if made:
             client.delete(*made)
@@ -100,8 +100,8 @@ def _worker(
 def test_a_third_party_worker_runs_a_run_delivered_twice_once(
     redis_url: str, redis_client: redis.Redis, publisher: Celery
 ) -> None:
-    queue, key = unique_name("q"), unique_name("executions")
-    run, sentinel = unique_name("run"), unique_name("run")
+    queue, key = unique_name("q"), unique_name("dedupe_executions")
+    run, sentinel = unique_name("dedupe_run"), unique_name("dedupe_run")
     with _worker(redis_url, queue)() as worker:
         _deliver(publisher, queue, run, key)
         _deliver(publisher, queue, run, key)  # re-published after a scheduler crash
@@ -115,8 +115,8 @@ def test_a_third_party_worker_runs_a_run_delivered_twice_once(
 def test_messages_without_sundial_headers_are_left_alone(
     redis_url: str, redis_client: redis.Redis, publisher: Celery
 ) -> None:
-    queue, key = unique_name("q"), unique_name("executions")
-    task_id, sentinel = unique_name("run"), unique_name("run")
+    queue, key = unique_name("q"), unique_name("dedupe_executions")
+    task_id, sentinel = unique_name("dedupe_run"), unique_name("dedupe_run")
     with _worker(redis_url, queue)():
         _deliver(publisher, queue, task_id, key, sundial=False)
         _deliver(publisher, queue, task_id, key, sundial=False)
@@ -128,8 +128,12 @@ def test_messages_without_sundial_headers_are_left_alone(
 def test_each_celery_retry_of_a_run_runs_once(
     redis_url: str, redis_client: redis.Redis, publisher: Celery
 ) -> None:
-    queue, key = unique_name("q"), unique_name("executions")
-    run, retried, sentinel = unique_name("run"), unique_name("run"), unique_name("run")
+    queue, key = unique_name("q"), unique_name("dedupe_executions")
+    run, retried, sentinel = (
+        unique_name("dedupe_run"),
+        unique_name("dedupe_run"),
+        unique_name("dedupe_run"),
+    )
     with _worker(redis_url, queue)():
         for retries in (0, 0, 1, 1):  # each attempt delivered twice
             _deliver(publisher, queue, run, key, retries=retries)
@@ -145,8 +149,8 @@ def test_each_celery_retry_of_a_run_runs_once(
 def test_with_acks_late_a_duplicate_of_a_running_run_waits_and_is_then_dropped(
     redis_url: str, redis_client: redis.Redis, publisher: Celery
 ) -> None:
-    queue, key = unique_name("q"), unique_name("executions")
-    run = unique_name("run")
+    queue, key = unique_name("q"), unique_name("dedupe_executions")
+    run = unique_name("dedupe_run")
     with _worker(redis_url, queue, acks_late=True, concurrency=2)() as worker:
         _deliver(publisher, queue, run, key, kwargs={"seconds": 2.5})
         _deliver(publisher, queue, run, key, kwargs={"seconds": 2.5})
@@ -171,7 +175,7 @@ def test_a_claim_not_renewed_lapses_so_a_redelivery_after_a_crash_runs(
     redis_client: redis.Redis,
 ) -> None:
     ledger = ExecutionLedger(redis_client, running_ttl_s=0.3)
-    run = unique_name("run")
+    run = unique_name("dedupe_run")
     crashed = ledger.start(run, 0)  # the worker dies: never entered, never settled
     assert isinstance(crashed, Execution)
     assert ledger.start(run, 0) is Seen.RUNNING
@@ -188,7 +192,7 @@ def test_a_claim_not_renewed_lapses_so_a_redelivery_after_a_crash_runs(
 
 def test_a_running_claim_is_renewed_until_the_body_returns(redis_client: redis.Redis) -> None:
     ledger = ExecutionLedger(redis_client, running_ttl_s=0.3)
-    run = unique_name("run")
+    run = unique_name("dedupe_run")
     execution = ledger.start(run, 0)
     assert isinstance(execution, Execution)
     with execution:
@@ -201,7 +205,7 @@ def test_a_task_that_requeues_its_own_message_leaves_the_run_to_the_next_deliver
     redis_client: redis.Redis,
 ) -> None:
     ledger = ExecutionLedger(redis_client)
-    run = unique_name("run")
+    run = unique_name("dedupe_run")
     execution = ledger.start(run, 0)
     assert isinstance(execution, Execution)
     execution.settle(requeued=True)
