@@ -6,13 +6,16 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from jobs.dedupe import install
+from jobs.ledger import ledger_url
 from jobs.tasks import register_tasks
 from scheduler.broker import celery_config
 from scheduler.settings import Settings
 
 
 def create_celery(settings: Settings) -> Celery:
-    """A Celery app on the shared sundial config, with the built-in tasks registered.
+    """A Celery app on the shared sundial config, with the built-in tasks registered and,
+    with a Redis broker, the execution ledger installed.
 
     The app is not made Celery's "current" app, so several can live in one process
     (tests, the API publishing next to an event consumer) without leaking into each other.
@@ -21,6 +24,10 @@ def create_celery(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings))
     app.conf.worker_consumer = "jobs.consumer:BatchingConsumer"
     register_tasks(app, settings)
+    url = ledger_url(settings)
+    if url is not None:
+        # The same opt-in third-party workers use: a run delivered twice runs once.
+        install(app, redis_url=url)
     return app
 
 

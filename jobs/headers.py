@@ -21,15 +21,19 @@ def dispatch_headers(request: Any) -> dict[str, str]:
     on hand-built contexts. The run id falls back to the task id, which it equals.
     Headers that are absent (a message not sent by sundial) are left out.
     """
-    custom = getattr(request, "headers", None)
-    found: dict[str, str] = {}
-    for name in DISPATCH_HEADERS:
-        value = custom.get(name) if isinstance(custom, Mapping) else None
-        if value is None:
-            value = getattr(request, name, None)
-        if value is not None:
-            found[name] = str(value)
+    found = {
+        name: value for name in DISPATCH_HEADERS if (value := header(request, name)) is not None
+    }
     task_id = getattr(request, "id", None)
     if RUN_ID not in found and task_id is not None:
         found[RUN_ID] = str(task_id)
     return found
+
+
+def header(request: Any, name: str) -> str | None:
+    """One ``sundial_*`` header of a task request, or None when the message lacks it."""
+    custom = getattr(request, "headers", None)
+    value = custom.get(name) if isinstance(custom, Mapping) else None
+    if value is None:
+        value = getattr(request, name, None)
+    return None if value is None else str(value)

@@ -8,7 +8,6 @@ from typing import Any
 from celery import Celery
 
 from jobs.headers import dispatch_headers
-from jobs.ledger import ledger_for, once
 from jobs.webhook import DEFAULT_TIMEOUT_S, send_webhook
 from scheduler.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCHEDULED_FOR
 from scheduler.settings import Settings
@@ -53,6 +52,5 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         return response.as_result()
 
     # Called, not used as decorators: Celery is untyped and mypy strict rejects that.
-    ledger = ledger_for(settings)
-    app.task(name=ECHO, bind=True)(once(ledger, echo))
-    app.task(name=WEBHOOK, bind=True)(once(ledger, webhook))
+    app.task(name=ECHO, bind=True)(echo)
+    app.task(name=WEBHOOK, bind=True)(webhook)

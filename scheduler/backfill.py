@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from scheduler.bulk import insert_runs
+from scheduler.bulk import insert_runs, new_run
 from scheduler.calendar_store import load_calendars
 from scheduler.errors import InvalidSchedule, NotFound
 from scheduler.exclusions import Calendar
 from scheduler.firing import calendar_names, fire_times_of
 from scheduler.history import Audit, Kind, record_change
-from scheduler.models import Overlap, RunState, RunTrigger, run_id_for, runs, schedules
+from scheduler.models import Overlap, RunTrigger, run_id_for, runs, schedules
 
 MAX_BACKFILL_FIRES = 10_000
 # Backfilled runs are released at this pace so a long range does not flood the workers.
@@ -72,21 +72,18 @@ def backfill(
         times = backfill_times(schedule, start, end, calendars)
         step = timedelta(seconds=1 / BACKFILL_RATE_PER_S)
         new_runs = [
-            {
-                "id": run_id_for(schedule_id, when),
-                "schedule_id": schedule_id,
-                "scheduled_for": when,
-                "attempt": 1,
-                "trigger": RunTrigger.BACKFILL.value,
-                "state": RunState.PENDING.value,
-                "task": schedule["task"],
-                "fencing_token": None,
-                "reason": "backfill",
-                "due_at": None if serial else now + step * i,
-                "hold_while_busy": serial,
-                "created_at": now,
-                "schedule_version": schedule["version"],
-            }
+            new_run(
+                run_id=run_id_for(schedule_id, when),
+                schedule_id=schedule_id,
+                scheduled_for=when,
+                task=schedule["task"],
+                trigger=RunTrigger.BACKFILL,
+                now=now,
+                reason="backfill",
+                due_at=None if serial else now + step * i,
+                hold_while_busy=serial,
+                schedule_version=schedule["version"],
+            )
             for i, when in enumerate(times)
         ]
         if dry_run:

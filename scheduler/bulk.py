@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from scheduler.models import RunState, runs, schedules
+from scheduler.models import RunState, RunTrigger, runs, schedules
 
 
 def _insert_ignoring_duplicates(conn: Connection) -> Any:
@@ -50,6 +50,41 @@ _ADVANCE_COLUMNS = {
     "b_missed": "int",
     "b_skipped": "int",
 }
+
+
+def new_run(
+    *,
+    run_id: str,
+    schedule_id: str,
+    scheduled_for: datetime,
+    task: str,
+    trigger: RunTrigger,
+    now: datetime,
+    schedule_version: int | None,
+    attempt: int = 1,
+    state: RunState = RunState.PENDING,
+    fencing_token: int | None = None,
+    reason: str | None = None,
+    due_at: datetime | None = None,
+    hold_while_busy: bool = False,
+) -> dict[str, Any]:
+    """A run row as :func:`insert_runs` writes it: a fire recorded, nothing known yet;
+    ``schedule_version`` is the version of the schedule it fires under."""
+    return {
+        "id": run_id,
+        "schedule_id": schedule_id,
+        "scheduled_for": scheduled_for,
+        "attempt": attempt,
+        "trigger": trigger.value,
+        "state": state.value,
+        "task": task,
+        "fencing_token": fencing_token,
+        "reason": reason,
+        "due_at": due_at,
+        "hold_while_busy": hold_while_busy,
+        "created_at": now,
+        "schedule_version": schedule_version,
+    }
 
 
 def _recordset(columns: Mapping[str, str]) -> str:

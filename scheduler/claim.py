@@ -8,11 +8,11 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, Engine, func, or_, select, update
 
-from scheduler.bulk import advance_schedules, insert_runs
+from scheduler.bulk import advance_schedules, insert_runs, new_run
 from scheduler.calendar_store import CalendarCache
 from scheduler.errors import LeadershipLost, SundialError
 from scheduler.firing import FireTimesCache, calendar_names, plan
@@ -30,6 +30,7 @@ from scheduler.models import (
 )
 from scheduler.outcomes import IN_FLIGHT, record_auto_pause
 from scheduler.overlap import InFlight, decide, in_flight
+from scheduler.schedules import paused_values
 
 log = logging.getLogger("sundial.scheduler")
 
@@ -162,21 +163,19 @@ def claim_due(
                 if fire.scheduled_for in decision.held:
                     held.add(run_id)
                 new_runs.append(
-                    {
-                        "id": run_id,
-                        "schedule_id": row["id"],
-                        "scheduled_for": fire.scheduled_for,
-                        "attempt": 1,
-                        "trigger": RunTrigger.SCHEDULE.value,
-                        "state": fire.state.value,
-                        "task": row["task"],
-                        "fencing_token": token,
-                        "reason": fire.reason,
-                        "due_at": None,
-                        "hold_while_busy": run_id in held,
-                        "created_at": now,
-                        "schedule_version": row["version"],
-                    }
+                    new_run(
+                        run_id=run_id,
+                        schedule_id=row["id"],
+                        scheduled_for=fire.scheduled_for,
+                        task=row["task"],
+                        trigger=RunTrigger.SCHEDULE,
+                        now=now,
+                        state=fire.state,
+                        fencing_token=token,
+                        reason=fire.reason,
+                        hold_while_busy=run_id in held,
+                        schedule_version=row["version"],
+                    )
                 )
             fired = [f.scheduled_for for f in decision.fires if f.state is RunState.PENDING]
             advances.append(
@@ -219,18 +218,12 @@ def _quarantine(conn: Connection, reasons: Mapping[str, str], now: datetime) -> 
     """Pause schedules whose stored trigger cannot be evaluated; keep them for a human."""
     for schedule_id, reason in reasons.items():
         log.error("scheduler: schedule %s quarantined: %s", schedule_id, reason)
-        record_auto_pause(conn, schedule_id, f"quarantined: {reason}"[:1000], now, Kind.QUARANTINE)
+        state_reason = f"quarantined: {reason}"[:1000]
+        record_auto_pause(conn, schedule_id, state_reason, now, Kind.QUARANTINE)
         conn.execute(
             update(schedules)
             .where(schedules.c.id == schedule_id)
-            .values(
-                state=ScheduleState.PAUSED.value,
-                state_reason=f"quarantined: {reason}"[:1000],
-                next_run_at=None,
-                next_due_at=None,
-                updated_at=now,
-                version=schedules.c.version + 1,
-            )
+            .values(paused_values(state_reason, now))
         )
 
 
@@ -300,8 +293,16 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
     return out
 
 
-def next_due_at(engine: Engine) -> datetime | None:
-    """The earliest instant a schedule or a waiting run (retry, backfill) falls due."""
+class DueTimes(NamedTuple):
+    """When the store next needs the leader: a schedule's next fire, and the earliest
+    instant a run waiting in the store (a retry's backoff, a paced backfill) may go out."""
+
+    fire: datetime | None
+    run: datetime | None
+
+
+def due_times(engine: Engine) -> DueTimes:
+    """Both instants of :class:`DueTimes`, in one query."""
     query = select(
         select(func.min(schedules.c.next_due_at)).scalar_subquery(),
         select(func.min(runs.c.due_at))
@@ -309,6 +310,5 @@ def next_due_at(engine: Engine) -> datetime | None:
         .scalar_subquery(),
     )
     with engine.connect() as conn:
-        times = conn.execute(query).one()
-    found = [t for t in times if t is not None]
-    return min(found) if found else None
+        fire, run = conn.execute(query).one()
+    return DueTimes(fire, run)

@@ -12,6 +12,7 @@ from celery import Celery
 from scheduler.broker import celery_config
 from scheduler.claim import Dispatch
 from scheduler.messages import MessageBuilder, redis_list_key, sundial_headers
+from scheduler.push_once import Message, PushOnce
 from scheduler.settings import Settings
 
 log = logging.getLogger("sundial.dispatch")
@@ -48,11 +49,15 @@ class Publisher(Protocol):
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         """Publish in order; return the run ids the broker accepted."""
 
+    def recorded(self, run_ids: Sequence[str]) -> None:
+        """The store now records these runs as dispatched (what the broker kept to recognise
+        them may go)."""
+
     def revoke(self, run_ids: Sequence[str]) -> None:
         """Tell workers to drop (or terminate) these runs."""
 
     def close(self) -> None:
-        """Release connections."""
+        """Release the connections it opened."""
 
 
 class CeleryPublisher:
@@ -94,6 +99,9 @@ class CeleryPublisher:
             _refused(len(sent), len(dispatches), exc)
         return sent
 
+    def recorded(self, run_ids: Sequence[str]) -> None:
+        """Nothing to do: this path leaves no marker at the broker."""
+
     def revoke(self, run_ids: Sequence[str]) -> None:
         """Broadcast a revoke; running tasks are terminated (overlap ``cancel_previous``)."""
         try:
@@ -102,40 +110,63 @@ class CeleryPublisher:
             log.warning("dispatch: revoke of %s failed: %s", ", ".join(run_ids), exc)
 
     def close(self) -> None:
-        """Release broker connections."""
-        self._app.close()
+        """Nothing of its own: the Celery app's connections belong to whoever made it."""
 
 
 class RedisPublisher(CeleryPublisher):
-    """The fast path for a Redis broker: protocol-2 messages LPUSHed in one pipeline per
-    batch, in kombu's Redis transport format. Revokes still go through Celery's control."""
+    """The fast path for a Redis broker: protocol-2 messages in kombu's Redis transport
+    format, pushed by one script call per batch that publishes each run at most once
+    (:mod:`scheduler.push_once`): a new leader relaying runs a dead one published but never
+    recorded finds them at the broker and records them instead of sending them twice.
+    Revokes still go through Celery's control."""
 
     def __init__(self, app: Celery, client: redis.Redis) -> None:
         super().__init__(app)
         self._redis = client
         self._builder = MessageBuilder()
+        self._once = PushOnce(client)
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
-        """Publish in order, one round trip per batch; return what the broker accepted."""
+        """Publish in order, one round trip per batch; return what the broker holds."""
         sent: list[str] = []
+        already = 0
         try:
             for start in range(0, len(dispatches), BATCH):
                 chunk = dispatches[start : start + BATCH]
-                pipe = self._redis.pipeline(transaction=False)
-                for item in chunk:
-                    pipe.lpush(
-                        redis_list_key(item.queue, item.priority), self._builder.envelope(item)
-                    )
-                pipe.execute()
+                pushed = self._once.push(
+                    [
+                        Message(
+                            redis_list_key(item.queue, item.priority),
+                            item.run_id,
+                            self._builder.envelope(item),
+                        )
+                        for item in chunk
+                    ]
+                )
+                already += pushed.count(False)
                 sent.extend(item.run_id for item in chunk)
         except redis.RedisError as exc:
             _refused(len(sent), len(dispatches), exc)
+        if already:
+            log.info(
+                "dispatch: %d of %d runs were already at the broker (published by an earlier "
+                "term); recorded, not sent again",
+                already,
+                len(dispatches),
+            )
         return sent
 
+    def recorded(self, run_ids: Sequence[str]) -> None:
+        """Let the broker forget these runs soon (it keeps unrecorded ones for a day)."""
+        try:
+            for start in range(0, len(run_ids), BATCH):
+                self._once.recorded(run_ids[start : start + BATCH])
+        except redis.RedisError as exc:
+            log.warning("dispatch: recording %d runs at the broker failed: %s", len(run_ids), exc)
+
     def close(self) -> None:
-        """Release broker connections."""
+        """Release its broker connection."""
         self._redis.close()
-        super().close()
 
 
 def create_publisher(app: Celery) -> Publisher:

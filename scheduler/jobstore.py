@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from apscheduler.job import Job
-from apscheduler.jobstores.base import BaseJobStore, JobLookupError
+from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, select
 
 from scheduler.claim import Claim, claim_due
 from scheduler.firing import Calendars, FireTimesCache, calendar_names, fire_times_of
-from scheduler.models import ScheduleState, schedules
+from scheduler.models import schedules
 from scheduler.triggers import FireTimes
 
 
@@ -113,25 +113,13 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
         raise TypeError("schedules are created through sundial's API, which validates them")
 
     def update_job(self, job: Job) -> None:
-        values: dict[str, Any] = {"next_due_at": job.next_run_time}
-        if job.next_run_time is None:
-            values.update(next_run_at=None, state=ScheduleState.PAUSED.value)
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                update(schedules).where(schedules.c.id == job.id).values(**values)
-            )
-        if result.rowcount == 0:
-            raise JobLookupError(job.id)
+        raise TypeError("the batched claim advances schedules; APScheduler never writes them")
 
     def remove_job(self, job_id: str) -> None:
-        with self._engine.begin() as conn:
-            result = conn.execute(delete(schedules).where(schedules.c.id == job_id))
-        if result.rowcount == 0:
-            raise JobLookupError(job_id)
+        raise TypeError("schedules are deleted through sundial's API, never by APScheduler")
 
     def remove_all_jobs(self) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(delete(schedules))
+        raise TypeError("schedules are deleted through sundial's API, never by APScheduler")
 
     def claim_due(self, now: datetime, token: int, limit: int) -> Claim:
         """Record every fire due by ``now`` (see :func:`scheduler.claim.claim_due`)."""

@@ -209,13 +209,14 @@ class SqlLease:
 
 
 # Extend or delete only if the key still holds our token (never a plain EXPIRE or DEL).
-_RENEW = """
+# KEYS[1]: the key; ARGV[1]: the token; ARGV[2]: the new TTL in milliseconds.
+COMPARE_AND_EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2])
 end
 return 0
 """
-_RELEASE = """
+COMPARE_AND_DELETE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1])
 end
@@ -243,8 +244,8 @@ class RedisLease:
         self._clock = clock
         self._deadline = _Deadline(ttl_s)
         self._secret: str | None = None
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(COMPARE_AND_EXTEND)
+        self._release = client.register_script(COMPARE_AND_DELETE)
         self.token: int | None = None
 
     def acquire(self) -> bool:

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select, update
 
 from scheduler.alerts import AlertKind, raise_alert
-from scheduler.bulk import insert_runs
+from scheduler.bulk import insert_runs, new_run
 from scheduler.history import SCHEDULER_ACTOR, Audit, Kind, record_change
 from scheduler.models import RunState, RunTrigger, ScheduleState, run_id_for, runs, schedules
-from scheduler.schedules import spec_of
+from scheduler.schedules import paused_values, spec_of
 
 FINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.REVOKED, RunState.EXPIRED})
 IN_FLIGHT = (
@@ -97,14 +97,7 @@ def _finish(conn: Connection, run: Mapping[Any, Any], state: RunState, now: date
             limit = schedule.pause_after_failures
             if limit and failures >= limit and schedule.state == ScheduleState.ACTIVE:
                 reason = f"paused after {failures} consecutive failed runs"
-                changes.update(
-                    state=ScheduleState.PAUSED.value,
-                    state_reason=reason,
-                    next_run_at=None,
-                    next_due_at=None,
-                    updated_at=now,
-                    version=schedules.c.version + 1,
-                )
+                changes.update(paused_values(reason, now))
                 record_auto_pause(conn, run["schedule_id"], reason, now, Kind.AUTO_PAUSE)
     conn.execute(update(schedules).where(schedules.c.id == run["schedule_id"]).values(**changes))
 
@@ -172,22 +165,19 @@ def _schedule_retry(
     insert_runs(
         conn,
         [
-            {
-                "id": run_id_for(run["schedule_id"], run["scheduled_for"], attempt),
-                "schedule_id": run["schedule_id"],
-                "scheduled_for": run["scheduled_for"],
-                "attempt": attempt,
-                "trigger": RunTrigger.RETRY.value,
-                "state": RunState.PENDING.value,
-                "task": run["task"],
-                "fencing_token": None,
-                "reason": f"attempt {attempt} of {policy['max_attempts']}, "
+            new_run(
+                run_id=run_id_for(run["schedule_id"], run["scheduled_for"], attempt),
+                schedule_id=run["schedule_id"],
+                scheduled_for=run["scheduled_for"],
+                task=run["task"],
+                trigger=RunTrigger.RETRY,
+                now=now,
+                attempt=attempt,
+                reason=f"attempt {attempt} of {policy['max_attempts']}, "
                 f"after {delay.total_seconds():g}s backoff",
-                "due_at": now + delay,
-                "hold_while_busy": False,
-                "created_at": now,
-                "schedule_version": run["schedule_version"],
-            }
+                due_at=now + delay,
+                schedule_version=run["schedule_version"],
+            )
         ],
     )
     _note(conn, run, f"failed; retrying as attempt {attempt}")

@@ -13,6 +13,7 @@ from datetime import timedelta
 from types import FrameType
 
 import redis
+from celery import Celery
 from sqlalchemy import Engine
 
 from scheduler.alert_watch import AlertWatcher
@@ -24,6 +25,7 @@ from scheduler.housekeeping import Housekeeper, Retention
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, RedisLease, Replica, SqlLease
 from scheduler.notices import NoticeListener
+from scheduler.outbox import Outbox
 from scheduler.runloop import FireCycle, LeaseKeeper, SundialScheduler
 from scheduler.settings import Settings
 from scheduler.tracking import EventTracker, result_lookup
@@ -47,6 +49,8 @@ class SchedulerReplica:
     scheduler: SundialScheduler
     tracker: EventTracker
     cycle: FireCycle
+    outbox: Outbox
+    app: Celery
     housekeeper: Housekeeper
     alerts: AlertWatcher
     listener: NoticeListener | None = None
@@ -74,14 +78,14 @@ class SchedulerReplica:
 
     def stop_background(self) -> None:
         """Stop publishing first, then give the lease up, then the rest."""
-        self.cycle.outbox.close()
+        self.outbox.close()
         self.housekeeper.stop()
         self.alerts.stop()
         self.keeper.stop()
         if self.listener is not None:
             self.listener.stop()
         self.tracker.stop()
-        self.cycle.outbox.publisher.close()
+        self.app.close()
         if self.redis_client is not None:
             self.redis_client.close()
         self.engine.dispose()
@@ -112,17 +116,23 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
     else:
         lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock)
     app = create_publisher_app(settings)
-    publisher = create_publisher(app)
+    outbox = Outbox(
+        engine,
+        create_publisher(app),
+        lease,
+        clock,
+        batch_size=settings.claim_batch_size,
+        threaded=True,
+    )
     jobstore = SqlJobStore(engine)
     cycle = FireCycle(
         engine,
         lease,
-        publisher,
+        outbox,
         jobstore,
         poll_s=settings.poll_interval_s,
         batch_size=settings.claim_batch_size,
         clock=clock,
-        threaded_publish=True,
     )
     housekeeper = Housekeeper(
         engine,
@@ -153,7 +163,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
     if client is not None:
 
         def on_notice(_schedule_id: str) -> None:
-            cycle.request_relay()
+            outbox.request_relay()
             scheduler.wakeup()
 
         listener = NoticeListener(client, on_notice)
@@ -166,6 +176,8 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         scheduler,
         tracker,
         cycle,
+        outbox,
+        app,
         housekeeper,
         alerts,
         listener,

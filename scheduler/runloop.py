@@ -6,15 +6,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.claim import next_due_at, pending_dispatches
+from scheduler.claim import due_times
 from scheduler.clock import Clock, monotonic, utcnow
-from scheduler.dispatch import Publisher
 from scheduler.errors import LeadershipLost
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, Replica
@@ -25,37 +23,35 @@ log = logging.getLogger("sundial.scheduler")
 
 # After a store error, look again this soon rather than a whole poll interval later.
 STORE_RETRY_S = 0.5
-# Runs left pending (a crash, a manual trigger, a retry's backoff) are looked for this
-# often, and at once after the broker refused; not at every cycle of a busy leader.
-RELAY_EVERY_S = 0.5
 # After a cycle that fired something, wait at least this long: fires a few milliseconds
 # apart are claimed together instead of one cycle (and its fixed cost) each.
 BUSY_GAP_S = 0.02
 
 
 class FireCycle:
-    """One pass of the leader's work; APScheduler's loop calls it and sleeps as it says."""
+    """One pass of the leader's work; APScheduler's loop calls it and sleeps as it says.
+
+    It claims what is due and asks the outbox to publish each claim; the outbox decides
+    whether older pending runs go first and when it needs the loop back.
+    """
 
     def __init__(
         self,
         engine: Engine,
         lease: Lease,
-        publisher: Publisher,
+        outbox: Outbox,
         jobstore: SqlJobStore,
         poll_s: float,
         batch_size: int,
         clock: Clock = utcnow,
-        threaded_publish: bool = False,
     ) -> None:
-        self.outbox = Outbox(engine, publisher, lease, clock, threaded=threaded_publish)
         self._engine = engine
         self._lease = lease
+        self._outbox = outbox
         self._jobstore = jobstore
         self._poll_s = poll_s
         self._batch = batch_size
         self._clock = clock
-        self._next_relay: datetime | None = None
-        self._backlog = True  # a new leader first publishes what the last one left
         self._fired = False
 
     def __call__(self) -> float:
@@ -64,19 +60,12 @@ class FireCycle:
         if token is None or not self._lease.held():
             return self._poll_s
         try:
-            drained = self._maybe_relay(token)
+            self._outbox.begin(token)
             self._fired = False
             while True:
-                now = self._clock()
-                claim = self._jobstore.claim_due(now, token, self._batch)
+                claim = self._jobstore.claim_due(self._clock(), token, self._batch)
                 self._fired = self._fired or bool(claim.dispatches)
-                if drained:
-                    # Older runs still pending go first: these wait for the next relay.
-                    # A full batch means a burst: publish it while the next is claimed.
-                    full = len(claim.dispatches) == self._batch
-                    self.outbox.send(claim.dispatches, background=full)
-                if claim.revoke:
-                    self.outbox.publisher.revoke(claim.revoke)
+                self._outbox.publish(claim)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
         except LeadershipLost as exc:
@@ -98,57 +87,16 @@ class FireCycle:
 
     def _wait_s(self) -> float:
         try:
-            nxt = next_due_at(self._engine)
+            due = due_times(self._engine)
         except SQLAlchemyError as exc:
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
             return min(STORE_RETRY_S, self._poll_s)
-        # A backlog is relayed as soon as the broker backoff (if any) allows.
-        relay_at = self.outbox.retry_at if self.outbox.backing_off() else None
-        if relay_at is None and self._backlog:
-            relay_at = self._next_relay
-        wakes = [t for t in (nxt, relay_at) if t is not None]
+        wakes = [t for t in (due.fire, self._outbox.wake_at(due.run)) if t is not None]
         if not wakes:
             return self._poll_s
         wait = max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))
         return max(wait, BUSY_GAP_S) if self._fired else wait
-
-    def request_relay(self) -> None:
-        """Look for pending runs at the next cycle (a change notice: maybe a manual run)."""
-        self._next_relay = None
-
-    def _maybe_relay(self, token: int) -> bool:
-        """Relay when it is time to; True when new fires may be published behind it."""
-        now = self._clock()
-        backlog = self._backlog or self.outbox.retry_at is not None
-        # While batches are still on their way out, the runs pending in the store are
-        # those batches: the relay would only send them twice.
-        if (
-            not self.outbox.idle()
-            or self.outbox.backing_off()
-            or not (backlog or self._next_relay is None or now >= self._next_relay)
-        ):
-            return not backlog and not self.outbox.backing_off()
-        self._next_relay = now + timedelta(seconds=RELAY_EVERY_S)
-        drained = self._relay(token)
-        self._backlog = not drained
-        return drained
-
-    def _relay(self, token: int) -> bool:
-        """Publish runs left pending by a crash, a broker outage or a manual trigger;
-        True when none is left waiting, so newer fires may follow them out."""
-        while True:
-            pending = pending_dispatches(self._engine, token, self._batch, self._clock())
-            if not pending:
-                return True
-            self.outbox.send(pending)
-            if self.outbox.retry_at is not None:
-                return False
-            if len(pending) < self._batch:
-                return True
-            if not self.outbox.idle():
-                # More may wait behind the batch on its way out: relay again next cycle.
-                return False
 
 
 class LeaseKeeper:

@@ -16,11 +16,12 @@ from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.alerts import resolve_deleted
+from scheduler.bulk import new_run
 from scheduler.calendar_store import link_calendars, load_calendars, users_of
 from scheduler.errors import Conflict, InvalidSchedule, NotFound, SundialError, TaskNotAllowed
 from scheduler.firing import Arming, arm, calendar_names
 from scheduler.history import Audit, Kind, last_version, record_change
-from scheduler.models import RunState, RunTrigger, ScheduleState, idempotency_keys, runs, schedules
+from scheduler.models import RunTrigger, ScheduleState, idempotency_keys, runs, schedules
 
 # A change to any of these moves the next fire, so the schedule is re-armed.
 ARMING_FIELDS = (
@@ -51,6 +52,12 @@ _NEW_HISTORY: Row = {
     "missed_count": 0,
     "skipped_count": 0,
 }
+
+
+# What a run just recorded shows of its outcome: nothing yet.
+_NO_OUTCOME: Row = dict.fromkeys(
+    ("dispatched_at", "started_at", "finished_at", "worker", "result", "error")
+)
 
 
 class ScheduleValues(TypedDict):
@@ -255,6 +262,19 @@ def replace_schedule(
     return row
 
 
+def paused_values(reason: str, now: datetime) -> Row:
+    """The values the paused transition writes, whoever pauses (the API, a failure streak,
+    a quarantine): no next fire, the reason, and a new version, so ETags change too."""
+    return {
+        "state": ScheduleState.PAUSED.value,
+        "state_reason": reason,
+        "next_run_at": None,
+        "next_due_at": None,
+        "updated_at": now,
+        "version": schedules.c.version + 1,
+    }
+
+
 def delete_schedule(conn: Connection, schedule_id: str, now: datetime, audit: Audit) -> None:
     """Delete a schedule and its run history (its change history stays);
     :class:`NotFound` when absent."""
@@ -394,27 +414,15 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime, audit: Audit)
     ).first()
     if counted is None:
         raise NotFound(f"no schedule {schedule_id!r}")
-    run: Row = {
-        "id": str(uuid.uuid4()),
-        "schedule_id": schedule_id,
-        "scheduled_for": now,
-        "attempt": 1,
-        "trigger": RunTrigger.MANUAL.value,
-        "state": RunState.PENDING.value,
-        "task": counted.task,
-        "fencing_token": None,
-        "reason": None,
-        "due_at": None,
-        "hold_while_busy": False,
-        "created_at": now,
-        "dispatched_at": None,
-        "started_at": None,
-        "finished_at": None,
-        "worker": None,
-        "result": None,
-        "error": None,
-        "schedule_version": counted.version,
-    }
+    run: Row = new_run(
+        run_id=str(uuid.uuid4()),
+        schedule_id=schedule_id,
+        scheduled_for=now,
+        task=counted.task,
+        trigger=RunTrigger.MANUAL,
+        now=now,
+        schedule_version=counted.version,
+    )
     try:
         conn.execute(insert(runs).values(**run))
     except IntegrityError as exc:
@@ -428,7 +436,7 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime, audit: Audit)
         version=counted.version,
         details={"run_id": run["id"]},
     )
-    return run
+    return {**run, **_NO_OUTCOME}
 
 
 def get_run(conn: Connection, run_id: str) -> Row:
@@ -503,7 +511,8 @@ def _arming_columns(
     if paused:
         if current is not None and current["state"] == ScheduleState.PAUSED:
             return {k: current[k] for k in keep}
-        return dict(zip(keep, (ScheduleState.PAUSED.value, PAUSED_REASON, None, None), strict=True))
+        pausing = paused_values(PAUSED_REASON, now)
+        return {k: pausing[k] for k in keep}
     timing_changed = current is None or any(row[f] != current[f] for f in ARMING_FIELDS)
     if current is not None and current["state"] != ScheduleState.PAUSED and not timing_changed:
         return {k: current[k] for k in keep}

@@ -65,7 +65,9 @@ def outcome(event: Mapping[str, Any]) -> tuple[RunState, dict[str, Any]] | None:
     if kind == "task-revoked":
         state = RunState.EXPIRED if event.get("expired") else RunState.REVOKED
         return state, {"finished_at": when}
-    if kind == "task-rejected":
+    if kind == "task-rejected" and not event.get("requeue"):
+        # A requeued message is delivered again (exactly-once's duplicate of a run still
+        # running elsewhere, for one): not an outcome.
         return RunState.FAILED, {"finished_at": when, "error": {"type": "Rejected"}}
     return None
 

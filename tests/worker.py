@@ -10,6 +10,9 @@ The worker is ``jobs.app.run_worker`` in a child Python process, configured only
 configured by environment would. Extra ``celery worker`` options go in ``argv`` (for
 example ``["--include", "tests.jobs.probe_tasks"]`` to load test-only tasks; modules are
 importable from the repository root, the child's working directory).
+
+``running_app_worker(module, env)`` runs the Celery ``app`` of any module instead (a
+third-party app that is not sundial's), configured only by ``env``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,25 @@ def _mark_ready(**_kwargs):
 worker_ready.connect(_mark_ready, weak=False)
 run_worker(Settings(_env_file=None), sys.argv[2:])
 """
+# The same for any Celery app: the module named by argv[2] defines ``app``.
+_APP_BOOT = """
+import importlib
+import sys
+from pathlib import Path
+
+from celery.signals import worker_ready
+
+ready_file = Path(sys.argv[1])
+
+
+def _mark_ready(**_kwargs):
+    ready_file.write_text("ready")
+
+
+worker_ready.connect(_mark_ready, weak=False)
+app = importlib.import_module(sys.argv[2]).app
+app.worker_main(["worker", "--loglevel=INFO", *sys.argv[3:]])
+"""
 
 
 class WorkerProcess(subprocess.Popen[bytes]):
@@ -93,14 +115,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _child_env(settings: Settings, extra_env: Mapping[str, str] | None) -> dict[str, str]:
+def _child_env(settings: Mapping[str, str], extra_env: Mapping[str, str] | None) -> dict[str, str]:
     # Inherited SUNDIAL_* settings would leak the developer's config into the worker.
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith("SUNDIAL_") or key.startswith("SUNDIAL_TEST_")
     }
-    env.update(settings_env(settings))
+    env.update(settings)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra_env or {})
     return env
@@ -124,6 +146,52 @@ def running_worker(
     warm shutdown, which lets running tasks finish) and killed after ``STOP_TIMEOUT_S``.
     ``extra_env`` is laid over the environment last (fault hooks, overrides).
     """
+    env = _child_env(settings_env(settings), extra_env)
+    options = _options(queues, pool, concurrency, argv)
+    with _running(["-c", _BOOT], options, env, start_timeout_s) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def running_app_worker(
+    module: str,
+    env: Mapping[str, str],
+    queues: str = "celery",
+    *,
+    argv: Sequence[str] = (),
+    pool: str = "threads",
+    concurrency: int = 2,
+    start_timeout_s: float = START_TIMEOUT_S,
+) -> Iterator[WorkerProcess]:
+    """Like :func:`running_worker`, for the Celery ``app`` of any importable ``module``
+    (a third-party app: nothing of sundial's configuration), configured by ``env``."""
+    options = _options(queues, pool, concurrency, argv)
+    with _running(["-c", _APP_BOOT], options, _child_env({}, env), start_timeout_s, module) as proc:
+        yield proc
+
+
+def _options(queues: str, pool: str, concurrency: int, argv: Sequence[str]) -> list[str]:
+    return [
+        "--queues",
+        queues,
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        # Mingle waits a second for replies from other nodes; tests have none to sync.
+        "--without-mingle",
+        *argv,
+    ]
+
+
+@contextlib.contextmanager
+def _running(
+    boot: list[str],
+    options: list[str],
+    env: dict[str, str],
+    start_timeout_s: float,
+    *leading: str,
+) -> Iterator[WorkerProcess]:
     with tempfile.TemporaryDirectory(prefix="sundial-worker-") as tmp:
         folder = Path(tmp)
         ready_file = folder / "ready"
@@ -131,26 +199,18 @@ def running_worker(
         hostname = f"{unique_name('sundial-test')}@{socket.gethostname()}"
         args = [
             sys.executable,
-            "-c",
-            _BOOT,
+            *boot,
             str(ready_file),
-            "--queues",
-            queues,
+            *leading,
             "--hostname",
             hostname,
-            "--pool",
-            pool,
-            "--concurrency",
-            str(concurrency),
-            # Mingle waits a second for replies from other nodes; tests have none to sync.
-            "--without-mingle",
-            *argv,
+            *options,
         ]
         with log_path.open("wb") as log:
             proc = WorkerProcess(
                 args,
                 cwd=REPO_ROOT,
-                env=_child_env(settings, extra_env),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

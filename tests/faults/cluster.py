@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,9 +116,10 @@ class Cluster:
         with contextlib.suppress(redis.RedisError):
             self.lease_redis.command("PUBLISH", CHANNEL, schedule_id)
 
-    def start_replicas(self, count: int) -> list[Service]:
-        """Start ``count`` replicas and wait until all run and one of them leads."""
-        started = [self.procs.start_scheduler() for _ in range(count)]
+    def start_replicas(self, count: int, hook: Sequence[str] = ()) -> list[Service]:
+        """Start ``count`` replicas (under a fault hook of :mod:`tests.faults.hooks` if
+        given) and wait until all run and one of them leads."""
+        started = [self.procs.start_scheduler(hook) for _ in range(count)]
         for service in started:
             self.wait_ready(service)
         self.leadership.wait_term(after=0, timeout=15, what="a first leader")

@@ -18,7 +18,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,12 +236,14 @@ class ProcessGroup:
         self.env = dict(env)
         self.services: list[Service] = []
 
-    def start(self, command: list[str], name: str) -> Service:
-        """Start ``sundial <command>`` from the repository root."""
+    def start(self, command: list[str], name: str, hook: Sequence[str] = ()) -> Service:
+        """Start ``sundial <command>`` from the repository root; ``hook`` (a hook name and
+        its trigger file) runs it under :mod:`tests.faults.hooks`."""
         log_path = self.folder / f"{name}.log"
+        runner = ["tests.faults.hooks", *hook] if hook else ["sundial"]
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "sundial", *command],
+                [sys.executable, "-m", *runner, *command],
                 cwd=REPO_ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
@@ -253,10 +255,10 @@ class ProcessGroup:
         self.services.append(service)
         return service
 
-    def start_scheduler(self) -> Service:
-        """One more ``sundial scheduler`` replica."""
+    def start_scheduler(self, hook: Sequence[str] = ()) -> Service:
+        """One more ``sundial scheduler`` replica, under a fault hook if given."""
         count = sum(1 for s in self.services if s.name.startswith("scheduler"))
-        return self.start(["scheduler"], f"scheduler-{count + 1}")
+        return self.start(["scheduler"], f"scheduler-{count + 1}", hook)
 
     def schedulers(self) -> list[Service]:
         """Every replica started, dead or alive."""

@@ -39,9 +39,10 @@ def publish(
     *,
     args: list[Any] | None = None,
     kwargs: dict[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> AsyncResult:
     """Publish the way the scheduler does: run id as task id, sundial_* headers."""
-    run_id = unique_name("run")
+    run_id = run_id or unique_name("run")
     return app.send_task(
         task,
         args=args or [],
@@ -171,7 +172,7 @@ def test_a_run_delivered_twice_is_executed_once(redis_settings, celery_client, h
         assert outcome(first)[0] == "SUCCESS"
         # A scheduler that crashed between publishing and recording it publishes again,
         # with the same run id.
-        again = app.send_task(WEBHOOK, kwargs=kwargs, task_id=first.id, queue=queue)
+        again = publish(app, WEBHOOK, queue, kwargs=kwargs, run_id=first.id)
         other = publish(app, WEBHOOK, queue, kwargs=kwargs)
         assert outcome(other)[0] == "SUCCESS"
         assert again.id == first.id

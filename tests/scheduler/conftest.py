@@ -12,9 +12,11 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import Engine
 
+from scheduler.clock import utcnow
 from scheduler.dispatch import create_publisher, create_publisher_app
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
+from scheduler.outbox import Outbox
 from scheduler.runloop import FireCycle
 from scheduler.settings import Settings
 from scheduler.tracking import EventTracker
@@ -49,14 +51,8 @@ def live_leader(engine: Engine, settings_factory: Any, redis_url: str) -> Iterat
     app = create_publisher_app(settings)
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600)
     assert lease.acquire()
-    cycle = FireCycle(
-        engine,
-        lease,
-        create_publisher(app),
-        SqlJobStore(engine),
-        poll_s=0.25,
-        batch_size=100,
-    )
+    outbox = Outbox(engine, create_publisher(app), lease, utcnow, batch_size=100)
+    cycle = FireCycle(engine, lease, outbox, SqlJobStore(engine), poll_s=0.25, batch_size=100)
     tracker = EventTracker(app, engine, active=lease.held)
     tracker.start()
     wait_for(tracker.ready.is_set, 10, "event receiver")
@@ -64,6 +60,7 @@ def live_leader(engine: Engine, settings_factory: Any, redis_url: str) -> Iterat
         yield LiveLeader(engine, settings, unique_name("q"), cycle)
     finally:
         tracker.stop()
+        outbox.close()
         app.close()
 
 

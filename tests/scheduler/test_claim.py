@@ -8,11 +8,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert, update
 
-from scheduler.bulk import mark_dispatched
-from scheduler.claim import claim_due, next_due_at, pending_dispatches
+from scheduler.bulk import insert_runs, mark_dispatched, new_run
+from scheduler.claim import claim_due, due_times, pending_dispatches
 from scheduler.errors import LeadershipLost
 from scheduler.lease import Replica, SqlLease
-from scheduler.models import LEADER_ROW, leader, run_id_for, runs, schedules
+from scheduler.models import (
+    LEADER_ROW,
+    RunState,
+    RunTrigger,
+    leader,
+    run_id_for,
+    runs,
+    schedules,
+)
 from tests.factories import add_schedule, runs_of, schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, 0, tzinfo=UTC)
@@ -122,7 +130,7 @@ def test_batch_limit_leaves_the_rest_due_for_the_next_claim(engine: Engine) -> N
 
     assert len(first) == 3 and len(second) == 2
     assert {d.schedule_id for d in first + second} == {f"s{i}" for i in range(5)}
-    assert next_due_at(engine) == T0 + timedelta(seconds=20)
+    assert due_times(engine) == (T0 + timedelta(seconds=20), None)
 
 
 def test_racing_claims_record_each_fire_once(engine: Engine) -> None:
@@ -191,4 +199,29 @@ def test_poisoned_row_is_quarantined_and_others_still_fire(engine: Engine) -> No
     row = schedule(engine, "poisoned")  # kept for a human, not deleted
     assert row["state"] == "paused" and row["next_due_at"] is None
     assert row["state_reason"].startswith("quarantined: InvalidSchedule")
+    assert row["version"] == 2  # a pause is a change: clients holding an ETag see it
     assert runs_of(engine, "poisoned") == []
+
+
+def test_a_new_run_is_stored_with_every_field_the_builder_sets(engine: Engine) -> None:
+    add_schedule(engine, "s", EVERY_10S, T0)
+    row = new_run(
+        run_id="r-1",
+        schedule_id="s",
+        scheduled_for=T0,
+        task="sundial.echo",
+        trigger=RunTrigger.RETRY,
+        now=T0 + timedelta(seconds=1),
+        attempt=2,
+        state=RunState.SKIPPED,
+        fencing_token=7,
+        reason="why",
+        due_at=T0 + timedelta(seconds=5),
+        hold_while_busy=True,
+        schedule_version=3,
+    )
+    with engine.begin() as conn:
+        assert insert_runs(conn, [row]) == {"r-1"}
+
+    (stored,) = runs_of(engine, "s")
+    assert {k: stored[k] for k in row} == row

@@ -130,6 +130,7 @@ def test_schedule_pauses_after_consecutive_failures_with_the_reason(
     assert row["state"] == "paused"
     assert row["state_reason"] == "paused after 2 consecutive failed runs"
     assert row["next_due_at"] is None
+    assert (row["version"], row["updated_at"]) == (2, at(41))  # the ETag changes too
     assert claim_due(engine, at(100), token, 10).dispatches == []
     assert (row["run_count"], row["last_run_state"]) == (4, "failed")
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
+from scheduler import outbox as outbox_module
+from scheduler.bulk import insert_runs, mark_dispatched, new_run
 from scheduler.claim import Dispatch
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Replica, SqlLease
-from scheduler.models import LEADER_ROW, leader, run_id_for
+from scheduler.models import LEADER_ROW, RunTrigger, leader, run_id_for
+from scheduler.outbox import Outbox
 from scheduler.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
-from tests.factories import add_schedule, runs_of
-from tests.services import wait_for
+from tests.factories import add_schedule, runs_of, schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -41,6 +45,9 @@ class RecordingPublisher:
         self.sent.extend(dispatches)
         return [d.run_id for d in dispatches]
 
+    def recorded(self, run_ids: Sequence[str]) -> None:
+        pass
+
     def revoke(self, run_ids: Sequence[str]) -> None:
         self.revoked.extend(run_ids)
 
@@ -48,17 +55,24 @@ class RecordingPublisher:
         pass
 
 
-def _cycle(engine: Engine, clock: Clock, publisher: RecordingPublisher):
+def _cycle(
+    engine: Engine,
+    clock: Clock,
+    publisher: RecordingPublisher,
+    poll_s: float = 0.25,
+    threaded: bool = False,
+) -> tuple[SqlLease, Outbox, FireCycle]:
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
+    outbox = Outbox(engine, publisher, lease, clock, batch_size=2, threaded=threaded)
     cycle = FireCycle(
-        engine, lease, publisher, SqlJobStore(engine), poll_s=0.25, batch_size=2, clock=clock
+        engine, lease, outbox, SqlJobStore(engine), poll_s=poll_s, batch_size=2, clock=clock
     )
-    return lease, cycle
+    return lease, outbox, cycle
 
 
 def test_follower_publishes_nothing(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    _lease, cycle = _cycle(engine, clock, publisher)
+    _lease, _outbox, cycle = _cycle(engine, clock, publisher)
     add_schedule(engine, "once", {"type": "date", "run_at": T0.isoformat()}, T0)
     assert cycle() == 0.25
     assert publisher.sent == []
@@ -66,7 +80,7 @@ def test_follower_publishes_nothing(engine: Engine) -> None:
 
 def test_leader_publishes_every_due_fire_in_batches_and_marks_them(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
+    lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     for i in range(5):
         add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
@@ -83,7 +97,7 @@ def test_broker_outage_keeps_runs_pending_then_publishes_them_with_the_same_id(
     engine: Engine,
 ) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
+    lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0, coalesce=False)
     publisher.down = True
@@ -106,7 +120,7 @@ def test_broker_outage_keeps_runs_pending_then_publishes_them_with_the_same_id(
 
 def test_fenced_leader_records_nothing_and_steps_down(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
+    lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
     with engine.begin() as conn:  # another replica started a newer term
@@ -139,12 +153,31 @@ def test_scheduler_job_store_shows_schedules_as_apscheduler_jobs(engine: Engine)
     assert [j.id for j in store.get_due_jobs(datetime(2026, 11, 22, 3, 0, tzinfo=UTC))] == ["s"]
 
 
+def test_job_store_refuses_to_write_or_delete_schedules(engine: Engine) -> None:
+    add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
+    store = SqlJobStore(engine)
+    SundialScheduler(lambda: 1.0, store)
+    job = store.lookup_job("s")
+
+    for call in (
+        lambda: store.update_job(job),
+        lambda: store.remove_job("s"),
+        store.remove_all_jobs,
+    ):
+        with pytest.raises(TypeError):
+            call()
+
+    assert store.lookup_job("s") is not None
+    assert schedule(engine, "s")["next_due_at"] == T0 + timedelta(seconds=10)
+
+
 def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
     engine: Engine,
 ) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
-    cycle._poll_s = 5.0  # as with Redis notices: a long safety poll
+    lease, _outbox, cycle = _cycle(
+        engine, clock, publisher, poll_s=5.0
+    )  # as with Redis notices: a long safety poll
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 60}, T0)
     publisher.down = True
@@ -159,42 +192,32 @@ def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
     assert [d.schedule_id for d in publisher.sent] == ["s"]
 
 
-def test_store_error_is_retried_soon_without_ending_the_loop(engine: Engine) -> None:
+def test_store_error_is_retried_soon_without_ending_the_loop(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease, cycle = _cycle(engine, clock, publisher)
-    cycle._poll_s = 5.0
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
     assert lease.acquire()
 
     def broken(*_args: object) -> None:
         raise OperationalError("SELECT", {}, Exception("server closed the connection"))
 
-    cycle._jobstore.claim_due = broken
+    monkeypatch.setattr(SqlJobStore, "claim_due", broken)
 
     assert cycle() == STORE_RETRY_S
 
 
 def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) -> None:
     clock, publisher = Clock(), RecordingPublisher()
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
-    cycle = FireCycle(
-        engine,
-        lease,
-        publisher,
-        SqlJobStore(engine),
-        poll_s=0.25,
-        batch_size=2,
-        clock=clock,
-        threaded_publish=True,
-    )
+    lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
     assert lease.acquire()
     for i in range(7):
         add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0, coalesce=False)
     clock.now = T0 + timedelta(seconds=20)
     try:
         cycle()
-        wait_for(cycle.outbox.idle, 5, "the outbox to drain")
     finally:
-        cycle.outbox.close()
+        outbox.close()  # sends what is queued first
 
     fires = [(d.schedule_id, d.scheduled_for) for d in publisher.sent]
     assert len(fires) == len(set(fires)) == 14
@@ -202,3 +225,64 @@ def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) 
         mine = [t for sid, t in fires if sid == f"s{i}"]
         assert mine == sorted(mine)
         assert [r["state"] for r in runs_of(engine, f"s{i}")] == ["dispatched", "dispatched"]
+
+
+def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
+    assert lease.acquire()
+    for i in range(4):
+        add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
+    real = mark_dispatched
+    failures = {"left": 3}
+
+    def flaky(*args: Any) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OperationalError("UPDATE", {}, Exception("connection reset"))
+        real(*args)
+
+    monkeypatch.setattr(outbox_module, "mark_dispatched", flaky)
+    try:
+        clock.now = T0 + timedelta(seconds=10)
+        for _ in range(6):  # a full batch goes to the sending thread; relays are asked for
+            cycle()
+            outbox.request_relay()
+            clock.now += timedelta(seconds=1)
+    finally:
+        outbox.close()
+
+    sent = [d.run_id for d in publisher.sent]
+    assert len(sent) == len(set(sent)) == 4
+    assert failures["left"] == 0
+    assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(4))
+
+
+def test_a_waiting_run_is_relayed_when_due_without_the_loop_spinning(engine: Engine) -> None:
+    clock, publisher = Clock(), RecordingPublisher()
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
+    assert lease.acquire()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 3600}, T0)
+    cycle()  # a new term relays at once; the next relay may come 0.5 s later
+    retry = new_run(
+        run_id="retry-2",
+        schedule_id="s",
+        scheduled_for=T0,
+        task="sundial.echo",
+        trigger=RunTrigger.RETRY,
+        now=T0,
+        attempt=2,
+        due_at=T0 + timedelta(seconds=0.2),
+        schedule_version=1,
+    )
+    with engine.begin() as conn:
+        insert_runs(conn, [retry])
+
+    clock.now = T0 + timedelta(seconds=0.1)
+    assert cycle() == pytest.approx(0.4)  # the relay's next turn, not 0.1 s and then 0 s
+    clock.now = T0 + timedelta(seconds=0.5)
+    cycle()
+
+    assert [d.run_id for d in publisher.sent] == ["retry-2"]
