@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from scheduler import calendar_store
 from scheduler import schedules as repo
-from scheduler.errors import Conflict, InvalidSchedule
+from scheduler.calendar_store import CalendarSpec
+from scheduler.errors import Conflict, InvalidSchedule, NotFound
 from scheduler.firing import fire_times_of
 from scheduler.history import Audit, Kind
 from scheduler.models import ScheduleState, apply_sources, schedules
@@ -35,6 +37,14 @@ class Desired:
     id: str
     values: ScheduleValues
     paused: bool
+
+
+@dataclass(frozen=True)
+class DesiredCalendar:
+    """One exclusion calendar as the source wants it."""
+
+    name: str
+    spec: CalendarSpec
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,18 @@ class PlanEntry:
 
 
 @dataclass
+class CalendarPlan:
+    """What apply does to the calendars it lists (it never deletes one: see the README)."""
+
+    created: list[str] = field(default_factory=list)
+    # Name → the fields (description, rules) that differ.
+    changed: dict[str, list[FieldChange]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    # Schedules re-armed because a calendar they name changed.
+    rearmed: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Plan:
     """The outcome of an apply, entry by entry."""
 
@@ -73,11 +95,13 @@ class Plan:
     pruned: list[PlanEntry] = field(default_factory=list)
     # Managed by this source, absent from the desired set, kept because pruning is off.
     orphaned: list[PlanEntry] = field(default_factory=list)
+    calendars: CalendarPlan = field(default_factory=CalendarPlan)
 
     @property
     def touched(self) -> list[str]:
         """Ids of the schedules whose timing or fields the apply writes."""
-        return [e.id for e in (*self.created, *self.changed, *self.pruned)]
+        ids = [e.id for e in (*self.created, *self.changed, *self.pruned)]
+        return list(dict.fromkeys([*self.calendars.rearmed, *ids]))
 
 
 def spec_document(values: Mapping[str, Any], paused: bool) -> dict[str, Any]:
@@ -110,17 +134,25 @@ def apply_schedules(
     now: datetime,
     audit: Audit,
     fire_time_count: int = 3,
+    calendars: Sequence[DesiredCalendar] = (),
 ) -> Plan:
-    """Create, replace, adopt and (with ``prune``) delete so that ``source`` manages
-    exactly ``desired``. Entry errors name the entry: ``schedules.<index>.<field>``.
+    """Create or replace ``calendars``, then create, replace, adopt and (with ``prune``)
+    delete so that ``source`` manages exactly ``desired``. Entry errors name the entry:
+    ``schedules.<index>.<field>``.
 
     Each write is recorded in the schedule's history as an ``apply`` by ``audit``'s actor
-    (a pruned schedule as a ``delete``), with the source in its details."""
+    (a pruned schedule as a ``delete``), with the source in its details; a calendar's as
+    a ``calendar_create`` or ``calendar_update``."""
     details = {**(audit.details or {}), "source": source}
-    audit = replace(audit, kind=Kind.APPLY, details=details)
-    prune_audit = replace(audit, kind=None, details={**details, "pruned": True})
     _lock_source(conn, source, now)
     plan = Plan(source)
+    for index, calendar in enumerate(calendars):
+        try:
+            _apply_calendar(conn, calendar, plan.calendars, now, replace(audit, details=details))
+        except Conflict as exc:
+            raise Conflict(f"calendars[{index}] ({calendar.name!r}): {exc}") from exc
+    audit = replace(audit, kind=Kind.APPLY, details=details)
+    prune_audit = replace(audit, kind=None, details={**details, "pruned": True})
     wanted = {d.id for d in desired}
     for index, want in enumerate(desired):
         try:
@@ -181,6 +213,31 @@ def _apply_one(
         entry.fire_times_before = _upcoming(current, now, count)
         entry.fire_times_after = _upcoming(row, now, count)
     plan.changed.append(entry)
+
+
+def _apply_calendar(
+    conn: Connection, want: DesiredCalendar, plan: CalendarPlan, now: datetime, audit: Audit
+) -> None:
+    doc = want.spec.document()
+    try:
+        current = calendar_store.get_calendar(conn, want.name)
+    except NotFound:
+        current = None
+    if current is None:
+        calendar_store.put_calendar(conn, want.name, want.spec, now, audit)
+        plan.created.append(want.name)
+        return
+    changes = [
+        FieldChange(name, current[name], doc[name])
+        for name in ("description", "rules")
+        if current[name] != doc[name]
+    ]
+    if not changes:
+        plan.unchanged.append(want.name)
+        return
+    calendar_store.put_calendar(conn, want.name, want.spec, now, audit)
+    plan.changed[want.name] = changes
+    plan.rearmed.extend(repo.rearm_calendar_users(conn, want.name, now))
 
 
 def _drift(row: Row) -> list[FieldChange]:

@@ -11,7 +11,7 @@ from api.deps import Context
 from api.errors import invalid_input
 from api.strict_route import StrictRoute
 from scheduler import schedules as repo
-from scheduler.apply import Desired, apply_schedules
+from scheduler.apply import Desired, DesiredCalendar, apply_schedules
 from scheduler.errors import TaskNotAllowed
 
 router = APIRouter(tags=["apply"], route_class=StrictRoute)
@@ -31,6 +31,9 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     """Create, replace and (with ``prune``) delete schedules so that ``source`` manages
     exactly ``schedules``, in one transaction: one invalid entry and nothing changes.
 
+    ``calendars`` are created or replaced first, in the same transaction, so the schedules
+    may name them; apply never deletes a calendar (calendars belong to no source).
+
     Each schedule records its source and what was last applied to it. Pruning deletes only
     schedules of the same source, never hand-made ones or another source's; a listed
     hand-made schedule is adopted. A field edited outside apply since the last apply is
@@ -38,6 +41,15 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     With ``dry_run`` everything is checked and planned, then rolled back.
     """
     now = ctx.clock()
+    named: dict[str, int] = {}
+    for index, calendar in enumerate(body.calendars):
+        if calendar.name in named:
+            raise invalid_input(
+                ("body", "calendars", index, "name"),
+                f"duplicate name: calendar {named[calendar.name]} has it too",
+                calendar.name,
+            )
+        named[calendar.name] = index
     seen: dict[str, int] = {}
     desired: list[Desired] = []
     for index, entry in enumerate(body.schedules):
@@ -65,6 +77,7 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
             now=now,
             audit=audit,
             fire_time_count=body.fire_times,
+            calendars=[DesiredCalendar(c.name, c.spec()) for c in body.calendars],
         )
         if body.dry_run:
             conn.rollback()

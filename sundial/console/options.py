@@ -47,6 +47,12 @@ def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     )
 
 
+reason_option = click.option(
+    "--reason",
+    help="Why: recorded with the change in the history (X-Sundial-Reason).",
+)
+
+
 @contextmanager
 def api_client(url: str, api_key: str | None) -> Iterator[Client]:
     """A client for the command; an API failure ends the command with one line, exit 1."""
