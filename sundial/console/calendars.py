@@ -8,6 +8,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from scheduler.calendar_words import describe_rule
 from sundial.client import Calendar, CalendarSpec, Client, InvalidInput, NotFound
 from sundial.client.errors import describe
 from sundial.console import render
@@ -157,31 +158,6 @@ def delete_command(
         for name in names:
             client.delete_calendar(name, reason=reason)
             click.echo(f"deleted calendar {name}")
-
-
-def describe_rule(rule: dict[str, Any]) -> str:
-    """A calendar rule in a few words."""
-    kind = rule.get("type")
-    if kind == "dates":
-        dates = [str(d) for d in rule.get("dates", [])]
-        shown = ", ".join(dates[:5]) + (f" (+{len(dates) - 5} more)" if len(dates) > 5 else "")
-        return f"dates {shown}"
-    if kind == "date_range":
-        return f"{rule.get('start')} to {rule.get('end')}"
-    if kind == "weekly":
-        days = ",".join(rule.get("days", []))
-        start, end = rule.get("start_time", "00:00"), rule.get("end_time", "24:00")
-        window = "" if (start, end) == ("00:00", "24:00") else f" {start}-{end}"
-        return f"weekly {days}{window}"
-    if kind == "holidays":
-        region = rule.get("country", "?") + (
-            f"-{rule['subdivision']}" if rule.get("subdivision") else ""
-        )
-        return f"public holidays {region}"
-    if kind == "ics":
-        events = str(rule.get("content", "")).count("BEGIN:VEVENT")
-        return f"iCalendar file ({events} event{'s' if events != 1 else ''})"
-    return render.compact(rule)
 
 
 COMMANDS = (calendars_group,)
