@@ -21,11 +21,10 @@ from scheduler import calendar_store
 from scheduler import schedules as repo
 from scheduler.calendar_store import CalendarSpec
 from scheduler.errors import Conflict, InvalidSchedule, NotFound
-from scheduler.firing import fire_times_of
+from scheduler.firing import calendar_names, fire_times_of, upcoming
 from scheduler.history import Audit, Kind
 from scheduler.models import ScheduleState, apply_sources, schedules
 from scheduler.schedules import ARMING_FIELDS, Row, ScheduleValues
-from scheduler.triggers import fire_times
 
 SPEC_FIELDS = (*ScheduleValues.__annotations__, "paused")
 
@@ -189,7 +188,7 @@ def _apply_one(
             conn, want.id, want.values, paused=want.paused, now=now, audit=audit
         )
         repo.mark_applied(conn, want.id, source, doc)
-        plan.created.append(PlanEntry(want.id, fire_times_after=_upcoming(row, now, count)))
+        plan.created.append(PlanEntry(want.id, fire_times_after=_upcoming(conn, row, now, count)))
         return
     owner = current["managed_by"]
     if owner is not None and owner != source:
@@ -210,8 +209,8 @@ def _apply_one(
     )
     repo.mark_applied(conn, want.id, source, doc)
     if any(c.field in ARMING_FIELDS for c in entry.changes):
-        entry.fire_times_before = _upcoming(current, now, count)
-        entry.fire_times_after = _upcoming(row, now, count)
+        entry.fire_times_before = _upcoming(conn, current, now, count)
+        entry.fire_times_after = _upcoming(conn, row, now, count)
     plan.changed.append(entry)
 
 
@@ -247,10 +246,13 @@ def _drift(row: Row) -> list[FieldChange]:
     return diff(applied, live_document(row))
 
 
-def _upcoming(row: Row, now: datetime, count: int) -> list[datetime]:
-    """The next ``count`` fire times after ``now``; none when they cannot be represented."""
+def _upcoming(conn: Connection, row: Row, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times after ``now`` (those its calendars let fire, as the
+    preview lists them); none when they cannot be represented."""
+    calendars = calendar_store.load_calendars(conn, calendar_names(row))
     try:
-        return fire_times(fire_times_of(row), now, count)
+        planned = upcoming(fire_times_of(row, calendars), now, count)
+        return [p.scheduled_for for p in planned if p.excluded is None]
     except (OverflowError, ValueError):
         return []
 
