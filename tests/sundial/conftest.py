@@ -18,6 +18,8 @@ from tests.services import free_port, unique_name, wait_for
 
 WRITE_KEY = "rw-" + "s3cret-write"
 READ_KEY = "ro-" + "s3cret-read"
+# The names the history records for the two keys (SUNDIAL_API_KEYS NAME=KEY entries).
+WRITER, READER = "ci-writer", "auditor"
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def live_api(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")}
     env.update(
         SUNDIAL_DATABASE_URL=database_url,
-        SUNDIAL_API_KEYS=f"{WRITE_KEY},{READ_KEY}:read",
+        SUNDIAL_API_KEYS=f"{WRITER}={WRITE_KEY},{READER}={READ_KEY}:read",
         SUNDIAL_DATA_DIR=str(workdir / "data"),
         PYTHONUNBUFFERED="1",
     )
