@@ -35,5 +35,6 @@ def overview_page(request: Request, viewer: Reader, pages: PagesDep, ctx: Contex
         "page": "overview",
         "alerts": alerts.items,
         "more_alerts": alerts.next_cursor is not None,
+        "webhook": ctx.settings.alert_webhook_url is not None,
     }
     return pages.render(request, viewer, "overview.html", context)
