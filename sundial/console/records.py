@@ -93,8 +93,21 @@ def _timeline_table(entries: list[TimelineEntry], zone: str) -> None:
             if utc
             else (render.local(entry.scheduled_for, zone), absolute(entry.scheduled_for))
         )
-        rows.append((*times, entry.status, entry.cause or "-", entry.detail or "-"))
+        rows.append((*times, entry.status, entry.cause or "-", _detail(entry)))
     render.table(None, columns, rows)
+
+
+def _detail(entry: TimelineEntry) -> str:
+    """Why, in a line; a pause says who and why with its time to the second."""
+    if entry.paused is not None:
+        reason = f": {entry.paused.reason}" if entry.paused.reason else ""
+        return f"paused by {entry.paused.actor} since {absolute(entry.paused.since)}{reason}"
+    if entry.detail:
+        return entry.detail
+    error = entry.run.error if entry.run is not None else None
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {error.get('message', '')}"[:160]
+    return "-"
 
 
 @click.command("history")

@@ -57,7 +57,7 @@ def test_timeline_shows_each_instant_in_the_schedules_zone_and_utc(
     header = table.splitlines()[0]
     assert "TIME (Europe/Berlin)" in header and "UTC" in header and "CAUSE" in header
     assert " CET " in table and "Z " in table
-    assert "paused since" in table and f"by {WRITER}: incident 4711" in table
+    assert f"paused by {WRITER} since " in table and "Z: incident 4711" in table
     assert entries[0]["paused"]["actor"] == WRITER and entries[0]["status"] == "not_fired"
     assert len(as_yaml) == 2 and {"scheduled_for", "status", "cause"} <= set(as_yaml[0])
 
