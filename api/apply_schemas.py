@@ -35,6 +35,13 @@ _CALENDAR_EXAMPLE: dict[str, Any] = {
 }
 
 
+def _without(data: Any, fields: frozenset[str]) -> Any:
+    """A document without ``fields`` (read-only fields an exported document may carry)."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in fields}
+    return data
+
+
 class ApplyEntry(ScheduleCreate):
     """A schedule in a file: the ``PUT`` body with its ``id``; read-only fields are ignored."""
 
@@ -47,9 +54,7 @@ class ApplyEntry(ScheduleCreate):
     @model_validator(mode="before")
     @classmethod
     def _drop_read_only(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
-        return data
+        return _without(data, READ_ONLY_FIELDS)
 
     @field_validator("trigger")
     @classmethod
@@ -71,9 +76,7 @@ class ApplyCalendar(CalendarSpec):
     @model_validator(mode="before")
     @classmethod
     def _drop_read_only(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in CALENDAR_READ_ONLY_FIELDS}
-        return data
+        return _without(data, CALENDAR_READ_ONLY_FIELDS)
 
     def spec(self) -> CalendarSpec:
         """The calendar without its name."""

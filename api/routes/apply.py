@@ -41,25 +41,10 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     With ``dry_run`` everything is checked and planned, then rolled back.
     """
     now = ctx.clock()
-    named: dict[str, int] = {}
-    for index, calendar in enumerate(body.calendars):
-        if calendar.name in named:
-            raise invalid_input(
-                ("body", "calendars", index, "name"),
-                f"duplicate name: calendar {named[calendar.name]} has it too",
-                calendar.name,
-            )
-        named[calendar.name] = index
-    seen: dict[str, int] = {}
+    _refuse_repeats("calendars", "name", "calendar", [c.name for c in body.calendars])
+    _refuse_repeats("schedules", "id", "entry", [e.id for e in body.schedules])
     desired: list[Desired] = []
     for index, entry in enumerate(body.schedules):
-        if entry.id in seen:
-            raise invalid_input(
-                ("body", "schedules", index, "id"),
-                f"duplicate id: entry {seen[entry.id]} has it too",
-                entry.id,
-            )
-        seen[entry.id] = index
         try:
             repo.check_task_allowed(entry.task, ctx.settings.allowed_tasks)
         except TaskNotAllowed as exc:
@@ -87,3 +72,16 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
         for schedule_id in plan.touched:
             ctx.notifier.schedule_changed(schedule_id)
     return ApplyResult.of(plan, dry_run=body.dry_run, prune=body.prune)
+
+
+def _refuse_repeats(where: str, field: str, noun: str, values: list[str]) -> None:
+    """A 422 naming the second entry that repeats a value of ``field``."""
+    seen: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            raise invalid_input(
+                ("body", where, index, field),
+                f"duplicate {field}: {noun} {seen[value]} has it too",
+                value,
+            )
+        seen[value] = index

@@ -42,8 +42,7 @@ class RecordsClient(Transport):
 
     def list_calendars(self, *, limit: int = 100, cursor: str | None = None) -> Page[Calendar]:
         """One page of calendars in name order."""
-        params: Params = {"limit": limit}
-        put_optional(params, cursor=cursor)
+        params = _query(limit, cursor)
         return self._model(Page[Calendar], "GET", "/v1/calendars", params=params)
 
     def iter_calendars(self, *, page_size: int = 500) -> Iterator[Calendar]:
@@ -60,10 +59,8 @@ class RecordsClient(Transport):
         self, schedule_id: str, *, limit: int = 100, cursor: str | None = None
     ) -> Page[Change]:
         """One page of a schedule's changes, newest first (kept after it is deleted)."""
-        params: Params = {"limit": limit}
-        put_optional(params, cursor=cursor)
         path = f"/v1/schedules/{schedule_id}/history"
-        return self._model(Page[Change], "GET", path, params=params)
+        return self._model(Page[Change], "GET", path, params=_query(limit, cursor))
 
     def iter_history(self, schedule_id: str, *, page_size: int = 500) -> Iterator[Change]:
         """Every change of a schedule, newest first."""
@@ -83,18 +80,15 @@ class RecordsClient(Transport):
     ) -> Page[Change]:
         """One page of every change to any schedule or calendar, newest first, filtered
         (``at`` in ``[since, until)``; several actors or kinds match any of them)."""
-        params: Params = {"limit": limit}
-        if actor:
-            params["actor"] = list(actor)
-        if kind:
-            params["kind"] = list(kind)
-        put_optional(
-            params,
+        params = _query(
+            limit,
+            cursor,
+            since=since,
+            until=until,
+            actor=actor,
+            kind=kind,
             schedule_id=schedule_id,
             calendar=calendar,
-            since=rfc3339(since) if since else None,
-            until=rfc3339(until) if until else None,
-            cursor=cursor,
         )
         return self._model(Page[Change], "GET", "/v1/audit", params=params)
 
@@ -121,13 +115,7 @@ class RecordsClient(Transport):
     ) -> Timeline:
         """One page of the instants the trigger planned in ``[since, until)`` (default: the
         last day; at most 366 days), oldest first, each with its run or why there is none."""
-        params: Params = {"limit": limit}
-        put_optional(
-            params,
-            since=rfc3339(since) if since else None,
-            until=rfc3339(until) if until else None,
-            cursor=cursor,
-        )
+        params = _query(limit, cursor, since=since, until=until)
         path = f"/v1/schedules/{schedule_id}/timeline"
         return self._model(Timeline, "GET", path, params=params)
 
@@ -166,16 +154,8 @@ class RecordsClient(Transport):
         cursor: str | None = None,
     ) -> Page[Alert]:
         """One page of alerts, newest first; ``state`` is ``open`` or ``resolved``."""
-        params: Params = {"limit": limit}
-        if kind:
-            params["kind"] = list(kind)
-        put_optional(
-            params,
-            schedule_id=schedule_id,
-            state=state,
-            since=rfc3339(since) if since else None,
-            until=rfc3339(until) if until else None,
-            cursor=cursor,
+        params = _query(
+            limit, cursor, since=since, until=until, kind=kind, schedule_id=schedule_id, state=state
         )
         return self._model(Page[Alert], "GET", "/v1/alerts", params=params)
 
@@ -186,6 +166,31 @@ class RecordsClient(Transport):
     def alert(self, alert_id: int) -> Alert:
         """One alert."""
         return self._model(Alert, "GET", f"/v1/alerts/{alert_id}")
+
+
+def _query(
+    limit: int,
+    cursor: str | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    **filters: str | Sequence[str] | None,
+) -> Params:
+    """Query parameters: the page, the time window, and the filters given (a sequence is
+    a repeated parameter; None and empty ones are left out)."""
+    params: Params = {"limit": limit}
+    put_optional(
+        params,
+        cursor=cursor,
+        since=rfc3339(since) if since else None,
+        until=rfc3339(until) if until else None,
+    )
+    for name, value in filters.items():
+        if isinstance(value, str):
+            params[name] = value
+        elif value:
+            params[name] = list(value)
+    return params
 
 
 def _every(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:

@@ -17,6 +17,7 @@ from sundial.console.options import (
     api_client,
     connection_options,
     fail,
+    files_option,
     output_option,
     reason_option,
 )
@@ -83,15 +84,7 @@ def get_command(name: str, output: str, url: str, api_key: str | None) -> None:
 
 
 @calendars_group.command("apply")
-@click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="A YAML/JSON file or a directory of them; repeatable.",
-)
+@files_option
 @reason_option
 @output_option()
 @connection_options

@@ -17,6 +17,7 @@ from sundial.console.options import (
     api_client,
     connection_options,
     fail,
+    files_option,
     output_option,
     reason_option,
 )
@@ -27,15 +28,6 @@ from sundial.console.render import emit
 DIFF_FOUND = 3
 _CONFLICT = re.compile(r"^(schedules|calendars)\[(\d+)\] \([^)]*\): (.*)$", re.DOTALL)
 
-files_option = click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="A YAML/JSON file or a directory of them; repeatable.",
-)
 source_option = click.option(
     "--source",
     help="Who manages these schedules (default: the file's or directory's name).",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -47,6 +48,15 @@ def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
     )
 
 
+files_option = click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A YAML/JSON file or a directory of them; repeatable.",
+)
 reason_option = click.option(
     "--reason",
     help="Why: recorded with the change in the history (X-Sundial-Reason).",

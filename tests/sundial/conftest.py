@@ -7,11 +7,14 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
+from scheduler.alerts import AlertKind, raise_alert
 from sundial.client import Client
 from tests.conftest import DATABASES
 from tests.services import free_port, unique_name, wait_for
@@ -29,6 +32,22 @@ class LiveApi:
     url: str
     kind: str
     database_url: str
+
+    def raise_alert(self, schedule_id: str, kind: AlertKind, message: str) -> None:
+        """Raise an alert in the store, as the leader would (this API runs no leader)."""
+        engine = create_engine(self.database_url)
+        try:
+            with engine.begin() as conn:
+                raise_alert(
+                    conn,
+                    schedule_id=schedule_id,
+                    kind=kind,
+                    subject="fire-1",
+                    message=message,
+                    now=datetime.now(UTC),
+                )
+        finally:
+            engine.dispose()
 
     def client(self, key: str | None = WRITE_KEY) -> Client:
         """A client with ``key`` (None: no key at all)."""

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine
 
-from scheduler.alerts import AlertKind, raise_alert
+from scheduler.alerts import AlertKind
 from tests.services import wait_for
 from tests.sundial.conftest import WRITER, LiveApi
 from tests.sundial.test_cli_live import failed, ok, run
@@ -259,19 +257,7 @@ def test_an_apply_file_defines_calendars_with_its_schedules_and_export_round_tri
 def test_alerts_lists_open_alerts(live_api: LiveApi, name: Callable[[str], str]) -> None:
     late = name("late")
     quiet = run(live_api, "alerts", "--open", "--schedule", late)
-    engine = create_engine(live_api.database_url)
-    try:
-        with engine.begin() as conn:
-            raise_alert(
-                conn,
-                schedule_id=late,
-                kind=AlertKind.DEADLINE,
-                subject="fire-1",
-                message=f"schedule {late}: not succeeded within 3600s",
-                now=datetime.now(UTC),
-            )
-    finally:
-        engine.dispose()
+    live_api.raise_alert(late, AlertKind.DEADLINE, f"schedule {late}: not succeeded within 3600s")
 
     table = ok(run(live_api, "alerts", "--open", "--schedule", late))
     as_json = _json(live_api, "alerts", "--schedule", late, "--kind", "deadline")

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine
 
-from scheduler.alerts import AlertKind, raise_alert
+from scheduler.alerts import AlertKind
 from sundial.client import (
     CalendarSpec,
     Conflict,
@@ -200,20 +199,8 @@ def test_alerts_are_listed_filtered_and_read_one_by_one(
     live_api: LiveApi, name: Callable[[str], str]
 ) -> None:
     late, failing = name("late"), name("failing")
-    engine = create_engine(live_api.database_url)
-    try:
-        with engine.begin() as conn:
-            for schedule_id, kind in ((late, AlertKind.DEADLINE), (failing, AlertKind.FAILURE)):
-                raise_alert(
-                    conn,
-                    schedule_id=schedule_id,
-                    kind=kind,
-                    subject="fire-1",
-                    message=f"{schedule_id} needs a look",
-                    now=datetime.now(UTC),
-                )
-    finally:
-        engine.dispose()
+    live_api.raise_alert(late, AlertKind.DEADLINE, f"{late} needs a look")
+    live_api.raise_alert(failing, AlertKind.FAILURE, f"{failing} needs a look")
     with live_api.client() as client:
         (deadline,) = client.alerts(schedule_id=late, state="open").items
         one = client.alert(deadline.id)
