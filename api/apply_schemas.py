@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from api.calendar_schemas import CalendarPublic
 from api.examples import SPEC_EXAMPLE
 from api.schemas import (
     SCHEDULE_ID_PATTERN,
@@ -16,13 +17,29 @@ from api.schemas import (
     Trigger,
     example_config,
 )
-from scheduler.apply import FieldChange, Plan, PlanEntry
+from scheduler.apply import CalendarPlan, FieldChange, Plan, PlanEntry
+from scheduler.calendar_store import CalendarSpec
 from scheduler.triggers import DelaySpec
 
 MAX_APPLY_ENTRIES = 10_000
 # Fields of a schedule as the API returns it that no one sets: a file may carry them (an
 # exported or fetched schedule), and apply ignores them.
 READ_ONLY_FIELDS = frozenset(SchedulePublic.model_fields) - frozenset(SchedulePut.model_fields)
+CALENDAR_READ_ONLY_FIELDS = frozenset(CalendarPublic.model_fields) - {
+    "name",
+    *CalendarSpec.model_fields,
+}
+_CALENDAR_EXAMPLE: dict[str, Any] = {
+    "name": "holidays-de-by",
+    "rules": [{"type": "holidays", "country": "DE", "subdivision": "BY"}],
+}
+
+
+def _without(data: Any, fields: frozenset[str]) -> Any:
+    """A document without ``fields`` (read-only fields an exported document may carry)."""
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in fields}
+    return data
 
 
 class ApplyEntry(ScheduleCreate):
@@ -37,9 +54,7 @@ class ApplyEntry(ScheduleCreate):
     @model_validator(mode="before")
     @classmethod
     def _drop_read_only(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if k not in READ_ONLY_FIELDS}
-        return data
+        return _without(data, READ_ONLY_FIELDS)
 
     @field_validator("trigger")
     @classmethod
@@ -48,6 +63,24 @@ class ApplyEntry(ScheduleCreate):
             # A delay means "N seconds after this request": every apply would move it.
             raise ValueError("a delay trigger is relative to the request; use a date trigger")
         return value
+
+
+class ApplyCalendar(CalendarSpec):
+    """An exclusion calendar in a file: the ``PUT /v1/calendars/{name}`` body with its
+    ``name``; read-only fields (``version``, ``used_by``, …) are ignored."""
+
+    model_config = example_config(_CALENDAR_EXAMPLE, extra="forbid", strict=True)
+
+    name: str = Field(pattern=SCHEDULE_ID_PATTERN, examples=["holidays-de-by"])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_read_only(cls, data: Any) -> Any:
+        return _without(data, CALENDAR_READ_ONLY_FIELDS)
+
+    def spec(self) -> CalendarSpec:
+        """The calendar without its name."""
+        return CalendarSpec(description=self.description, rules=self.rules)
 
 
 class ApplyRequest(BaseModel):
@@ -60,7 +93,14 @@ class ApplyRequest(BaseModel):
             "examples": [
                 {
                     "source": "billing-prod",
-                    "schedules": [{**SPEC_EXAMPLE, "id": "nightly-report"}],
+                    "calendars": [_CALENDAR_EXAMPLE],
+                    "schedules": [
+                        {
+                            **SPEC_EXAMPLE,
+                            "id": "nightly-report",
+                            "exclude_calendars": ["holidays-de-by"],
+                        }
+                    ],
                     "prune": True,
                     "dry_run": True,
                 }
@@ -73,6 +113,12 @@ class ApplyRequest(BaseModel):
         description="Who manages these schedules (a file set, a repository, a beat app).",
     )
     schedules: list[ApplyEntry] = Field(max_length=MAX_APPLY_ENTRIES)
+    calendars: list[ApplyCalendar] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Exclusion calendars to create or replace first (in the same "
+        "transaction), so that the schedules can name them. Never pruned.",
+    )
     prune: bool = Field(
         default=False, description="Delete schedules of this source that are not listed."
     )
@@ -119,6 +165,41 @@ class PlanEntryPublic(BaseModel):
         )
 
 
+class CalendarEntryPublic(BaseModel):
+    """What apply does to one calendar."""
+
+    name: str
+    changes: list[FieldChangePublic] = Field(description="Live → desired, field by field.")
+
+
+class CalendarPlanPublic(BaseModel):
+    """The calendars apply created, changed and left as they were."""
+
+    created: list[CalendarEntryPublic]
+    changed: list[CalendarEntryPublic]
+    unchanged: list[CalendarEntryPublic]
+    rearmed: list[str] = Field(description="Schedules re-armed because a calendar changed.")
+
+    @classmethod
+    def of(cls, plan: CalendarPlan) -> CalendarPlanPublic:
+        """The public form of a calendar plan."""
+        return cls(
+            created=[CalendarEntryPublic(name=n, changes=[]) for n in plan.created],
+            changed=[
+                CalendarEntryPublic(
+                    name=name,
+                    changes=[
+                        FieldChangePublic(field=c.field, before=c.before, after=c.after)
+                        for c in changes
+                    ],
+                )
+                for name, changes in plan.changed.items()
+            ],
+            unchanged=[CalendarEntryPublic(name=n, changes=[]) for n in plan.unchanged],
+            rearmed=plan.rearmed,
+        )
+
+
 class ApplyResult(BaseModel):
     """The plan: what was (or, in a dry run, would be) created, changed, kept and pruned."""
 
@@ -132,6 +213,7 @@ class ApplyResult(BaseModel):
     orphaned: list[PlanEntryPublic] = Field(
         description="Managed by this source, not listed, kept because prune is off."
     )
+    calendars: CalendarPlanPublic
 
     @classmethod
     def of(cls, plan: Plan, *, dry_run: bool, prune: bool) -> ApplyResult:
@@ -149,4 +231,5 @@ class ApplyResult(BaseModel):
             unchanged=entries(plan.unchanged),
             pruned=entries(plan.pruned),
             orphaned=entries(plan.orphaned),
+            calendars=CalendarPlanPublic.of(plan.calendars),
         )

@@ -22,7 +22,19 @@ def change_audit(
     ] = None,
 ) -> Audit:
     """The audit record of a write request (its key has already been checked)."""
-    return Audit(actor, reason.strip() or None if reason is not None else None)
+    if reason is None:
+        return Audit(actor)
+    return Audit(actor, _text_of(reason).strip() or None)
+
+
+def _text_of(header: str) -> str:
+    """A header value as the client meant it: HTTP hands over bytes, which Starlette reads
+    as Latin-1; a client sending UTF-8 (``Störung``) means UTF-8."""
+    raw = header.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return header
 
 
 ChangeAudit = Annotated[Audit, Depends(change_audit)]

@@ -57,7 +57,9 @@ class ChangePage(BaseModel):
 class RestoreRequest(BaseModel):
     """Optional reason for a restore (the ``X-Sundial-Reason`` header works too)."""
 
-    model_config = example_config({"reason": "roll back the broken cron change"}, extra="forbid")
+    model_config = example_config(
+        {"reason": "roll back the broken cron change"}, extra="forbid", strict=True
+    )
 
     reason: str | None = Field(default=None, max_length=1000)
 

@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from scheduler import calendar_store
 from scheduler import schedules as repo
-from scheduler.errors import Conflict, InvalidSchedule
-from scheduler.firing import fire_times_of
+from scheduler.calendar_store import CalendarSpec
+from scheduler.errors import Conflict, InvalidSchedule, NotFound
+from scheduler.firing import calendar_names, fire_times_of, upcoming
 from scheduler.history import Audit, Kind
 from scheduler.models import ScheduleState, apply_sources, schedules
 from scheduler.schedules import ARMING_FIELDS, Row, ScheduleValues
-from scheduler.triggers import fire_times
 
 SPEC_FIELDS = (*ScheduleValues.__annotations__, "paused")
 
@@ -35,6 +36,14 @@ class Desired:
     id: str
     values: ScheduleValues
     paused: bool
+
+
+@dataclass(frozen=True)
+class DesiredCalendar:
+    """One exclusion calendar as the source wants it."""
+
+    name: str
+    spec: CalendarSpec
 
 
 @dataclass(frozen=True)
@@ -63,6 +72,18 @@ class PlanEntry:
 
 
 @dataclass
+class CalendarPlan:
+    """What apply does to the calendars it lists (it never deletes one: see the README)."""
+
+    created: list[str] = field(default_factory=list)
+    # Name → the fields (description, rules) that differ.
+    changed: dict[str, list[FieldChange]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    # Schedules re-armed because a calendar they name changed.
+    rearmed: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Plan:
     """The outcome of an apply, entry by entry."""
 
@@ -73,11 +94,13 @@ class Plan:
     pruned: list[PlanEntry] = field(default_factory=list)
     # Managed by this source, absent from the desired set, kept because pruning is off.
     orphaned: list[PlanEntry] = field(default_factory=list)
+    calendars: CalendarPlan = field(default_factory=CalendarPlan)
 
     @property
     def touched(self) -> list[str]:
         """Ids of the schedules whose timing or fields the apply writes."""
-        return [e.id for e in (*self.created, *self.changed, *self.pruned)]
+        ids = [e.id for e in (*self.created, *self.changed, *self.pruned)]
+        return list(dict.fromkeys([*self.calendars.rearmed, *ids]))
 
 
 def spec_document(values: Mapping[str, Any], paused: bool) -> dict[str, Any]:
@@ -110,17 +133,25 @@ def apply_schedules(
     now: datetime,
     audit: Audit,
     fire_time_count: int = 3,
+    calendars: Sequence[DesiredCalendar] = (),
 ) -> Plan:
-    """Create, replace, adopt and (with ``prune``) delete so that ``source`` manages
-    exactly ``desired``. Entry errors name the entry: ``schedules.<index>.<field>``.
+    """Create or replace ``calendars``, then create, replace, adopt and (with ``prune``)
+    delete so that ``source`` manages exactly ``desired``. Entry errors name the entry:
+    ``schedules.<index>.<field>``.
 
     Each write is recorded in the schedule's history as an ``apply`` by ``audit``'s actor
-    (a pruned schedule as a ``delete``), with the source in its details."""
+    (a pruned schedule as a ``delete``), with the source in its details; a calendar's as
+    a ``calendar_create`` or ``calendar_update``."""
     details = {**(audit.details or {}), "source": source}
-    audit = replace(audit, kind=Kind.APPLY, details=details)
-    prune_audit = replace(audit, kind=None, details={**details, "pruned": True})
     _lock_source(conn, source, now)
     plan = Plan(source)
+    for index, calendar in enumerate(calendars):
+        try:
+            _apply_calendar(conn, calendar, plan.calendars, now, replace(audit, details=details))
+        except Conflict as exc:
+            raise Conflict(f"calendars[{index}] ({calendar.name!r}): {exc}") from exc
+    audit = replace(audit, kind=Kind.APPLY, details=details)
+    prune_audit = replace(audit, kind=None, details={**details, "pruned": True})
     wanted = {d.id for d in desired}
     for index, want in enumerate(desired):
         try:
@@ -157,7 +188,7 @@ def _apply_one(
             conn, want.id, want.values, paused=want.paused, now=now, audit=audit
         )
         repo.mark_applied(conn, want.id, source, doc)
-        plan.created.append(PlanEntry(want.id, fire_times_after=_upcoming(row, now, count)))
+        plan.created.append(PlanEntry(want.id, fire_times_after=_upcoming(conn, row, now, count)))
         return
     owner = current["managed_by"]
     if owner is not None and owner != source:
@@ -178,9 +209,34 @@ def _apply_one(
     )
     repo.mark_applied(conn, want.id, source, doc)
     if any(c.field in ARMING_FIELDS for c in entry.changes):
-        entry.fire_times_before = _upcoming(current, now, count)
-        entry.fire_times_after = _upcoming(row, now, count)
+        entry.fire_times_before = _upcoming(conn, current, now, count)
+        entry.fire_times_after = _upcoming(conn, row, now, count)
     plan.changed.append(entry)
+
+
+def _apply_calendar(
+    conn: Connection, want: DesiredCalendar, plan: CalendarPlan, now: datetime, audit: Audit
+) -> None:
+    doc = want.spec.document()
+    try:
+        current = calendar_store.get_calendar(conn, want.name)
+    except NotFound:
+        current = None
+    if current is None:
+        calendar_store.put_calendar(conn, want.name, want.spec, now, audit)
+        plan.created.append(want.name)
+        return
+    changes = [
+        FieldChange(name, current[name], doc[name])
+        for name in ("description", "rules")
+        if current[name] != doc[name]
+    ]
+    if not changes:
+        plan.unchanged.append(want.name)
+        return
+    calendar_store.put_calendar(conn, want.name, want.spec, now, audit)
+    plan.changed[want.name] = changes
+    plan.rearmed.extend(repo.rearm_calendar_users(conn, want.name, now))
 
 
 def _drift(row: Row) -> list[FieldChange]:
@@ -190,10 +246,13 @@ def _drift(row: Row) -> list[FieldChange]:
     return diff(applied, live_document(row))
 
 
-def _upcoming(row: Row, now: datetime, count: int) -> list[datetime]:
-    """The next ``count`` fire times after ``now``; none when they cannot be represented."""
+def _upcoming(conn: Connection, row: Row, now: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times after ``now`` (those its calendars let fire, as the
+    preview lists them); none when they cannot be represented."""
+    calendars = calendar_store.load_calendars(conn, calendar_names(row))
     try:
-        return fire_times(fire_times_of(row), now, count)
+        planned = upcoming(fire_times_of(row, calendars), now, count)
+        return [p.scheduled_for for p in planned if p.excluded is None]
     except (OverflowError, ValueError):
         return []
 

@@ -11,6 +11,7 @@ window ends at the last instant its end time occurs (a repeated hour is covered 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -19,13 +20,38 @@ from typing import Annotated, Any, Literal
 import holidays
 import icalendar
 import recurring_ical_events
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
 
 from scheduler.wallclock import first_instant, last_instant
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MIDNIGHT = time(0)
 MAX_ICS_CHARS = 1_000_000
+_ISO_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _day_text(value: Any) -> Any:
+    # Pydantic would read a number as a Unix time and take "2026-12-24T00:00" as that day:
+    # a date is sent as the string YYYY-MM-DD, nothing else.
+    if not isinstance(value, str):
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return value
+        raise ValueError("a date is a string YYYY-MM-DD")
+    if not _ISO_DAY.match(value):
+        raise ValueError("a date is a string YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, Strict(False), BeforeValidator(_day_text)]
+"""A calendar date sent as ``YYYY-MM-DD``, in models that are otherwise strict."""
 
 
 @dataclass(frozen=True)
@@ -38,14 +64,15 @@ class Span:
 
 
 class _Rule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a text field takes a JSON string, never a number or a boolean coerced.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DatesRule(_Rule):
     """Whole local days."""
 
     type: Literal["dates"] = "dates"
-    dates: list[date] = Field(min_length=1, max_length=5000, examples=[["2026-12-24"]])
+    dates: list[Day] = Field(min_length=1, max_length=5000, examples=[["2026-12-24"]])
 
     def spans(self, lo: date, hi: date, tz: tzinfo) -> Iterator[Span]:
         for day in self.dates:
@@ -57,8 +84,8 @@ class DateRangeRule(_Rule):
     """Every local day from ``start`` to ``end``, both included."""
 
     type: Literal["date_range"] = "date_range"
-    start: date
-    end: date
+    start: Day
+    end: Day
 
     @model_validator(mode="after")
     def _ordered(self) -> DateRangeRule:

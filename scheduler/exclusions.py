@@ -56,6 +56,38 @@ class Calendar:
             self._chunks[key] = found
         return found
 
+    def upcoming(self, tz: tzinfo, after: datetime, count: int) -> list[Span]:
+        """The next ``count`` stretches the rules exclude that end after ``after``, in
+        order, looked for about a year ahead. A rule's stretch that runs over a chunk's
+        edge (a long date range) is shown whole."""
+        first = after.astimezone(tz).date().toordinal() // CHUNK_DAYS
+        spans: list[Span] = []
+        index = first
+        while index < first + HORIZON_CHUNKS:
+            spans.extend(s for s in self.chunk(tz, index) if s.end > after)
+            index += 1
+            shown = _joined(spans)[:count]
+            edge = first_instant(
+                datetime.combine(date.fromordinal(index * CHUNK_DAYS), time(0)), tz
+            )
+            if len(shown) == count and all(s.end < edge for s in shown):
+                return shown
+        return _joined(spans)[:count]
+
+
+def _joined(spans: list[Span]) -> list[Span]:
+    """Spans in order, those of one label that touch or overlap made one."""
+    out: list[Span] = []
+    open_by_label: dict[str, int] = {}
+    for span in sorted(set(spans), key=lambda s: (s.start, s.end)):
+        at = open_by_label.get(span.label)
+        if at is not None and span.start <= out[at].end:
+            out[at] = Span(out[at].start, max(out[at].end, span.end), span.label)
+            continue
+        open_by_label[span.label] = len(out)
+        out.append(span)
+    return out
+
 
 @dataclass(frozen=True)
 class _Stretch:

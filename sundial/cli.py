@@ -1,5 +1,6 @@
 """The ``sundial`` command: the servers (dev, api, scheduler, worker, migrate) and the client
-subcommands (list, get, create, …, apply, diff, export, import-beat)."""
+subcommands (list, get, create, …, timeline, history, audit, calendars, alerts, apply, diff,
+export, import-beat)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 from scheduler.settings import Settings, without_password
-from sundial.console import declarative, importing, schedules
+from sundial.console import calendars, declarative, importing, records, schedules
 
 log = logging.getLogger("sundial")
 
@@ -124,5 +125,11 @@ def dev(port: int) -> None:
     run_dev(load_settings(), port=port)
 
 
-for _command in (*schedules.COMMANDS, *declarative.COMMANDS, importing.import_beat_command):
+for _command in (
+    *schedules.COMMANDS,
+    *records.COMMANDS,
+    *calendars.COMMANDS,
+    *declarative.COMMANDS,
+    importing.import_beat_command,
+):
     main.add_command(_command)

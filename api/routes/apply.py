@@ -11,7 +11,7 @@ from api.deps import Context
 from api.errors import invalid_input
 from api.strict_route import StrictRoute
 from scheduler import schedules as repo
-from scheduler.apply import Desired, apply_schedules
+from scheduler.apply import Desired, DesiredCalendar, apply_schedules
 from scheduler.errors import TaskNotAllowed
 
 router = APIRouter(tags=["apply"], route_class=StrictRoute)
@@ -31,6 +31,9 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     """Create, replace and (with ``prune``) delete schedules so that ``source`` manages
     exactly ``schedules``, in one transaction: one invalid entry and nothing changes.
 
+    ``calendars`` are created or replaced first, in the same transaction, so the schedules
+    may name them; apply never deletes a calendar (calendars belong to no source).
+
     Each schedule records its source and what was last applied to it. Pruning deletes only
     schedules of the same source, never hand-made ones or another source's; a listed
     hand-made schedule is adopted. A field edited outside apply since the last apply is
@@ -38,16 +41,10 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     With ``dry_run`` everything is checked and planned, then rolled back.
     """
     now = ctx.clock()
-    seen: dict[str, int] = {}
+    _refuse_repeats("calendars", "name", "calendar", [c.name for c in body.calendars])
+    _refuse_repeats("schedules", "id", "entry", [e.id for e in body.schedules])
     desired: list[Desired] = []
     for index, entry in enumerate(body.schedules):
-        if entry.id in seen:
-            raise invalid_input(
-                ("body", "schedules", index, "id"),
-                f"duplicate id: entry {seen[entry.id]} has it too",
-                entry.id,
-            )
-        seen[entry.id] = index
         try:
             repo.check_task_allowed(entry.task, ctx.settings.allowed_tasks)
         except TaskNotAllowed as exc:
@@ -65,6 +62,7 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
             now=now,
             audit=audit,
             fire_time_count=body.fire_times,
+            calendars=[DesiredCalendar(c.name, c.spec()) for c in body.calendars],
         )
         if body.dry_run:
             conn.rollback()
@@ -74,3 +72,16 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
         for schedule_id in plan.touched:
             ctx.notifier.schedule_changed(schedule_id)
     return ApplyResult.of(plan, dry_run=body.dry_run, prune=body.prune)
+
+
+def _refuse_repeats(where: str, field: str, noun: str, values: list[str]) -> None:
+    """A 422 naming the second entry that repeats a value of ``field``."""
+    seen: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in seen:
+            raise invalid_input(
+                ("body", where, index, field),
+                f"duplicate {field}: {noun} {seen[value]} has it too",
+                value,
+            )
+        seen[value] = index

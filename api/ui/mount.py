@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from api.ui.access import Access, LoginRequired
 from api.ui.pages import UI, Pages, redirect
 from api.ui.refusals import Refused
-from api.ui.routes import actions, login, overview, runs, schedule, schedules
+from api.ui.routes import actions, calendars, login, overview, runs, schedule, schedules
 from scheduler.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -23,7 +23,7 @@ def mount_dashboard(app: FastAPI, settings: Settings) -> None:
     app.state.dashboard_access = access
     app.state.dashboard_pages = Pages(access)
     # schedules before schedule: /ui/schedules/new is not a schedule id.
-    for module in (login, overview, schedules, schedule, actions, runs):
+    for module in (login, overview, schedules, schedule, actions, runs, calendars):
         app.include_router(module.router, include_in_schema=False)
     app.mount(f"{UI}/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     app.add_exception_handler(LoginRequired, _login_required)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import jinja2
 from fastapi import Depends, Request
@@ -15,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.ui import describe
 from api.ui.access import Access, Viewer
 from api.ui.forms import unplaced
+from scheduler.calendar_words import describe_rule
 from scheduler.models import RunState
 
 UI = "/ui"
@@ -42,6 +44,30 @@ def _pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
+
+
+# One-shot messages of a redirect: a link made from the page must not carry them on.
+_ONE_SHOT = ("notice", "count")
+
+
+def with_query(request: Request, fragment: str = "", **updates: Any) -> str:
+    """This page's path and query with ``updates`` applied (None or "" removes a
+    parameter; datetimes are written in ISO form), and an optional ``#fragment``."""
+    keep = [
+        (k, v)
+        for k, v in request.query_params.multi_items()
+        if k not in updates and k not in _ONE_SHOT
+    ]
+    for name, value in updates.items():
+        if value is None or value == "":
+            continue
+        keep.append((name, value.isoformat() if isinstance(value, datetime) else str(value)))
+    query = urlencode(keep)
+    return request.url.path + (f"?{query}" if query else "") + (f"#{fragment}" if fragment else "")
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return ""
@@ -61,6 +87,8 @@ def _environment() -> jinja2.Environment:
     env.filters.update(
         isoz=_isoz,
         pretty_json=_pretty_json,
+        compact_json=_compact_json,
+        rule_words=describe_rule,
         number=_number,
         duration=describe.duration,
         trigger_words=describe.trigger_words,
@@ -72,6 +100,7 @@ def _environment() -> jinja2.Environment:
     env.globals.update(
         UI=UI,
         between=describe.between,
+        with_query=with_query,
         run_states=[state.value for state in RunState],
         unfinished={state.value for state in UNFINISHED},
     )

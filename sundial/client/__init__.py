@@ -5,7 +5,17 @@
 ...     sundial.delay("reports.generate", seconds=30, kwargs={"id": 7})
 """
 
-from sundial.client.client import DEFAULT_URL, Client
+from sundial.client.calendars import (
+    Calendar,
+    CalendarRule,
+    CalendarSpec,
+    DateRange,
+    Dates,
+    Holidays,
+    Ics,
+    Weekly,
+)
+from sundial.client.client import Client
 from sundial.client.errors import (
     ApiError,
     BadRequest,
@@ -20,8 +30,11 @@ from sundial.client.errors import (
     ServerError,
     Unauthorized,
 )
+from sundial.client.history import Alert, Change, LeaderGap, Pause, Timeline, TimelineEntry
 from sundial.client.models import (
     ApplyPlan,
+    CalendarEntry,
+    CalendarPlan,
     Cron,
     Date,
     Delay,
@@ -38,26 +51,40 @@ from sundial.client.models import (
     ScheduleSpec,
     Trigger,
 )
+from sundial.client.transport import DEFAULT_URL
 
 __all__ = [
     "DEFAULT_URL",
+    "Alert",
     "ApiError",
     "ApplyPlan",
     "BadRequest",
+    "Calendar",
+    "CalendarEntry",
+    "CalendarPlan",
+    "CalendarRule",
+    "CalendarSpec",
+    "Change",
     "Client",
     "ClientError",
     "Conflict",
     "ConnectionFailed",
     "Cron",
     "Date",
+    "DateRange",
+    "Dates",
     "Delay",
     "FieldChange",
     "Forbidden",
     "Health",
+    "Holidays",
+    "Ics",
     "Interval",
     "InvalidInput",
+    "LeaderGap",
     "NotFound",
     "Page",
+    "Pause",
     "PayloadTooLarge",
     "PlanEntry",
     "PreconditionFailed",
@@ -68,6 +95,9 @@ __all__ = [
     "ScheduleSpec",
     "SchedulerStatus",
     "ServerError",
+    "Timeline",
+    "TimelineEntry",
     "Trigger",
     "Unauthorized",
+    "Weekly",
 ]

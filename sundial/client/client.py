@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
-from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-from sundial.client.errors import ConnectionFailed, error_for
+from sundial.client.calendars import CalendarSpec, calendar_body
 from sundial.client.models import (
     ApplyPlan,
     Cron,
@@ -28,72 +24,47 @@ from sundial.client.models import (
     ScheduleSpec,
     Trigger,
 )
-
-DEFAULT_URL = "http://127.0.0.1:8000"
-M = TypeVar("M", bound=BaseModel)
-Params = dict[str, str | int | list[str]]
+from sundial.client.records import RecordsClient
+from sundial.client.transport import Params, put_optional, reason_header, rfc3339
 
 
-class Client:
-    """A client of one sundial API.
+class Client(RecordsClient):
+    """A client of one sundial API: one method per endpoint.
 
     ``base_url`` and ``api_key`` default to ``SUNDIAL_API_URL`` (else
     ``http://127.0.0.1:8000``) and ``SUNDIAL_API_KEY``. Pass ``http`` to reuse an
     ``httpx.Client`` of your own (its base URL is then used as is). Errors are
-    :mod:`sundial.client.errors` exceptions carrying the API's ``detail``.
+    :mod:`sundial.client.errors` exceptions carrying the API's ``detail``. Every write
+    takes ``reason=``: why, recorded with the change in the schedule's history (sent as
+    ``X-Sundial-Reason``).
     """
-
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        *,
-        timeout: float = 30.0,
-        http: httpx.Client | None = None,
-    ) -> None:
-        self.base_url = (base_url or os.environ.get("SUNDIAL_API_URL") or DEFAULT_URL).rstrip("/")
-        key = api_key if api_key is not None else os.environ.get("SUNDIAL_API_KEY")
-        self._headers = {"User-Agent": "sundial-client"}
-        if key:
-            self._headers["Authorization"] = f"Bearer {key}"
-        self._owns_http = http is None
-        self._http = http or httpx.Client(base_url=self.base_url, timeout=timeout)
-
-    def __repr__(self) -> str:
-        return f"Client({self.base_url!r})"  # never the key
-
-    def close(self) -> None:
-        """Close the connection pool (unless ``http`` was passed in)."""
-        if self._owns_http:
-            self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # Schedules
 
-    def create(self, spec: ScheduleSpec, *, idempotency_key: str | None = None) -> Schedule:
+    def create(
+        self,
+        spec: ScheduleSpec,
+        *,
+        idempotency_key: str | None = None,
+        reason: str | None = None,
+    ) -> Schedule:
         """Create a schedule. With ``spec.id`` it is create-only (``PreconditionFailed`` if
         the id is taken); without, the server picks the id."""
+        headers = reason_header(reason)
         if spec.id is not None:
-            headers = {"If-None-Match": "*"}
+            headers["If-None-Match"] = "*"
             return self._model(Schedule, "PUT", _path(spec.id), json=spec.body(), headers=headers)
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         return self._model(Schedule, "POST", "/v1/schedules", json=spec.body(), headers=headers)
 
-    def put(self, spec: ScheduleSpec, *, if_match: int | None = None) -> Schedule:
+    def put(
+        self, spec: ScheduleSpec, *, if_match: int | None = None, reason: str | None = None
+    ) -> Schedule:
         """Create or replace the schedule ``spec.id`` (a declarative upsert)."""
         if spec.id is None:
             raise ValueError("put needs spec.id")
-        headers = _if_match(if_match)
+        headers = {**_if_match(if_match), **reason_header(reason)}
         return self._model(Schedule, "PUT", _path(spec.id), json=spec.body(), headers=headers)
 
     def get(self, schedule_id: str) -> Schedule:
@@ -111,7 +82,7 @@ class Client:
     ) -> Page[Schedule]:
         """One page of schedules in id order, filtered by task, state and labels."""
         params: Params = {"limit": limit}
-        _put_optional(params, task=task, state=state, cursor=cursor)
+        put_optional(params, task=task, state=state, cursor=cursor)
         if labels:
             params["label"] = [f"{k}:{v}" for k, v in labels.items()]
         return self._model(Page[Schedule], "GET", "/v1/schedules", params=params)
@@ -136,19 +107,32 @@ class Client:
             cursor = page.next_cursor
 
     def patch(
-        self, schedule_id: str, changes: Mapping[str, Any], *, if_match: int | None = None
+        self,
+        schedule_id: str,
+        changes: Mapping[str, Any],
+        *,
+        if_match: int | None = None,
+        reason: str | None = None,
     ) -> Schedule:
         """Apply a JSON merge patch: members replace, ``None`` removes, objects merge."""
-        headers = {"Content-Type": "application/merge-patch+json", **_if_match(if_match)}
+        headers = {
+            "Content-Type": "application/merge-patch+json",
+            **_if_match(if_match),
+            **reason_header(reason),
+        }
         body = json.dumps(to_jsonable_python(dict(changes)))
         return self._model(Schedule, "PATCH", _path(schedule_id), content=body, headers=headers)
 
-    def delete(self, schedule_id: str, *, if_match: int | None = None) -> None:
-        """Delete a schedule and its runs."""
-        self._send("DELETE", _path(schedule_id), headers=_if_match(if_match))
+    def delete(
+        self, schedule_id: str, *, if_match: int | None = None, reason: str | None = None
+    ) -> None:
+        """Delete a schedule and its runs (its change history stays)."""
+        headers = {**_if_match(if_match), **reason_header(reason)}
+        self._send("DELETE", _path(schedule_id), headers=headers)
 
     def pause(self, schedule_id: str, *, reason: str | None = None) -> Schedule:
-        """Stop firing until resumed; ``reason`` becomes its ``state_reason``."""
+        """Stop firing until resumed; ``reason`` becomes its ``state_reason`` and is
+        recorded in its history."""
         body = {"reason": reason} if reason else None
         return self._model(Schedule, "POST", f"{_path(schedule_id)}/pause", json=body)
 
@@ -157,17 +141,26 @@ class Client:
         body = {"reason": reason} if reason else None
         return self._model(Schedule, "POST", f"{_path(schedule_id)}/resume", json=body)
 
-    def trigger(self, schedule_id: str) -> Run:
+    def trigger(self, schedule_id: str, *, reason: str | None = None) -> Run:
         """Fire now, out of band; the run the leader will publish shortly."""
-        return self._model(Run, "POST", f"{_path(schedule_id)}/trigger")
+        headers = reason_header(reason)
+        return self._model(Run, "POST", f"{_path(schedule_id)}/trigger", headers=headers)
 
     def backfill(
-        self, schedule_id: str, start: datetime, end: datetime, *, overlap: str | None = None
+        self,
+        schedule_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        overlap: str | None = None,
+        reason: str | None = None,
     ) -> int:
         """Fire every time the trigger would have fired in ``[start, end]``; how many runs."""
-        body: dict[str, Any] = {"start": _rfc3339(start), "end": _rfc3339(end)}
+        body: dict[str, Any] = {"start": rfc3339(start), "end": rfc3339(end)}
         if overlap is not None:
             body["overlap"] = overlap
+        if reason is not None and reason.strip():
+            body["reason"] = reason
         response = self._send("POST", f"{_path(schedule_id)}/backfill", json=body)
         return int(response.json()["count"])
 
@@ -177,7 +170,7 @@ class Client:
         """The schedule's next fire times, with its jitter applied in ``due_times``."""
         params: Params = {"count": count}
         if after is not None:
-            params["after"] = _rfc3339(after)
+            params["after"] = rfc3339(after)
         return self._model(Preview, "GET", f"{_path(schedule_id)}/preview", params=params)
 
     # Runs
@@ -199,10 +192,10 @@ class Client:
             params["state"] = list(state)
         if trigger:
             params["trigger"] = list(trigger)
-        _put_optional(
+        put_optional(
             params,
-            since=_rfc3339(since) if since else None,
-            until=_rfc3339(until) if until else None,
+            since=rfc3339(since) if since else None,
+            until=rfc3339(until) if until else None,
             cursor=cursor,
         )
         return self._model(Page[Run], "GET", f"{_path(schedule_id)}/runs", params=params)
@@ -236,7 +229,7 @@ class Client:
         body: dict[str, Any] = {"trigger": trigger.model_dump(mode="json"), "count": count}
         for name, value in (("after", after), ("start_at", start_at), ("end_at", end_at)):
             if value is not None:
-                body[name] = _rfc3339(value)
+                body[name] = rfc3339(value)
         return self._model(Preview, "POST", "/v1/triggers/preview", json=body)
 
     def apply(
@@ -247,20 +240,34 @@ class Client:
         prune: bool = False,
         dry_run: bool = False,
         fire_times: int = 3,
+        calendars: (
+            Mapping[str, CalendarSpec | Mapping[str, Any]] | Sequence[Mapping[str, Any]]
+        ) = (),
+        reason: str | None = None,
     ) -> ApplyPlan:
-        """Make the schedules ``source`` manages exactly ``schedules``, all or nothing."""
+        """Make the schedules ``source`` manages exactly ``schedules``, all or nothing.
+
+        ``calendars`` (name → spec, or documents holding their ``name``) are created or
+        replaced first, in the same transaction, so the schedules may name them."""
         entries = [
             {**s.body(), "id": s.id} if isinstance(s, ScheduleSpec) else to_jsonable_python(s)
             for s in schedules
         ]
-        body = {
+        body: dict[str, Any] = {
             "source": source,
             "schedules": entries,
             "prune": prune,
             "dry_run": dry_run,
             "fire_times": fire_times,
         }
-        return self._model(ApplyPlan, "POST", "/v1/apply", json=body)
+        if isinstance(calendars, Mapping):
+            body["calendars"] = [
+                {**calendar_body(spec), "name": name} for name, spec in calendars.items()
+            ]
+        elif calendars:
+            body["calendars"] = [to_jsonable_python(dict(c)) for c in calendars]
+        headers = reason_header(reason)
+        return self._model(ApplyPlan, "POST", "/v1/apply", json=body, headers=headers)
 
     def scheduler(self) -> SchedulerStatus:
         """The leader and the replicas seen recently."""
@@ -291,11 +298,12 @@ class Client:
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        reason: str | None = None,
         **fields: Any,
     ) -> Schedule:
         """Run ``task`` once, ``seconds`` from now."""
         spec = _spec(task, Delay(seconds=seconds), args, kwargs, fields)
-        return self.create(spec, idempotency_key=idempotency_key)
+        return self.create(spec, idempotency_key=idempotency_key, reason=reason)
 
     def at(
         self,
@@ -305,13 +313,14 @@ class Client:
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         idempotency_key: str | None = None,
+        reason: str | None = None,
         **fields: Any,
     ) -> Schedule:
         """Run ``task`` once, at ``when`` (timezone-aware)."""
         if when.tzinfo is None:
             raise ValueError("when must be timezone-aware")
         spec = _spec(task, Date(run_at=when), args, kwargs, fields)
-        return self.create(spec, idempotency_key=idempotency_key)
+        return self.create(spec, idempotency_key=idempotency_key, reason=reason)
 
     def cron(
         self,
@@ -322,43 +331,13 @@ class Client:
         timezone: str = "UTC",
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
+        reason: str | None = None,
         **fields: Any,
     ) -> Schedule:
         """Create or replace the recurring schedule ``schedule_id`` (safe to repeat)."""
         spec = _spec(task, Cron(expression=expression, timezone=timezone), args, kwargs, fields)
         spec.id = schedule_id
-        return self.put(spec)
-
-    # Transport
-
-    def _model(self, model: type[M], method: str, path: str, **request: Any) -> M:
-        return model.model_validate(self._send(method, path, **request).json())
-
-    def _send(self, method: str, path: str, **request: Any) -> httpx.Response:
-        return self._checked(self._request(method, path, **request))
-
-    def _request(
-        self, method: str, path: str, *, headers: Mapping[str, str] | None = None, **request: Any
-    ) -> httpx.Response:
-        try:
-            return self._http.request(
-                method, path, headers={**self._headers, **(headers or {})}, **request
-            )
-        except httpx.TimeoutException as exc:
-            raise ConnectionFailed(f"the sundial API at {self.base_url} timed out") from exc
-        except httpx.TransportError as exc:
-            message = f"cannot reach the sundial API at {self.base_url}: {exc}"
-            raise ConnectionFailed(message) from exc
-
-    @staticmethod
-    def _checked(response: httpx.Response) -> httpx.Response:
-        if response.is_success:
-            return response
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text or response.reason_phrase
-        raise error_for(response.status_code, detail)
+        return self.put(spec, reason=reason)
 
 
 def _spec(
@@ -380,17 +359,5 @@ def _path(schedule_id: str) -> str:
     return f"/v1/schedules/{schedule_id}"
 
 
-def _if_match(version: int | None) -> dict[str, str]:
+def _if_match(version: int | None) -> dict[str, str | bytes]:
     return {"If-Match": f'"{version}"'} if version is not None else {}
-
-
-def _rfc3339(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError(f"{value!r} must be timezone-aware")
-    return value.isoformat()
-
-
-def _put_optional(params: Params, **values: str | None) -> None:
-    for name, value in values.items():
-        if value is not None:
-            params[name] = value

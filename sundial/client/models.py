@@ -82,6 +82,10 @@ class ScheduleSpec(BaseModel):
     paused: bool = False
     description: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
+    # Exclusion calendars by name, and what an excluded fire does: "skip" or "next_allowed".
+    exclude_calendars: list[str] = Field(default_factory=list)
+    on_excluded: str = "skip"
+    expect_success_within_seconds: float | None = None
 
     def body(self) -> dict[str, Any]:
         """The request body: the fields that were set, as JSON."""
@@ -127,6 +131,7 @@ class Run(_Model):
     task: str
     reason: str | None = None
     due_at: datetime | None = None
+    schedule_version: int | None = None
     created_at: datetime
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
@@ -205,6 +210,23 @@ class PlanEntry(_Model):
     fire_times_after: list[datetime] = Field(default_factory=list)
 
 
+class CalendarEntry(_Model):
+    """What an apply does to one calendar."""
+
+    name: str
+    changes: list[FieldChange] = Field(default_factory=list)
+
+
+class CalendarPlan(_Model):
+    """The calendars an apply created, changed and left as they were (never deleted), and
+    the schedules it re-armed because a calendar they name changed."""
+
+    created: list[CalendarEntry] = Field(default_factory=list)
+    changed: list[CalendarEntry] = Field(default_factory=list)
+    unchanged: list[CalendarEntry] = Field(default_factory=list)
+    rearmed: list[str] = Field(default_factory=list)
+
+
 class ApplyPlan(_Model):
     """What an apply created, changed, kept and pruned (or would, in a dry run)."""
 
@@ -216,9 +238,11 @@ class ApplyPlan(_Model):
     unchanged: list[PlanEntry] = Field(default_factory=list)
     pruned: list[PlanEntry] = Field(default_factory=list)
     orphaned: list[PlanEntry] = Field(default_factory=list)
+    calendars: CalendarPlan = Field(default_factory=CalendarPlan)
 
     @property
     def changes_anything(self) -> bool:
         """True when the apply creates, changes, adopts or prunes something."""
         adopted = any(e.adopted for e in self.unchanged)
-        return bool(self.created or self.changed or self.pruned or adopted)
+        calendars = self.calendars.created or self.calendars.changed
+        return bool(self.created or self.changed or self.pruned or adopted or calendars)

@@ -4,32 +4,30 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from sundial.client import ApplyPlan, Conflict, InvalidInput
+from sundial.client import ApplyPlan, Calendar, Conflict, InvalidInput
 from sundial.console import plan as plans
-from sundial.console.files import Entry, default_source, export_document, load
-from sundial.console.options import api_client, connection_options, fail, output_option
+from sundial.console.files import Entry, Loaded, default_source, export_document, load
+from sundial.console.options import (
+    api_client,
+    connection_options,
+    fail,
+    files_option,
+    output_option,
+    reason_option,
+)
 from sundial.console.parsing import label_pairs
 from sundial.console.render import emit
 
 # `sundial diff --exit-code` ends with this when there are changes (1 and 2 are taken).
 DIFF_FOUND = 3
-_CONFLICT = re.compile(r"^schedules\[(\d+)\] \([^)]*\): (.*)$", re.DOTALL)
+_CONFLICT = re.compile(r"^(schedules|calendars)\[(\d+)\] \([^)]*\): (.*)$", re.DOTALL)
 
-files_option = click.option(
-    "-f",
-    "--filename",
-    "paths",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="A YAML/JSON file or a directory of them; repeatable.",
-)
 source_option = click.option(
     "--source",
     help="Who manages these schedules (default: the file's or directory's name).",
@@ -45,19 +43,27 @@ def apply_entries(
     output: str,
     url: str,
     api_key: str | None,
+    calendars: Sequence[Entry] = (),
+    reason: str | None = None,
 ) -> ApplyPlan:
-    """Apply ``entries`` and print the plan; an entry's error names its file, position, id
-    and field."""
+    """Apply ``entries`` (and ``calendars``) and print the plan; an entry's error names its
+    file, position, id and field."""
+    located = {"schedules": entries, "calendars": calendars}
     with api_client(url, api_key) as client:
         try:
             plan = client.apply(
-                [e.document for e in entries], source=source, prune=prune, dry_run=dry_run
+                [e.document for e in entries],
+                source=source,
+                prune=prune,
+                dry_run=dry_run,
+                calendars=[e.document for e in calendars],
+                reason=reason,
             )
         except InvalidInput as exc:
-            errors = "; ".join(_locate(error, entries) for error in exc.errors)
-            fail(f"invalid schedules: {errors}")
+            errors = "; ".join(_locate(error, located) for error in exc.errors)
+            fail(f"invalid {'input' if calendars else 'schedules'}: {errors}")
         except Conflict as exc:
-            fail(_locate_conflict(str(exc.detail), entries))
+            fail(_locate_conflict(str(exc.detail), located))
     if output != "table":
         emit(plan, output)
     else:
@@ -70,6 +76,7 @@ def apply_entries(
 @source_option
 @click.option("--prune", is_flag=True, help="Delete schedules of this source not in the files.")
 @click.option("--dry-run", is_flag=True, help="Check and show the plan; change nothing.")
+@reason_option
 @output_option()
 @connection_options
 def apply_command(
@@ -77,19 +84,24 @@ def apply_command(
     source: str | None,
     prune: bool,
     dry_run: bool,
+    reason: str | None,
     output: str,
     url: str,
     api_key: str | None,
 ) -> None:
-    """Make the server's schedules match the files, all or nothing."""
+    """Make the server's schedules (and the calendars the files define) match the files,
+    all or nothing."""
+    loaded = _entries(paths, prune)
     apply_entries(
-        _entries(paths),
+        loaded.schedules,
         source=source or default_source(paths),
         prune=prune,
         dry_run=dry_run,
         output=output,
         url=url,
         api_key=api_key,
+        calendars=loaded.calendars,
+        reason=reason,
     )
 
 
@@ -112,14 +124,16 @@ def diff_command(
     api_key: str | None,
 ) -> None:
     """Show what `sundial apply` would change, and any drift; change nothing."""
+    loaded = _entries(paths, prune)
     plan = apply_entries(
-        _entries(paths),
+        loaded.schedules,
         source=source or default_source(paths),
         prune=prune,
         dry_run=True,
         output=output,
         url=url,
         api_key=api_key,
+        calendars=loaded.calendars,
     )
     if exit_code and plan.changes_anything:
         sys.exit(DIFF_FOUND)
@@ -141,7 +155,8 @@ def export_command(
     url: str,
     api_key: str | None,
 ) -> None:
-    """Write schedules in the format `sundial apply -f` reads."""
+    """Write schedules in the format `sundial apply -f` reads; with the calendars they
+    name, as `{calendars: [...], schedules: [...]}`."""
     labels = label_pairs(label)
     with api_client(url, api_key) as client:
         documents = [
@@ -149,34 +164,44 @@ def export_command(
             for s in client.iter_schedules(task=task, state=state, labels=labels)
             if source is None or s.managed_by == source
         ]
-    emit(documents, output)
+        names = sorted({n for d in documents for n in d.get("exclude_calendars") or []})
+        calendars = [calendar_document(client.get_calendar(n)) for n in names]
+    emit({"calendars": calendars, "schedules": documents} if calendars else documents, output)
 
 
-def _entries(paths: tuple[Path, ...]) -> list[Entry]:
-    entries = load(paths)
-    if not entries:
+def calendar_document(calendar: Calendar) -> dict[str, Any]:
+    """A calendar as a file holds it: its name, description and rules."""
+    return {"name": calendar.name, "description": calendar.description, "rules": calendar.rules}
+
+
+def _entries(paths: tuple[Path, ...], prune: bool) -> Loaded:
+    loaded = load(paths)
+    if not loaded.schedules and (prune or not loaded.calendars):
         raise click.UsageError(
             "no schedules in the files; to remove a source's schedules, delete them"
         )
-    return entries
+    return loaded
 
 
-def _locate(error: dict[str, Any], entries: Sequence[Entry]) -> str:
+def _locate(error: dict[str, Any], located: Mapping[str, Sequence[Entry]]) -> str:
     loc = list(error.get("loc", []))
     message = str(error.get("msg", ""))
-    if len(loc) >= 3 and loc[:2] == ["body", "schedules"]:
-        index = loc[2]
+    if len(loc) >= 3 and loc[0] == "body" and loc[1] in located:
+        entries, index = located[loc[1]], loc[2]
         if isinstance(index, int) and 0 <= index < len(entries):
             field = ".".join(str(p) for p in loc[3:])
             return f"{entries[index].describe()}: {field + ': ' if field else ''}{message}"
     return f"{'.'.join(str(p) for p in loc)}: {message}"
 
 
-def _locate_conflict(detail: str, entries: Sequence[Entry]) -> str:
+def _locate_conflict(detail: str, located: Mapping[str, Sequence[Entry]]) -> str:
     match = _CONFLICT.match(detail)
-    if match is None or int(match.group(1)) >= len(entries):
+    if match is None:
         return detail
-    return f"{entries[int(match.group(1))].describe()}: {match.group(2)}"
+    entries, index = located[match.group(1)], int(match.group(2))
+    if index >= len(entries):
+        return detail
+    return f"{entries[index].describe()}: {match.group(3)}"
 
 
 COMMANDS = (apply_command, diff_command, export_command)

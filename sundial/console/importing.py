@@ -6,7 +6,7 @@ import click
 
 from sundial.console.declarative import apply_entries
 from sundial.console.files import Entry
-from sundial.console.options import connection_options, fail, output_option
+from sundial.console.options import connection_options, fail, output_option, reason_option
 from sundial.console.render import emit
 
 
@@ -21,6 +21,7 @@ from sundial.console.render import emit
     is_flag=True,
     help="Print the schedules as a file for `sundial apply -f` instead of applying them.",
 )
+@reason_option
 @output_option()
 @connection_options
 def import_beat_command(
@@ -29,6 +30,7 @@ def import_beat_command(
     prune: bool,
     dry_run: bool,
     print_only: bool,
+    reason: str | None,
     output: str,
     url: str,
     api_key: str | None,
@@ -56,4 +58,5 @@ def import_beat_command(
         output=output,
         url=url,
         api_key=api_key,
+        reason=reason,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -45,6 +46,21 @@ def output_option(*choices: str, default: str = "table") -> Callable[[F], F]:
         show_default=True,
         help="Output format.",
     )
+
+
+files_option = click.option(
+    "-f",
+    "--filename",
+    "paths",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A YAML/JSON file or a directory of them; repeatable.",
+)
+reason_option = click.option(
+    "--reason",
+    help="Why: recorded with the change in the history (X-Sundial-Reason).",
+)
 
 
 @contextmanager

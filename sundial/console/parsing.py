@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -41,6 +41,21 @@ def timestamp(text: str, name: str) -> datetime:
     if value.tzinfo is None:
         raise click.BadParameter(f"{text!r} needs an offset, e.g. Z or +01:00", param_hint=name)
     return value
+
+
+def moment(text: str, name: str, now: datetime) -> datetime:
+    """An RFC 3339 time, or a duration ago (``90m``, ``2h``, ``7d``)."""
+    try:
+        return timestamp(text, name)
+    except click.BadParameter:
+        pass
+    try:
+        return now - timedelta(seconds=duration(text, name))
+    except click.BadParameter:
+        raise click.BadParameter(
+            f"{text!r} is neither an RFC 3339 time nor a duration ago like 2h or 7d",
+            param_hint=name,
+        ) from None
 
 
 def json_value(text: str | None, name: str, kind: type) -> Any:

@@ -14,6 +14,7 @@ from sundial.console.render import absolute
 
 def show(plan: ApplyPlan) -> None:
     """Print the plan, then one summary line."""
+    _calendars(plan)
     for entry in plan.created:
         click.secho(f"+ {entry.id}: create", fg="green")
         _fire_times("next fires", entry.fire_times_after)
@@ -21,7 +22,7 @@ def show(plan: ApplyPlan) -> None:
         adopted = " (adopting a hand-made schedule)" if entry.adopted else ""
         click.secho(f"~ {entry.id}: change{adopted}", fg="yellow")
         for change in entry.changes:
-            for line in _change_lines(change.field, change.before, change.after):
+            for line in change_lines(change.field, change.before, change.after):
                 click.echo(f"    {line}")
         if entry.fire_times_before or entry.fire_times_after:
             _fire_times("next fires before", entry.fire_times_before)
@@ -55,23 +56,44 @@ def summary(plan: ApplyPlan) -> str:
     drifted = sum(1 for e in (*plan.changed, *plan.pruned) if e.drift)
     drift = f"; {drifted} had drifted from the last apply" if drifted else ""
     tail = " (dry run: nothing changed)" if plan.dry_run else ""
-    return f"Schedules of {plan.source!r} {verb}: {counts}{drift}.{tail}"
+    calendars = plan.calendars
+    made = (
+        f" Calendars {verb}: {len(calendars.created)} created, {len(calendars.changed)} "
+        f"changed, {len(calendars.unchanged)} unchanged."
+        if calendars.created or calendars.changed
+        else ""
+    )
+    return f"Schedules of {plan.source!r} {verb}: {counts}{drift}.{made}{tail}"
 
 
-def _change_lines(name: str, before: Any, after: Any) -> list[str]:
+def _calendars(plan: ApplyPlan) -> None:
+    for entry in plan.calendars.created:
+        click.secho(f"+ calendar {entry.name}: create", fg="green")
+    for entry in plan.calendars.changed:
+        click.secho(f"~ calendar {entry.name}: change", fg="yellow")
+        for change in entry.changes:
+            for line in change_lines(change.field, change.before, change.after):
+                click.echo(f"    {line}")
+    if plan.calendars.rearmed:
+        shown = ", ".join(plan.calendars.rearmed[:10])
+        more = " …" if len(plan.calendars.rearmed) > 10 else ""
+        click.echo(f"  re-armed by the calendar changes: {shown}{more}")
+
+
+def change_lines(name: str, before: Any, after: Any) -> list[str]:
     """``trigger.expression: "0 3 * * *" → "30 4 * * *"``: objects member by member."""
     if isinstance(before, dict) and isinstance(after, dict):
         lines: list[str] = []
         for key in [*before, *(k for k in after if k not in before)]:
             if before.get(key) != after.get(key):
-                lines.extend(_change_lines(f"{name}.{key}", before.get(key), after.get(key)))
+                lines.extend(change_lines(f"{name}.{key}", before.get(key), after.get(key)))
         return lines
     return [f"{name}: {_value(before)} → {_value(after)}"]
 
 
 def _drift(entry: PlanEntry) -> None:
     for change in entry.drift:
-        for line in _change_lines(change.field, change.before, change.after):
+        for line in change_lines(change.field, change.before, change.after):
             click.secho(f"    drift since the last apply: {line}", fg="magenta")
 
 

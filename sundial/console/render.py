@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import yaml
@@ -116,6 +117,22 @@ def absolute(when: datetime | None) -> str:
     if when is None:
         return "-"
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def zone_of(trigger: Trigger) -> str:
+    """The time zone a trigger is evaluated in: its own for cron, else UTC."""
+    return trigger.timezone if isinstance(trigger, Cron) else "UTC"
+
+
+def local(when: datetime | None, zone: str) -> str:
+    """A time in ``zone``, to the second, with the zone's abbreviation (``CET``)."""
+    if when is None:
+        return "-"
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return absolute(when)
+    return when.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def relative(when: datetime | None, now: datetime) -> str:

@@ -8,7 +8,7 @@ import click
 
 from sundial.client import Run, Schedule, ScheduleSpec
 from sundial.console import render
-from sundial.console.options import api_client, connection_options, output_option
+from sundial.console.options import api_client, connection_options, output_option, reason_option
 from sundial.console.parsing import (
     json_value,
     label_pairs,
@@ -87,11 +87,25 @@ def show_schedule(schedule: Schedule, output: str) -> None:
             ("args", render.compact(schedule.args)),
             ("kwargs", render.compact(schedule.kwargs)),
             ("labels", render.labels(schedule.labels)),
+            ("calendars", _calendars(schedule)),
+            (
+                "success deadline",
+                f"within {render.words(schedule.expect_success_within_seconds)}"
+                if schedule.expect_success_within_seconds
+                else "-",
+            ),
             ("managed by", schedule.managed_by or "- (made by hand)"),
             ("description", schedule.description or "-"),
             ("version", str(schedule.version)),
         ]
     )
+
+
+def _calendars(schedule: Schedule) -> str:
+    if not schedule.exclude_calendars:
+        return "-"
+    policy = "skipped" if schedule.on_excluded == "skip" else "run at the next allowed instant"
+    return f"{', '.join(schedule.exclude_calendars)} (excluded fires are {policy})"
 
 
 def _counts(schedule: Schedule) -> str:
@@ -113,6 +127,19 @@ def _counts(schedule: Schedule) -> str:
 @click.option("--description")
 @click.option("--paused", is_flag=True, help="Create it paused.")
 @click.option("--idempotency-key", help="Repeating the request returns the same schedule.")
+@click.option(
+    "--exclude-calendar",
+    "calendars",
+    multiple=True,
+    metavar="NAME",
+    help="An exclusion calendar; repeatable.",
+)
+@click.option(
+    "--on-excluded",
+    type=click.Choice(["skip", "next_allowed"]),
+    help="What an excluded fire does (default skip).",
+)
+@reason_option
 @output_option()
 @connection_options
 def create_command(
@@ -131,6 +158,9 @@ def create_command(
     description: str | None,
     paused: bool,
     idempotency_key: str | None,
+    calendars: tuple[str, ...],
+    on_excluded: str | None,
+    reason: str | None,
     output: str,
     url: str,
     api_key: str | None,
@@ -147,6 +177,8 @@ def create_command(
         "labels": label_pairs(label) or None,
         "description": description,
         "paused": paused or None,
+        "exclude_calendars": list(calendars) or None,
+        "on_excluded": on_excluded,
     }
     spec = ScheduleSpec(
         task=task,
@@ -155,7 +187,7 @@ def create_command(
         **{k: v for k, v in given.items() if v is not None},
     )
     with api_client(url, api_key) as client:
-        schedule = client.create(spec, idempotency_key=idempotency_key)
+        schedule = client.create(spec, idempotency_key=idempotency_key, reason=reason)
     if output != "table":
         emit(schedule, output)
         return
@@ -167,18 +199,21 @@ def create_command(
 
 @click.command("delete")
 @click.argument("schedule_ids", nargs=-1, required=True)
+@reason_option
 @connection_options
-def delete_command(schedule_ids: tuple[str, ...], url: str, api_key: str | None) -> None:
-    """Delete schedules (and their runs)."""
+def delete_command(
+    schedule_ids: tuple[str, ...], reason: str | None, url: str, api_key: str | None
+) -> None:
+    """Delete schedules (and their runs; their history stays)."""
     with api_client(url, api_key) as client:
         for schedule_id in schedule_ids:
-            client.delete(schedule_id)
+            client.delete(schedule_id, reason=reason)
             click.echo(f"deleted {schedule_id}")
 
 
 @click.command("pause")
 @click.argument("schedule_id")
-@click.option("--reason", help="Why; kept as the schedule's state_reason.")
+@click.option("--reason", help="Why; kept as the schedule's state_reason and in its history.")
 @output_option()
 @connection_options
 def pause_command(
@@ -192,7 +227,7 @@ def pause_command(
 
 @click.command("resume")
 @click.argument("schedule_id")
-@click.option("--reason", help="Why; kept as the schedule's state_reason.")
+@click.option("--reason", help="Why; kept as the schedule's state_reason and in its history.")
 @output_option()
 @connection_options
 def resume_command(
@@ -216,12 +251,15 @@ def _state_line(schedule: Schedule, output: str) -> None:
 
 @click.command("trigger")
 @click.argument("schedule_id")
+@reason_option
 @output_option()
 @connection_options
-def trigger_command(schedule_id: str, output: str, url: str, api_key: str | None) -> None:
+def trigger_command(
+    schedule_id: str, reason: str | None, output: str, url: str, api_key: str | None
+) -> None:
     """Fire a schedule now, out of band."""
     with api_client(url, api_key) as client:
-        run = client.trigger(schedule_id)
+        run = client.trigger(schedule_id, reason=reason)
     if output != "table":
         emit(run, output)
     else:

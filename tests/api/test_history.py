@@ -150,3 +150,15 @@ def test_runs_record_the_version_they_fired_under(client: TestClient, engine: En
     put(client, "s", description="changed")
     run = client.post("/v1/schedules/s/trigger").json()
     assert run["schedule_version"] == 2
+
+
+def test_a_reason_header_sent_as_utf8_is_recorded_as_written(client: TestClient) -> None:
+    put(client, "s")
+    client.post(
+        "/v1/schedules/s/trigger", headers={"X-Sundial-Reason": "Störung: bitte warten".encode()}
+    )
+    client.post("/v1/schedules/s/pause", headers={"X-Sundial-Reason": b"caf\xe9"})  # Latin-1
+
+    latest, earlier = _history(client, "s")[:2]
+    assert earlier["reason"] == "Störung: bitte warten"
+    assert latest["reason"] == "café"

@@ -26,7 +26,15 @@ from sqlalchemy import Engine, select
 
 from api import strict_json
 from api.merge_patch import merge_patch
-from scheduler.models import idempotency_keys, runs, schedules
+from scheduler.models import (
+    apply_sources,
+    calendars,
+    changes,
+    idempotency_keys,
+    runs,
+    schedule_calendars,
+    schedules,
+)
 from tests.api.support import TestClient, put
 
 GENERATED_EXAMPLES = 20  # per endpoint taking a body, besides the swept ones
@@ -49,6 +57,40 @@ SCHEDULE = {
     "labels": {"team": "x"},
     "retry": {"max_attempts": 2, "backoff_seconds": 1},
     "start_at": "2026-11-01T00:00:00+01:00",
+}
+
+
+CALENDAR = {
+    "description": "holidays and lunch",
+    "rules": [
+        {"type": "dates", "dates": ["2026-12-24", "2026-12-31"]},
+        {"type": "date_range", "start": "2026-08-01", "end": "2026-08-15"},
+        {"type": "weekly", "days": ["mon-fri"], "start_time": "12:00", "end_time": "13:00"},
+        {"type": "holidays", "country": "DE", "subdivision": "BY"},
+        {
+            "type": "ics",
+            "content": "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//fuzz//EN\r\n"
+            "BEGIN:VEVENT\r\nUID:1@fuzz\r\nDTSTART;VALUE=DATE:20261225\r\n"
+            "SUMMARY:Closed\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+        },
+    ],
+}
+APPLIED = "fuzz-applied"
+APPLY = {
+    "source": "fuzz",
+    "calendars": [{"name": "fuzz-cal", **CALENDAR}],
+    "schedules": [
+        {
+            **{k: v for k, v in SCHEDULE.items() if k != "start_at"},
+            "id": APPLIED,
+            "exclude_calendars": ["fuzz-cal"],
+            "on_excluded": "next_allowed",
+            "expect_success_within_seconds": 600,
+        }
+    ],
+    "prune": False,
+    "dry_run": False,
+    "fire_times": 3,
 }
 
 
@@ -92,6 +134,9 @@ ENDPOINTS = [
             "jitter_seconds": 30,
         },
     ),
+    Endpoint("PUT", "/v1/calendars/fuzz-cal", CALENDAR),
+    Endpoint("POST", f"/v1/schedules/{TARGET}/history/1/restore", {"reason": "roll back"}),
+    Endpoint("POST", "/v1/apply", APPLY),
     Endpoint("POST", f"/v1/schedules/{TARGET}/pause", None),
     Endpoint("POST", f"/v1/schedules/{TARGET}/resume", None),
     Endpoint("POST", f"/v1/schedules/{TARGET}/trigger", None),
@@ -243,6 +288,7 @@ def swept_bodies(template: dict[str, Any]) -> list[tuple[bytes, str | None]]:
         for i, token in enumerate(KEY_TOKENS)
     ]
     bodies += [
+        (valid, JSON_TYPE),  # the template itself: accepted, and read back as sent
         (b"\xef\xbb\xbf" + valid, JSON_TYPE),
         (valid[: len(valid) // 2], JSON_TYPE),
         (valid[:-1] + b"\xff}", JSON_TYPE),
@@ -326,7 +372,15 @@ def _snapshot(engine: Engine) -> dict[str, list[str]]:
     with engine.connect() as conn:
         return {
             table.name: sorted(repr(tuple(row)) for row in conn.execute(select(table)))
-            for table in (schedules, runs, idempotency_keys)
+            for table in (
+                schedules,
+                runs,
+                idempotency_keys,
+                calendars,
+                schedule_calendars,
+                changes,
+                apply_sources,
+            )
         }
 
 
@@ -373,6 +427,49 @@ def _check_stored(
         _assert_same(field, expected, stored[field])
 
 
+def _check_calendar(client: TestClient, path: str, sent: Any, response: Any) -> None:
+    """The calendar reads back as sent, rule by rule (defaults the server fills in aside)."""
+    stored = client.get(path).json()
+    assert {**stored, "used_by": None} == {**response, "used_by": None}
+    assert _canonical(stored["description"]) == _canonical(sent.get("description", ""))
+    assert len(stored["rules"]) == len(sent["rules"])
+    for rule, kept in zip(sent["rules"], stored["rules"], strict=True):
+        for key, value in rule.items():
+            assert _canonical(kept[key]) == _canonical(value), (key, value, kept[key])
+
+
+def _check_restored(client: TestClient, sent: Any, response: Any) -> None:
+    """Version 1 is the current spec again, recorded as a restore with the reason sent."""
+    assert client.get(f"/v1/schedules/{TARGET}").json() == response
+    latest = client.get(f"/v1/schedules/{TARGET}/history", params={"limit": 1}).json()
+    (change,) = latest["items"]
+    assert change["kind"] == "restore" and change["details"] == {"restored_version": 1}
+    assert change["reason"] == (sent.get("reason") or None)
+
+
+def _check_applied(
+    client: TestClient,
+    sent: Any,
+    before_rows: dict[str, list[str]],
+    after_rows: dict[str, list[str]],
+) -> None:
+    """A dry run changed nothing; a real apply stored each calendar and schedule as sent."""
+    if sent.get("dry_run"):
+        assert after_rows == before_rows
+        return
+    for calendar in sent.get("calendars", []):
+        rules = {k: v for k, v in calendar.items() if k != "name"}
+        path = f"/v1/calendars/{calendar['name']}"
+        _check_calendar(client, path, rules, client.get(path).json())
+    for entry in sent["schedules"]:
+        stored = client.get(f"/v1/schedules/{entry['id']}").json()
+        assert stored["managed_by"] == sent["source"]
+        for field, value in entry.items():
+            if field in ("id", "paused"):
+                continue
+            _assert_same(field, value, stored[field])
+
+
 def _exercise(
     client: TestClient, engine: Engine, endpoint: Endpoint, body: bytes, media: Any
 ) -> None:
@@ -393,7 +490,13 @@ def _exercise(
         return  # no body read: the action's own effect is tested elsewhere
     sent = _standard_json(body)  # what was accepted must have been standard JSON
     after_rows = _snapshot(engine)
-    if endpoint.path.endswith("/backfill"):
+    if endpoint.path.startswith("/v1/calendars/"):
+        _check_calendar(client, endpoint.path, sent, response.json())
+    elif endpoint.path.endswith("/restore"):
+        _check_restored(client, sent, response.json())
+    elif endpoint.path == "/v1/apply":
+        _check_applied(client, sent, before_rows, after_rows)
+    elif endpoint.path.endswith("/backfill"):
         assert after_rows["schedules"] == before_rows["schedules"]
         added = len(after_rows["runs"]) - len(before_rows["runs"])
         assert added == response.json()["count"]

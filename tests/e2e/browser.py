@@ -49,6 +49,8 @@ CHROMIUM_FLAGS = (
 BROWSER_TZ = "Europe/Paris"
 WRITE_KEY = "e2e-write-key-5f1c2a"
 READ_KEY = "e2e-read-key-9b7d4e"
+# The names the change history records for the two keys.
+WRITER, READER = "alice", "auditor"
 T = TypeVar("T")
 
 
@@ -68,7 +70,7 @@ class Deployment:
         self.redis.start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")} | {
             "PYTHONUNBUFFERED": "1",
-            "SUNDIAL_API_KEYS": f"{WRITE_KEY},{READ_KEY}:read",
+            "SUNDIAL_API_KEYS": f"{WRITER}={WRITE_KEY},{READER}={READ_KEY}:read",
             "SUNDIAL_REDIS_URL": self.redis.url,
             "SUNDIAL_LEASE_TTL_SECONDS": "5",
         }

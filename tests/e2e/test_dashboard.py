@@ -21,6 +21,7 @@ from selenium.webdriver.support.ui import Select
 from tests.e2e.browser import (
     READ_KEY,
     WRITE_KEY,
+    WRITER,
     Deployment,
     require_chromium,
     start_chromium,
@@ -176,6 +177,68 @@ def test_pause_with_a_reason_then_resume(deployment: Deployment, writer: WebDriv
     assert _state(deployment, "pausable") == "active"
 
 
+def _rows(driver: WebDriver, selector: str) -> list[Any]:
+    return list(driver.find_elements(By.CSS_SELECTOR, selector))
+
+
+def test_a_pause_is_in_the_history_under_the_key_name_and_the_timeline_shows_it(
+    deployment: Deployment, writer: WebDriver
+) -> None:
+    _put(deployment, "every-second", trigger={"type": "interval", "seconds": 1})
+    writer.get(f"{deployment.base}/ui/schedules/every-second")
+    until(
+        writer,
+        lambda d: _rows(d, '#timeline tr.tl-row[data-status="succeeded"]'),
+        "a fire that ran, in the timeline",
+        timeout=40,
+    )
+
+    _fill(writer, {"reason": "maintenance window"})
+    writer.find_element(By.ID, "pause").click()
+    until(writer, lambda d: d.find_elements(By.ID, "state-reason"), "the paused page")
+    writer.execute_script("window.sundialTestMarker = 'same page'")
+
+    change = writer.find_element(By.CSS_SELECTOR, '#history tr.change-row[data-kind="pause"]')
+    assert change.get_attribute("data-actor") == WRITER
+    assert "maintenance window" in change.find_element(By.CLASS_NAME, "change-reason").text
+    # The timeline refreshes itself: the fires planned since the pause show as paused.
+    paused = until(
+        writer,
+        lambda d: [
+            row
+            for row in _rows(d, '#timeline tr.tl-row[data-cause="paused"]')
+            if row.get_attribute("data-status") == "not_fired"
+        ][1:],
+        "two paused fires in the timeline",
+        timeout=30,
+    )
+    assert f"paused by {WRITER}" in paused[0].text and "maintenance window" in paused[0].text
+    assert writer.execute_script("return window.sundialTestMarker") == "same page"
+    ran = _rows(writer, '#timeline tr.tl-row[data-status="succeeded"]')
+    assert ran and ran[0].find_element(By.LINK_TEXT, "run").get_attribute("href")
+
+
+def test_an_earlier_version_is_restored_from_the_history(
+    deployment: Deployment, writer: WebDriver
+) -> None:
+    _put(deployment, "restorable", description="the good one")
+    _put(deployment, "restorable", description="a bad edit")
+    writer.get(f"{deployment.base}/ui/schedules/restorable")
+
+    row = writer.find_element(By.CSS_SELECTOR, '#history tr.change-row[data-version="1"]')
+    row.find_element(By.TAG_NAME, "summary").click()
+    row.find_element(By.NAME, "reason").send_keys("undo the bad edit")
+    row.find_element(By.CSS_SELECTOR, 'button[data-restore="1"]').click()
+
+    until(writer, lambda d: "restored" in d.find_element(By.ID, "notice").text, "the notice")
+    schedule = deployment.api("GET", "/v1/schedules/restorable").json()
+    assert (schedule["description"], schedule["version"]) == ("the good one", 3)
+    latest = writer.find_element(By.CSS_SELECTOR, "#history tr.change-row")
+    assert latest.get_attribute("data-kind") == "restore"
+    assert latest.get_attribute("data-actor") == WRITER
+    assert "undo the bad edit" in latest.text
+
+
 def test_a_bad_cron_shows_the_apis_422_next_to_the_field(
     deployment: Deployment, writer: WebDriver
 ) -> None:
@@ -316,7 +379,9 @@ def test_screenshots_of_the_main_pages(
     def settled() -> bool:
         paused = _state(deployment, "partner-webhook") == "paused"
         beats = deployment.api("GET", "/v1/schedules/heartbeat/runs?state=succeeded").json()
-        return paused and len(beats["items"]) >= 5
+        timeline = deployment.api("GET", "/v1/schedules/partner-webhook/timeline").json()
+        held = [e for e in timeline["items"] if e["cause"] == "paused"]
+        return paused and len(beats["items"]) >= 5 and len(held) >= 2
 
     wait_for(settled, 60, "the webhook to be paused and the heartbeat to have run", interval=0.5)
     folder = _screenshot_dir(tmp_path)
@@ -326,6 +391,7 @@ def test_screenshots_of_the_main_pages(
         ("/ui", "overview.png", "run-counts"),
         ("/ui/schedules", "schedules.png", "schedules"),
         ("/ui/schedules/monthly-invoices", "schedule.png", "next-fires"),
+        ("/ui/schedules/partner-webhook", "timeline.png", "timeline-panel"),
     ]
     for path, name, ready in pages:
         writer.get(deployment.base + path)

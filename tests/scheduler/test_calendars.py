@@ -240,3 +240,23 @@ def test_apscheduler_sees_the_same_fire_times_with_calendars(engine: Engine) -> 
     after_23rd = job.trigger.get_next_fire_time(local(2026, 12, 23, 3), T0)
     assert after_23rd == local(2026, 12, 24, 3)  # excluded, recorded skipped
     assert job.trigger.get_next_fire_time(after_23rd, T0) == local(2026, 12, 25)  # moved
+
+
+def test_the_next_excluded_stretches_are_listed_in_order_and_a_long_range_whole() -> None:
+    calendar = cal(
+        {"type": "weekly", "days": ["sat-sun"]},
+        {"type": "date_range", "start": "2026-12-23", "end": "2027-03-31"},
+        {"type": "dates", "dates": ["2026-12-22"]},
+    )
+
+    spans = calendar.upcoming(BERLIN, T0, 4)
+
+    assert [(s.start, s.end, s.label) for s in spans] == [
+        (local(2026, 12, 22), local(2026, 12, 23), "2026-12-22"),
+        # Reaches over several 30-day chunks: still one stretch, to its real end.
+        (local(2026, 12, 23), local(2027, 4, 1), "2026-12-23 to 2027-03-31"),
+        # Saturday and Sunday touch: one weekend.
+        (local(2026, 12, 26), local(2026, 12, 28), "weekly sat-sun 00:00-24:00"),
+        (local(2027, 1, 2), local(2027, 1, 4), "weekly sat-sun 00:00-24:00"),
+    ]
+    assert calendar.upcoming(BERLIN, local(2026, 12, 22, 12), 1)[0].start == local(2026, 12, 22)

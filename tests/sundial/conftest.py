@@ -7,17 +7,22 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
+from scheduler.alerts import AlertKind, raise_alert
 from sundial.client import Client
 from tests.conftest import DATABASES
 from tests.services import free_port, unique_name, wait_for
 
 WRITE_KEY = "rw-" + "s3cret-write"
 READ_KEY = "ro-" + "s3cret-read"
+# The names the history records for the two keys (SUNDIAL_API_KEYS NAME=KEY entries).
+WRITER, READER = "ci-writer", "auditor"
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,22 @@ class LiveApi:
     url: str
     kind: str
     database_url: str
+
+    def raise_alert(self, schedule_id: str, kind: AlertKind, message: str) -> None:
+        """Raise an alert in the store, as the leader would (this API runs no leader)."""
+        engine = create_engine(self.database_url)
+        try:
+            with engine.begin() as conn:
+                raise_alert(
+                    conn,
+                    schedule_id=schedule_id,
+                    kind=kind,
+                    subject="fire-1",
+                    message=message,
+                    now=datetime.now(UTC),
+                )
+        finally:
+            engine.dispose()
 
     def client(self, key: str | None = WRITE_KEY) -> Client:
         """A client with ``key`` (None: no key at all)."""
@@ -54,7 +75,7 @@ def live_api(
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")}
     env.update(
         SUNDIAL_DATABASE_URL=database_url,
-        SUNDIAL_API_KEYS=f"{WRITE_KEY},{READ_KEY}:read",
+        SUNDIAL_API_KEYS=f"{WRITER}={WRITE_KEY},{READER}={READ_KEY}:read",
         SUNDIAL_DATA_DIR=str(workdir / "data"),
         PYTHONUNBUFFERED="1",
     )

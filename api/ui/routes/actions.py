@@ -1,6 +1,7 @@
 """Schedule actions from the dashboard: pause (with a reason), resume, trigger now,
-backfill (with a dry-run count first) and delete (after a confirmation page). Each calls
-the REST API's route function, so the rules and errors are the API's."""
+backfill (with a dry-run count first), restore an earlier version, and delete (after a
+confirmation page). Each calls the REST API's route function, so the rules and errors are
+the API's, and each is recorded under the name of the key the viewer logged in with."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Request, Response
+from fastapi import APIRouter, Form, Path, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.deps import AppContext, Context
+from api.history_schemas import RestoreRequest
+from api.routes.history import restore_version
 from api.routes.schedule_actions import (
     backfill_schedule,
     pause_schedule,
@@ -145,6 +148,22 @@ def backfill_preview(
         errors = refused.fields or {"": refused.message}
     context = {"count": count, "errors": errors}
     return pages.render(request, viewer, "_backfill_preview.html", context)
+
+
+@router.post("/schedules/{schedule_id}/history/{version}/restore")
+def restore(
+    schedule_id: ScheduleId,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    viewer: Writer,
+    ctx: Context,
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    """Make an earlier version's spec current again (a new version, recorded as a
+    ``restore``)."""
+    with api_refusals():
+        body = RestoreRequest.model_validate({"reason": reason.strip() or None})
+        restore_version(schedule_id, version, Response(), ctx, viewer.audit(), body)
+    return redirect(f"{UI}/schedules/{schedule_id}?notice=restored#history")
 
 
 @router.get("/schedules/{schedule_id}/delete", response_class=HTMLResponse)

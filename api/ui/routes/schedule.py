@@ -1,4 +1,5 @@
-"""One schedule: every field and policy, its next fires, its run history, and editing."""
+"""One schedule: every field and policy, its next fires, its fire timeline, its runs, its
+change history, and editing."""
 
 from __future__ import annotations
 
@@ -11,21 +12,27 @@ from fastapi.responses import HTMLResponse
 
 from api.deps import AppContext, Context
 from api.etags import etag
+from api.history_schemas import ChangePage, TimelinePage
 from api.pagination import decode_cursor, encode_cursor
+from api.routes.history import schedule_history
 from api.routes.previews import preview_schedule
 from api.routes.schedules import ScheduleId, put_schedule
+from api.routes.timeline import schedule_timeline
 from api.schemas import RunPublic, SchedulePublic, SchedulePut
 from api.ui import describe
 from api.ui.access import Reader, Viewer, Writer
 from api.ui.forms import FormFields, document_of, document_of_json, fields_of
 from api.ui.pages import UI, Pages, PagesDep, redirect
 from api.ui.refusals import Refused, api_refusals
+from api.ui.timeline_window import TimelineWindow, default_window, window_of
 from scheduler import schedules as repo
 
 router = APIRouter(prefix=UI)
 
 RUNS_PAGE = 25
 NEXT_FIRES = 10
+TIMELINE_PAGE = 50
+HISTORY_PAGE = 15
 
 
 def run_cursor(cursor: str) -> tuple[datetime, str] | None:
@@ -50,6 +57,66 @@ def runs_page(rows: list[dict[str, Any]], size: int) -> tuple[list[RunPublic], s
         rows = rows[:size]
         cursor = encode_cursor(rows[-1]["scheduled_for"].isoformat(), rows[-1]["id"])
     return [RunPublic.model_validate(row) for row in rows], cursor
+
+
+def _instant_param(request: Request, name: str) -> datetime | None:
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise Refused(422, f"{name}: not a time with an offset") from exc
+    if when.tzinfo is None:
+        raise Refused(422, f"{name}: not a time with an offset")
+    return when
+
+
+def _timeline(
+    request: Request, ctx: AppContext, schedule: SchedulePublic, fire_times: list[datetime]
+) -> dict[str, Any]:
+    """The timeline panel: the window shown, its page of instants, and where to go next."""
+    default = default_window(fire_times, schedule.created_at, ctx.clock())
+    window, page, error = default, None, None
+    try:
+        window = window_of(
+            _instant_param(request, "tl_since"), _instant_param(request, "tl_until"), default
+        )
+        with api_refusals():
+            page = schedule_timeline(
+                schedule.id,
+                ctx,
+                since=window.since,
+                until=window.until,
+                limit=TIMELINE_PAGE,
+                cursor=request.query_params.get("tl_cursor") or None,
+            )
+    except Refused as refused:
+        error = "; ".join([refused.message, *refused.fields.values()])
+    except (OverflowError, ValueError):
+        error = "That window is beyond the dates this server can represent."
+    return {
+        "window": window,
+        "page": page
+        or TimelinePage(
+            schedule_id=schedule.id,
+            since=window.since,
+            until=window.until,
+            items=[],
+            next_cursor=None,
+        ),
+        "error": error,
+        "earlier": _moved(window, -1),
+        "later": _moved(window, 1),
+        "is_default": window == default,
+    }
+
+
+def _moved(window: TimelineWindow, direction: int) -> TimelineWindow | None:
+    try:
+        return window.earlier() if direction < 0 else window.later()
+    except OverflowError:
+        return None
 
 
 def load_schedule(ctx: AppContext, schedule_id: str) -> SchedulePublic:
@@ -78,6 +145,12 @@ def render_detail(
     zone = describe.zone_of(schedule.trigger.model_dump(mode="json"))
     with api_refusals():
         preview = preview_schedule(schedule_id, ctx, count=NEXT_FIRES, after=None)
+        changes: ChangePage = schedule_history(
+            schedule_id,
+            ctx,
+            limit=HISTORY_PAGE,
+            cursor=request.query_params.get("h_cursor") or None,
+        )
     fires = describe.next_fires(preview.fire_times, preview.due_times, zone, ctx.clock())
     context = {
         "page": "schedules",
@@ -88,6 +161,9 @@ def render_detail(
         "runs": runs,
         "next_cursor": next_cursor,
         "first_page": not cursor,
+        "timeline": _timeline(request, ctx, schedule, preview.fire_times),
+        "changes": changes,
+        "first_changes": not request.query_params.get("h_cursor"),
         "forms": forms or {},
         "notice": request.query_params.get("notice"),
         "count": request.query_params.get("count"),
