@@ -48,6 +48,7 @@ class Dispatch:
     queue: str
     priority: int | None
     expires_at: datetime | None
+    trigger: str = RunTrigger.SCHEDULE.value
 
 
 def check_fencing(conn: Connection, token: int) -> None:
@@ -73,6 +74,7 @@ def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
         queue=schedule["queue"],
         priority=schedule["priority"],
         expires_at=None if expires is None else run["scheduled_for"] + timedelta(seconds=expires),
+        trigger=run["trigger"],
     )
 
 
@@ -82,6 +84,8 @@ class Claim:
 
     dispatches: list[Dispatch] = field(default_factory=list)
     revoke: list[str] = field(default_factory=list)
+    # Fires this claim recorded, by run state (pending, missed, skipped): for the metrics.
+    recorded: dict[str, int] = field(default_factory=dict)
 
 
 # What planning and publishing a fire need; labels, descriptions and the rest stay put.
@@ -211,6 +215,7 @@ def claim_due(
             and run["state"] == RunState.PENDING.value
         ],
         revoke,
+        dict(Counter(state for _, state in counts.elements())),
     )
 
 

@@ -180,6 +180,9 @@ replicas = Table(
     Column("pid", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("last_seen_at", UTCDateTime, nullable=False),
+    # The replica's metrics at its last heartbeat (scheduler.metrics.Snapshot), which the
+    # dashboard shows; null with metrics off or before the first heartbeat.
+    Column("metrics", JSON(none_as_null=True)),
 )
 
 idempotency_keys = Table(

@@ -38,6 +38,7 @@ from scheduler.claim import Claim, Dispatch, pending_dispatches
 from scheduler.clock import Clock
 from scheduler.dispatch import Publisher
 from scheduler.lease import Lease
+from scheduler.metrics import SchedulerMetrics, private
 
 log = logging.getLogger("sundial.outbox")
 
@@ -66,7 +67,9 @@ class Outbox:
         clock: Clock,
         batch_size: int,
         threaded: bool = False,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or private()
         self._engine = engine
         self._publisher = publisher
         self._lease = lease
@@ -226,7 +229,9 @@ class Outbox:
             # Frozen or cut off past our deadline: a follower may lead by now and relay
             # these runs itself. They stay pending; publishing late could send them twice.
             return False
-        sent = self._publisher.publish(dispatches)
+        with self._metrics.publishing():
+            sent = self._publisher.publish(dispatches)
+        self._metrics.published_batch(dispatches, sent, self._clock())
         complete = len(sent) == len(dispatches)
         if complete:
             self._retry_at = None
@@ -244,6 +249,7 @@ class Outbox:
         try:
             mark_dispatched(self._engine, sent, self._clock())
         except SQLAlchemyError as exc:
+            self._metrics.store_error("mark")
             # The broker holds these messages: remember them, never publish them again,
             # and record them once the store answers.
             with self._lock:
@@ -264,6 +270,7 @@ class Outbox:
         try:
             mark_dispatched(self._engine, ids, self._clock())
         except SQLAlchemyError as exc:
+            self._metrics.store_error("mark")
             self._mark_failures += 1
             if self._mark_failures % 20 == 1:  # about every 10 s while the store is away
                 log.warning(

@@ -24,6 +24,7 @@ from scheduler.dispatch import create_publisher, create_publisher_app
 from scheduler.housekeeping import Housekeeper, Retention
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, RedisLease, Replica, SqlLease
+from scheduler.metrics import SchedulerMetrics, private
 from scheduler.notices import NoticeListener
 from scheduler.outbox import Outbox
 from scheduler.runloop import FireCycle, LeaseKeeper, SundialScheduler
@@ -53,6 +54,7 @@ class SchedulerReplica:
     app: Celery
     housekeeper: Housekeeper
     alerts: AlertWatcher
+    metrics: SchedulerMetrics
     listener: NoticeListener | None = None
     redis_client: redis.Redis | None = None
     _stopping: bool = field(default=False, init=False)
@@ -68,7 +70,11 @@ class SchedulerReplica:
             self.stop_background()
 
     def start_background(self) -> None:
-        """Start the lease keeper, the notice listener and the event tracker."""
+        """Start the metrics endpoint, the lease keeper, the notice listener and the event
+        tracker."""
+        self.metrics.serve(
+            self.settings.scheduler_metrics_port, self.settings.scheduler_metrics_addr
+        )
         self.keeper.start()
         if self.listener is not None:
             self.listener.start()
@@ -98,8 +104,15 @@ class SchedulerReplica:
         self.scheduler.shutdown(wait=False)
 
 
-def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica:
-    """Wire a replica from settings; nothing runs until ``run`` or ``start_background``."""
+def build_replica(
+    settings: Settings, clock: Clock = utcnow, metrics: SchedulerMetrics | None = None
+) -> SchedulerReplica:
+    """Wire a replica from settings; nothing runs until ``run`` or ``start_background``.
+
+    ``metrics`` (built by the entry point with its registry) are served on
+    ``settings.scheduler_metrics_port`` once started.
+    """
+    metrics = metrics or private()
     engine = make_engine(settings.database_url)
     replica = this_replica()
     client: redis.Redis | None = None
@@ -123,6 +136,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         clock,
         batch_size=settings.claim_batch_size,
         threaded=True,
+        metrics=metrics,
     )
     jobstore = SqlJobStore(engine)
     cycle = FireCycle(
@@ -133,6 +147,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         poll_s=settings.poll_interval_s,
         batch_size=settings.claim_batch_size,
         clock=clock,
+        metrics=metrics,
     )
     housekeeper = Housekeeper(
         engine,
@@ -157,7 +172,13 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
     )
     scheduler = SundialScheduler(cycle, jobstore)
     keeper = LeaseKeeper(
-        lease, engine, replica, settings.lease_ttl_seconds, on_change=scheduler.wakeup, clock=clock
+        lease,
+        engine,
+        replica,
+        settings.lease_ttl_seconds,
+        on_change=scheduler.wakeup,
+        clock=clock,
+        metrics=metrics,
     )
     listener = None
     if client is not None:
@@ -167,7 +188,8 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
             scheduler.wakeup()
 
         listener = NoticeListener(client, on_notice)
-    tracker = EventTracker(app, engine, active=lease.held)
+    tracker = EventTracker(app, engine, active=lease.held, metrics=metrics)
+    metrics.watch(lease, engine)
     return SchedulerReplica(
         settings,
         engine,
@@ -180,6 +202,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         app,
         housekeeper,
         alerts,
+        metrics,
         listener,
         client,
     )

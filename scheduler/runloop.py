@@ -16,6 +16,7 @@ from scheduler.clock import Clock, monotonic, utcnow
 from scheduler.errors import LeadershipLost
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, Replica
+from scheduler.metrics import SchedulerMetrics, private
 from scheduler.models import replicas
 from scheduler.outbox import Outbox
 
@@ -44,7 +45,9 @@ class FireCycle:
         poll_s: float,
         batch_size: int,
         clock: Clock = utcnow,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or private()
         self._engine = engine
         self._lease = lease
         self._outbox = outbox
@@ -63,7 +66,9 @@ class FireCycle:
             self._outbox.begin(token)
             self._fired = False
             while True:
-                claim = self._jobstore.claim_due(self._clock(), token, self._batch)
+                with self._metrics.claiming():
+                    claim = self._jobstore.claim_due(self._clock(), token, self._batch)
+                self._metrics.claimed(claim)
                 self._fired = self._fired or bool(claim.dispatches)
                 self._outbox.publish(claim)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
@@ -73,6 +78,7 @@ class FireCycle:
             self._step_down()
             return self._poll_s
         except SQLAlchemyError as exc:
+            self._metrics.store_error("cycle")
             # The store is down: nothing can be claimed, so nothing is fired twice or lost;
             # the fires stay due and are claimed when it returns.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
@@ -89,6 +95,7 @@ class FireCycle:
         try:
             due = due_times(self._engine)
         except SQLAlchemyError as exc:
+            self._metrics.store_error("wait")
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
             return min(STORE_RETRY_S, self._poll_s)
@@ -110,7 +117,9 @@ class LeaseKeeper:
         ttl_s: float,
         on_change: Callable[[], None],
         clock: Clock = utcnow,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or private()
         self._lease = lease
         self._engine = engine
         self._replica = replica
@@ -159,9 +168,11 @@ class LeaseKeeper:
         try:
             if self._lease.token is None:
                 self._lease.acquire()
-            else:
-                self._lease.renew()
+            elif not self._lease.renew():
+                self._metrics.renew_failed("lost")
         except Exception as exc:  # Redis or SQL unreachable: the deadline decides, not this
+            if self._lease.token is not None:
+                self._metrics.renew_failed("error")
             log.warning("lease: %s attempt failed: %s", type(exc).__name__, exc)
         if self._lease.held() != was_leader:
             log.info(
@@ -175,14 +186,17 @@ class LeaseKeeper:
             self._heartbeat()
 
     def _heartbeat(self) -> None:
+        # Taken before the transaction: it reads the store itself (the outbox's size).
+        snapshot = self._metrics.snapshot(self._clock())
         try:
             with self._engine.begin() as conn:
                 conn.execute(
                     update(replicas)
                     .where(replicas.c.replica_id == self._replica.replica_id)
-                    .values(last_seen_at=self._clock())
+                    .values(last_seen_at=self._clock(), metrics=snapshot)
                 )
         except SQLAlchemyError as exc:
+            self._metrics.store_error("heartbeat")
             log.warning("lease: heartbeat failed: %s", type(exc).__name__)
 
     def _run(self) -> None:

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     # Where `sundial dev` and the embedded broker keep their files (the broker's queue in
     # <data_dir>/broker, so queued messages survive a restart).
     data_dir: Path = Path(".sundial")
+    # Each `sundial scheduler` serves Prometheus metrics here; 0 = off. All interfaces by
+    # default, as a scraper runs on another machine; metrics carry no secret.
+    scheduler_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    scheduler_metrics_addr: str = "0.0.0.0"
 
     @field_validator("api_keys", "allowed_tasks", "webhook_allowed_hosts", mode="before")
     @classmethod

@@ -14,6 +14,7 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from scheduler.clock import Clock, utcnow
+from scheduler.metrics import SchedulerMetrics, private
 from scheduler.models import RunState
 from scheduler.outcomes import record_outcome
 
@@ -128,7 +129,9 @@ class EventTracker:
         active: Callable[[], bool],
         retry_s: float = 1.0,
         clock: Clock = utcnow,
+        metrics: SchedulerMetrics | None = None,
     ) -> None:
+        self._metrics = metrics or private()
         self._clock = clock
         self._app = app
         self._engine = engine
@@ -157,6 +160,7 @@ class EventTracker:
         try:
             apply_event(self._engine, event, self._clock())
         except Exception as exc:  # the store is down: report; the event is not replayed
+            self._metrics.store_error("tracking")
             log.error(
                 "tracking: could not record %s for run %s: %s",
                 event.get("type"),

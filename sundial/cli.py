@@ -97,10 +97,13 @@ def api(host: str, port: int, workers: int | None) -> None:
 @main.command()
 def scheduler() -> None:
     """Run one scheduler replica until SIGTERM (run several for high availability)."""
+    from prometheus_client import CollectorRegistry
+
+    from scheduler.metrics import SchedulerMetrics
     from scheduler.replica import build_replica
 
     _configure_logging()
-    build_replica(load_settings()).run()
+    build_replica(load_settings(), metrics=SchedulerMetrics(CollectorRegistry())).run()
 
 
 @main.command(

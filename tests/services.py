@@ -9,7 +9,9 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 PG_ADMIN_URL = os.environ.get(
     "SUNDIAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -63,3 +65,15 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval:
         # A poll interval, not a fixed wait: the loop ends as soon as the condition holds.
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def scrape_metrics(port: int) -> dict[str, float]:
+    """Every sample a Prometheus endpoint on 127.0.0.1:``port`` serves, keyed
+    ``name{label=value,…}`` (labels sorted; no braces without labels)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return out

@@ -62,6 +62,8 @@ class Deployment:
         self.redis = RedisServer(folder, "redis")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        # The scheduler's Prometheus endpoint, on a port of the test's own.
+        self.metrics_port = free_port()
         self.log_path = folder / "dev.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -73,6 +75,8 @@ class Deployment:
             "SUNDIAL_API_KEYS": f"{WRITER}={WRITE_KEY},{READER}={READ_KEY}:read",
             "SUNDIAL_REDIS_URL": self.redis.url,
             "SUNDIAL_LEASE_TTL_SECONDS": "5",
+            "SUNDIAL_SCHEDULER_METRICS_PORT": str(self.metrics_port),
+            "SUNDIAL_SCHEDULER_METRICS_ADDR": "127.0.0.1",
         }
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(

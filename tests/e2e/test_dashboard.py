@@ -27,7 +27,7 @@ from tests.e2e.browser import (
     start_chromium,
     until,
 )
-from tests.services import wait_for
+from tests.services import scrape_metrics, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -152,6 +152,42 @@ def test_a_schedule_created_in_the_browser_runs_and_the_page_shows_it_succeed(
     row.find_element(By.LINK_TEXT, "details").click()
     until(writer, lambda d: d.find_elements(By.ID, "run-result"), "the run's result")
     assert "the browser" in writer.find_element(By.ID, "run-result").text
+
+
+def _figure(driver: WebDriver, element_id: str) -> int:
+    return int(driver.find_element(By.ID, element_id).text.replace(",", ""))
+
+
+def test_the_overview_shows_the_figures_the_scheduler_exports(
+    deployment: Deployment, writer: WebDriver
+) -> None:
+    _put(deployment, "metered", trigger={"type": "interval", "seconds": 1}, coalesce=False)
+    writer.get(f"{deployment.base}/ui")
+    until(writer, _has("metric-published"), "the leader's metrics on the overview")
+    writer.execute_script("window.sundialTestMarker = 'same page'")
+    shown_before = _figure(writer, "metric-published")
+
+    # The panel refreshes itself as the leader fires (its heartbeat writes the figures).
+    until(
+        writer,
+        lambda d: _figure(d, "metric-published") >= shown_before + 3,
+        "the published count on the overview to grow",
+        timeout=30,
+    )
+    assert writer.execute_script("return window.sundialTestMarker") == "same page"
+    shown = _figure(writer, "metric-published")
+    exported = scrape_metrics(deployment.metrics_port)
+    # The page shows the leader's counter as of its last heartbeat: never ahead of it.
+    assert 0 < shown <= exported["sundial_scheduler_fires_total{outcome=published}"]
+    assert exported["sundial_scheduler_leader"] == 1
+    term = int(exported["sundial_scheduler_fencing_term"])
+    assert f"term {term}" in writer.find_element(By.ID, "scheduler-metrics").text
+    assert f"term {term}" in writer.find_element(By.ID, "leader-card").text
+    assert "≤" in writer.find_element(By.ID, "metric-lateness").text
+    bars = writer.find_elements(By.CSS_SELECTOR, "#metric-lateness-histogram .bar-count")
+    assert len(bars) == 12 and sum(int(b.text.replace(",", "")) for b in bars) > 0
+    assert _figure(writer, "metric-refusals") == 0
+    deployment.api("POST", "/v1/schedules/metered/pause", json={"reason": "enough"})
 
 
 def test_pause_with_a_reason_then_resume(deployment: Deployment, writer: WebDriver) -> None:

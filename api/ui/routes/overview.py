@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from api.deps import Context
 from api.routes.alerts import list_alerts
 from api.ui.access import Reader
-from api.ui.overview import COUNT_CAP, load_overview
+from api.ui.overview import COUNT_CAP, bound_text, load_overview, quantile_text
 from api.ui.pages import UI, PagesDep
 
 router = APIRouter(prefix=UI)
@@ -36,5 +36,7 @@ def overview_page(request: Request, viewer: Reader, pages: PagesDep, ctx: Contex
         "alerts": alerts.items,
         "more_alerts": alerts.next_cursor is not None,
         "webhook": ctx.settings.alert_webhook_url is not None,
+        "quantile": quantile_text,
+        "bound": bound_text,
     }
     return pages.render(request, viewer, "overview.html", context)
