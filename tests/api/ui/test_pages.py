@@ -6,8 +6,10 @@ import html
 import re
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, insert, update
 
+from scheduler.metrics import SchedulerMetrics
 from scheduler.models import LEADER_ROW, leader, replicas, schedules
 from tests.api.support import T0, FakeClock, TestClient, put
 from tests.factories import add_run
@@ -257,3 +259,81 @@ def test_unknown_schedule_or_run_is_a_404_page(client: TestClient, clock: FakeCl
         response = client.get(path)
         assert response.status_code == 404, path
         assert "Not found" in response.text
+
+
+def _lead(engine: Engine, metrics: dict[str, object] | None) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(leader)
+            .where(leader.c.name == LEADER_ROW)
+            .values(
+                fencing_token=9,
+                holder="r9",
+                hostname="sched-9",
+                pid=99,
+                since=T0 - timedelta(minutes=5),
+                lease_expires_at=T0 + timedelta(seconds=8),
+            )
+        )
+        conn.execute(
+            insert(replicas).values(
+                replica_id="r9",
+                hostname="sched-9",
+                pid=99,
+                started_at=T0 - timedelta(hours=1),
+                last_seen_at=T0 - timedelta(seconds=1),
+                metrics=metrics,
+            )
+        )
+
+
+class _Lease:
+    token: int | None = 9
+
+    def held(self) -> bool:
+        return True
+
+
+def test_overview_shows_the_leaders_metrics_from_its_heartbeat(
+    client: TestClient, engine: Engine
+) -> None:
+    metrics = SchedulerMetrics(CollectorRegistry())
+    metrics.watch(_Lease(), engine)
+    for late in (0.02, 0.03, 0.04, 7.0):
+        metrics.fires.labels("published").inc()
+        metrics.lateness.observe(late)
+    metrics.fires.labels("missed").inc(2)
+    metrics.broker_refusals.inc()
+    metrics.store_error("mark")
+    _lead(engine, metrics.snapshot(T0 - timedelta(seconds=2)))
+
+    page = client.get("/ui").text
+
+    panel = page.split('id="scheduler-metrics"', 1)[1].split("</section>", 1)[0]
+    assert "term 9" in panel
+    figures = {
+        name: re.search(rf'id="metric-{name}">([^<]*)<', panel).group(1)  # type: ignore[union-attr]
+        for name in ("published", "missed", "skipped", "lateness", "outbox", "refusals")
+    }
+    assert figures == {
+        "published": "4",
+        "missed": "2",
+        "skipped": "0",
+        "lateness": html.escape("≤ 50 ms · ≤ 10 s"),
+        "outbox": "0",
+        "refusals": "1",
+    }
+    assert "mark 1" in panel
+    bars = re.findall(r'<span class="bar-count">(\d+)</span>', panel)
+    assert [int(n) for n in bars] == [0, 3, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert "&gt; 1 min" in panel  # the last bucket: slower than the last bound
+
+
+def test_overview_says_when_the_leader_has_written_no_metrics_yet(
+    client: TestClient, engine: Engine
+) -> None:
+    _lead(engine, None)
+
+    page = client.get("/ui").text
+
+    assert "has not written its metrics yet" in page
