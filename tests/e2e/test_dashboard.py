@@ -154,8 +154,29 @@ def test_a_schedule_created_in_the_browser_runs_and_the_page_shows_it_succeed(
     assert "the browser" in writer.find_element(By.ID, "run-result").text
 
 
-def _figure(driver: WebDriver, element_id: str) -> int:
-    return int(driver.find_element(By.ID, element_id).text.replace(",", ""))
+# Read in one script: the panel is swapped every 5 s, so elements found one by one could
+# belong to two different refreshes (or be gone).
+READ_METRICS = """
+const text = id => (document.getElementById(id) || {}).textContent || null;
+return {
+  published: text("metric-published"),
+  lateness: text("metric-lateness"),
+  refusals: text("metric-refusals"),
+  panel: text("scheduler-metrics"),
+  leader: text("leader-card"),
+  bars: [...document.querySelectorAll("#metric-lateness-histogram .bar-count")]
+    .map(b => b.textContent),
+};
+"""
+
+
+def _metrics_panel(driver: WebDriver) -> dict[str, Any] | None:
+    shown: dict[str, Any] = driver.execute_script(READ_METRICS)
+    return shown if shown["published"] is not None else None
+
+
+def _number(text: str) -> int:
+    return int(text.replace(",", ""))
 
 
 def test_the_overview_shows_the_figures_the_scheduler_exports(
@@ -163,30 +184,30 @@ def test_the_overview_shows_the_figures_the_scheduler_exports(
 ) -> None:
     _put(deployment, "metered", trigger={"type": "interval", "seconds": 1}, coalesce=False)
     writer.get(f"{deployment.base}/ui")
-    until(writer, _has("metric-published"), "the leader's metrics on the overview")
+    before = until(writer, _metrics_panel, "the leader's metrics on the overview")
+    assert before is not None
     writer.execute_script("window.sundialTestMarker = 'same page'")
-    shown_before = _figure(writer, "metric-published")
 
     # The panel refreshes itself as the leader fires (its heartbeat writes the figures).
-    until(
-        writer,
-        lambda d: _figure(d, "metric-published") >= shown_before + 3,
-        "the published count on the overview to grow",
-        timeout=30,
-    )
-    assert writer.execute_script("return window.sundialTestMarker") == "same page"
-    shown = _figure(writer, "metric-published")
+    def grown(driver: WebDriver) -> dict[str, Any] | None:
+        shown = _metrics_panel(driver)
+        if shown is None or _number(shown["published"]) < _number(before["published"]) + 3:
+            return None
+        return shown
+
+    shown = until(writer, grown, "the published count on the overview to grow", timeout=30)
+    assert shown is not None
     exported = scrape_metrics(deployment.metrics_port)
+    assert writer.execute_script("return window.sundialTestMarker") == "same page"
     # The page shows the leader's counter as of its last heartbeat: never ahead of it.
-    assert 0 < shown <= exported["sundial_scheduler_fires_total{outcome=published}"]
+    published = _number(shown["published"])
+    assert 0 < published <= exported["sundial_scheduler_fires_total{outcome=published}"]
     assert exported["sundial_scheduler_leader"] == 1
     term = int(exported["sundial_scheduler_fencing_term"])
-    assert f"term {term}" in writer.find_element(By.ID, "scheduler-metrics").text
-    assert f"term {term}" in writer.find_element(By.ID, "leader-card").text
-    assert "≤" in writer.find_element(By.ID, "metric-lateness").text
-    bars = writer.find_elements(By.CSS_SELECTOR, "#metric-lateness-histogram .bar-count")
-    assert len(bars) == 12 and sum(int(b.text.replace(",", "")) for b in bars) > 0
-    assert _figure(writer, "metric-refusals") == 0
+    assert f"term {term}" in shown["panel"] and f"term {term}" in shown["leader"]
+    assert "≤" in shown["lateness"]
+    assert len(shown["bars"]) == 12 and sum(_number(b) for b in shown["bars"]) > 0
+    assert _number(shown["refusals"]) == 0
     deployment.api("POST", "/v1/schedules/metered/pause", json={"reason": "enough"})
 
 
