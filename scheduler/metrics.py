@@ -9,6 +9,7 @@ dashboard, served by another process, shows them (:class:`Snapshot`).
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -198,13 +199,16 @@ class SchedulerMetrics:
         """Count what the broker accepted at ``at`` (and the lateness of scheduled fires), and
         a refusal when it did not take the whole batch."""
         accepted = set(sent)
-        for item in batch:
-            if item.run_id not in accepted:
-                continue
-            self.published.labels(item.trigger).inc()
-            if item.trigger == RunTrigger.SCHEDULE.value:
-                self.fires.labels("published").inc()
-                self.lateness.observe(max(0.0, (at - item.scheduled_for).total_seconds()))
+        # Counted per batch, not per message: a burst publishes thousands at once.
+        by_trigger = collections.Counter(item.trigger for item in batch if item.run_id in accepted)
+        for trigger, count in by_trigger.items():
+            self.published.labels(trigger).inc(count)
+        scheduled = by_trigger.get(RunTrigger.SCHEDULE.value, 0)
+        if scheduled:
+            self.fires.labels("published").inc(scheduled)
+            for item in batch:
+                if item.trigger == RunTrigger.SCHEDULE.value and item.run_id in accepted:
+                    self.lateness.observe(max(0.0, (at - item.scheduled_for).total_seconds()))
         if len(accepted) < len(batch):
             self.broker_refusals.inc()
 
