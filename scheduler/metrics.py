@@ -22,10 +22,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.claim import Claim, Dispatch
-from scheduler.clock import monotonic
-from scheduler.lateness import BUCKETS_S
-from scheduler.models import RunState, RunTrigger, replicas, runs
+from scheduler.firing.claim import Claim, Dispatch
+from scheduler.runs.lateness import BUCKETS_S
+from scheduler.store.models import RunState, RunTrigger, replicas, runs
+from scheduler.timing.clock import monotonic
 
 log = logging.getLogger("sundial.metrics")
 

@@ -51,7 +51,7 @@ def main() -> None:
 @main.command()
 def migrate() -> None:
     """Upgrade the configured database to the newest schema (alembic upgrade head)."""
-    from scheduler import migrate as migrations
+    from scheduler.store import migrate as migrations
 
     _configure_logging()
     settings = load_settings()
@@ -99,8 +99,8 @@ def scheduler() -> None:
     """Run one scheduler replica until SIGTERM (run several for high availability)."""
     from prometheus_client import CollectorRegistry
 
+    from scheduler.leadership.replica import build_replica
     from scheduler.metrics import SchedulerMetrics
-    from scheduler.replica import build_replica
 
     _configure_logging()
     build_replica(load_settings(), metrics=SchedulerMetrics(CollectorRegistry())).run()

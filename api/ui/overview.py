@@ -2,7 +2,7 @@
 
 The leader and replicas come from the same code as ``GET /v1/scheduler``; run counts,
 fire lateness and the schedules needing a look from bounded, indexed reads of the store
-(:mod:`scheduler.run_history`, :mod:`scheduler.lateness`). The leader's own metrics
+(:mod:`scheduler.runs.run_history`, :mod:`scheduler.runs.lateness`). The leader's own metrics
 (what its Prometheus endpoint serves) come from the snapshot its heartbeat writes to its
 replica row (:mod:`scheduler.metrics`): the API runs in another process, often on another
 machine, and the store is the one place both reach.
@@ -19,7 +19,6 @@ from api.deps import AppContext
 from api.routes.scheduler_status import scheduler_status
 from api.status_schemas import SchedulerStatus
 from api.ui.describe import duration
-from scheduler.lateness import LatenessSummary, recent_samples, summarize
 from scheduler.metrics import (
     FIRE_OUTCOMES,
     RENEW_FAILURES,
@@ -28,8 +27,8 @@ from scheduler.metrics import (
     Snapshot,
     replica_snapshot,
 )
-from scheduler.models import RunState, RunTrigger
-from scheduler.run_history import (
+from scheduler.runs.lateness import LatenessSummary, recent_samples, summarize
+from scheduler.runs.run_history import (
     FAILURE_PAUSE_PREFIX,
     QUARANTINE_PREFIX,
     StateCounts,
@@ -37,6 +36,7 @@ from scheduler.run_history import (
     failing_schedules,
     held_schedules,
 )
+from scheduler.store.models import RunState, RunTrigger
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

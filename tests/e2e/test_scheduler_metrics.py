@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from scheduler import migrate
-from scheduler.clock import utcnow
-from scheduler.db import make_engine
+from scheduler.leadership.notices import CHANNEL
 from scheduler.metrics import Snapshot
-from scheduler.models import replicas
-from scheduler.notices import CHANNEL
+from scheduler.store import migrate
+from scheduler.store.db import make_engine
+from scheduler.store.models import replicas
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule
 from tests.faults.processes import RedisServer
 from tests.services import free_port, scrape_metrics, wait_for

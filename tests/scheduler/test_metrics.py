@@ -11,14 +11,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import OperationalError
 
-from scheduler.bulk import insert_runs, new_run
-from scheduler.claim import Dispatch
-from scheduler.jobstore import SqlJobStore
-from scheduler.lease import Replica, SqlLease
+from scheduler.firing.bulk import insert_runs, new_run
+from scheduler.firing.claim import Dispatch
+from scheduler.firing.outbox import Outbox
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.leadership.runloop import FireCycle, LeaseKeeper
 from scheduler.metrics import SchedulerMetrics, Snapshot
-from scheduler.models import RunTrigger, replicas
-from scheduler.outbox import Outbox
-from scheduler.runloop import FireCycle, LeaseKeeper
+from scheduler.store.jobstore import SqlJobStore
+from scheduler.store.models import RunTrigger, replicas
 from tests.factories import add_schedule, runs_of
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, insert, update
 
 from scheduler.metrics import SchedulerMetrics
-from scheduler.models import LEADER_ROW, leader, replicas, schedules
+from scheduler.store.models import LEADER_ROW, leader, replicas, schedules
 from tests.api.support import T0, FakeClock, TestClient, put
 from tests.factories import add_run
 
