@@ -180,6 +180,7 @@ class _ScheduleFields(BaseModel):
     )
     routing_key: AmqpName | None = Field(
         default=None,
+        validate_default=True,
         description="The routing key to publish with; null: the queue's name.",
         examples=["reports.pdf"],
     )

@@ -18,6 +18,8 @@ from bisect import bisect
 from datetime import UTC
 from typing import Any
 
+from celery.app.task import Context
+
 from scheduler.claim import Dispatch
 from scheduler.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCHEDULED_FOR
 
@@ -52,9 +54,10 @@ PROTOCOL_HEADERS = frozenset(
         "class",
     }
 )
-# The worker merges message headers into the task request (``self.request``) beside what
-# it fills in itself from the rest of the message: a header by one of these names would
-# shadow or be shadowed by it.
+# The worker merges message headers into the task request (``self.request``, a Celery
+# ``Context``) beside what it fills in itself from the rest of the message: a header by
+# one of these names, or of any attribute or method of the request, would shadow it or
+# be shadowed by it.
 REQUEST_FIELDS = frozenset(
     {
         "args",
@@ -104,8 +107,8 @@ def reserved_header(name: str) -> str | None:
     folded = name.lower()
     if folded in PROTOCOL_HEADERS:
         return "a Celery protocol header"
-    if folded in REQUEST_FIELDS:
-        return "a field Celery's worker sets on the task request"
+    if folded in REQUEST_FIELDS or hasattr(Context, folded):
+        return "a name Celery's worker uses on the task request"
     if folded.startswith(SUNDIAL_PREFIX):
         return f"in sundial's own namespace ({SUNDIAL_PREFIX}*)"
     return None
