@@ -67,5 +67,7 @@ def test_a_soft_limit_above_the_hard_one_is_shown_by_its_field(client: TestClien
     refused = post_form(client, "/ui/schedules/opts/edit", **form)
 
     assert refused.status_code == 422
-    assert "less than time_limit_seconds" in field_error(refused.text, "soft_time_limit_seconds")
+    assert "less than time_limit_seconds" in (
+        field_error(refused.text, "soft_time_limit_seconds") or ""
+    )
     assert client.get("/v1/schedules/opts").json()["version"] == 1
