@@ -133,8 +133,9 @@ class RedisPublisher(CeleryPublisher):
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         """Publish in order, one round trip per batch; return what the broker holds.
 
-        A message with its own exchange or routing key goes through kombu, which resolves
-        them against the transport's binding table exactly as ``apply_async`` does."""
+        A message with its own exchange and routing key goes through kombu after the
+        others, which routes it by the binding table kombu keeps in Redis exactly as
+        ``apply_async`` does (the script here only pushes onto a queue's list)."""
         if not any(routed(item) for item in dispatches):
             return self._push(dispatches)
         plain = [item for item in dispatches if not routed(item)]
