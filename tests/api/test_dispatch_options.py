@@ -12,7 +12,7 @@ from celery.app.task import Context
 from sqlalchemy import Engine
 
 from api.schemas import HEADER_NAME_PATTERN
-from scheduler.messages import PROTOCOL_HEADERS, reserved_header
+from scheduler.firing.messages import PROTOCOL_HEADERS, reserved_header
 from tests.api.support import (
     TestClient,
     assert_invalid,

@@ -16,16 +16,16 @@ from kombu.connection import Connection
 from kombu.entity import Exchange, Queue
 from sqlalchemy import Engine
 
-from scheduler.claim import Dispatch
-from scheduler.clock import utcnow
-from scheduler.dispatch import (
+from scheduler.firing.claim import Dispatch
+from scheduler.firing.dispatch import (
     CeleryPublisher,
     RedisPublisher,
     create_publisher,
     create_publisher_app,
 )
-from scheduler.messages import MessageBuilder
-from scheduler.models import run_id_for
+from scheduler.firing.messages import MessageBuilder
+from scheduler.store.models import run_id_for
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule, runs_of
 from tests.scheduler.conftest import LiveLeader, leading
 from tests.services import port_open, service_missing, unique_name
