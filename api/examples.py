@@ -34,6 +34,11 @@ SPEC_EXAMPLE: dict[str, Any] = {
     "paused": False,
     "description": "Nightly PDF report",
     "labels": {"team": "billing"},
+    "time_limit_seconds": 600,
+    "soft_time_limit_seconds": 540,
+    "exchange": None,
+    "routing_key": None,
+    "headers": {"tenant": "acme"},
 }
 PUBLIC_EXAMPLE: dict[str, Any] = {
     **SPEC_EXAMPLE,

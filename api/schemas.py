@@ -28,6 +28,7 @@ from api.examples import (
     TRIGGER_EXAMPLES,
 )
 from api.strict_json import printable_value
+from scheduler.firing.messages import reserved_header
 from scheduler.store.models import ExcludedPolicy, Overlap, RunState, RunTrigger, ScheduleState
 from scheduler.store.schedules import ScheduleValues
 from scheduler.timing.triggers import StoredTrigger, Timestamp, TriggerSpec, resolve
@@ -39,6 +40,32 @@ LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
 LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
 CalendarName = Annotated[str, StringConstraints(pattern=SCHEDULE_ID_PATTERN)]
 LabelValue = Annotated[str, StringConstraints(max_length=256)]
+
+MAX_TIME_LIMIT = 7 * 86400
+MAX_HEADERS = 32
+# AMQP short strings (exchange names, routing keys) hold at most 255 bytes.
+AMQP_SHORTSTR_BYTES = 255
+HEADER_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
+
+
+def _amqp_shortstr(value: str) -> str:
+    if len(value.encode()) > AMQP_SHORTSTR_BYTES:
+        raise ValueError(f"at most {AMQP_SHORTSTR_BYTES} bytes (UTF-8) in AMQP")
+    return value
+
+
+def _not_reserved(name: str) -> str:
+    if reason := reserved_header(name):
+        raise ValueError(f"{name!r} is {reason}")
+    return name
+
+
+AmqpName = Annotated[str, StringConstraints(min_length=1), AfterValidator(_amqp_shortstr)]
+HeaderName = Annotated[
+    str, StringConstraints(pattern=HEADER_NAME_PATTERN), AfterValidator(_not_reserved)
+]
+HeaderValue = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool
+"""A message header's value: a JSON scalar that AMQP tables and kombu's JSON both carry."""
 
 
 def _in_range(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -133,6 +160,54 @@ class _ScheduleFields(BaseModel):
         le=366 * 86400,
         description="Raise an alert when a fire has not succeeded this long after its time.",
     )
+    time_limit_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIME_LIMIT,
+        description="Celery's time_limit: the worker kills the task after this long.",
+    )
+    soft_time_limit_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIME_LIMIT,
+        description="Celery's soft_time_limit: the task sees SoftTimeLimitExceeded after this "
+        "long; below time_limit_seconds when both are set.",
+    )
+    exchange: AmqpName | None = Field(
+        default=None,
+        description="The exchange to publish to; null: the queue's own (Celery's default).",
+        examples=["reports"],
+    )
+    routing_key: AmqpName | None = Field(
+        default=None,
+        validate_default=True,
+        description="The routing key to publish with; null: the queue's name.",
+        examples=["reports.pdf"],
+    )
+    headers: dict[HeaderName, HeaderValue] = Field(
+        default_factory=dict,
+        max_length=MAX_HEADERS,
+        description="Extra message headers; a task reads them from self.request. Names of "
+        "Celery's protocol headers and sundial_* are refused.",
+        examples=[{"tenant": "acme"}],
+    )
+
+    @field_validator("soft_time_limit_seconds")
+    @classmethod
+    def _soft_below_hard(cls, value: float | None, info: ValidationInfo) -> float | None:
+        hard = info.data.get("time_limit_seconds")
+        if value is not None and hard is not None and value >= hard:
+            raise ValueError("soft_time_limit_seconds must be less than time_limit_seconds")
+        return value
+
+    @field_validator("routing_key")
+    @classmethod
+    def _routed_together(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if (value is None) != (info.data.get("exchange") is None) and "exchange" in info.data:
+            # Celery publishes to an exchange only with a routing key, and otherwise
+            # straight to the queue: one without the other would be silently ignored.
+            raise ValueError("exchange and routing_key are set together, or neither")
+        return value
 
     @field_validator("end_at")
     @classmethod
@@ -178,6 +253,11 @@ class ScheduleCreate(_ScheduleFields):
             exclude_calendars=list(dict.fromkeys(self.exclude_calendars)),
             on_excluded=self.on_excluded.value,
             expect_success_within_seconds=self.expect_success_within_seconds,
+            time_limit_seconds=self.time_limit_seconds,
+            soft_time_limit_seconds=self.soft_time_limit_seconds,
+            exchange=self.exchange,
+            routing_key=self.routing_key,
+            headers=dict(self.headers) or None,
         )
 
     def fingerprint(self) -> str:
@@ -234,6 +314,11 @@ class SchedulePatch(BaseModel):
     exclude_calendars: list[str] | None = None
     on_excluded: ExcludedPolicyName | None = None
     expect_success_within_seconds: float | None = None
+    time_limit_seconds: float | None = None
+    soft_time_limit_seconds: float | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    headers: dict[str, Any] | None = None
 
 
 class SchedulePublic(_ScheduleFields):
@@ -275,6 +360,7 @@ class SchedulePublic(_ScheduleFields):
                 **row,
                 "paused": row["state"] == ScheduleState.PAUSED,
                 "exclude_calendars": row.get("exclude_calendars") or [],
+                "headers": row.get("headers") or {},
             }
         )
 

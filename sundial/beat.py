@@ -25,7 +25,23 @@ from celery.schedules import crontab, schedule, solar
 
 # beat_schedule entry keys beat itself reads.
 _ENTRY_KEYS = {"task", "schedule", "args", "kwargs", "options", "relative"}
-_OPTIONS = {"queue", "priority", "expires"}
+_OPTIONS = {
+    "queue",
+    "priority",
+    "expires",
+    "time_limit",
+    "soft_time_limit",
+    "exchange",
+    "routing_key",
+    "headers",
+}
+# apply_async options stored as they are, under sundial's names.
+_SAME_OPTIONS = {
+    "time_limit": "time_limit_seconds",
+    "soft_time_limit": "soft_time_limit_seconds",
+    "routing_key": "routing_key",
+    "headers": "headers",
+}
 _ID_CHARS = re.compile(r"[^A-Za-z0-9._:-]+")
 # (attribute of crontab, lowest value, number of values) in crontab field order.
 _CRON_FIELDS = (
@@ -185,6 +201,19 @@ def _options(app: Celery, where: str, task: str, options: Mapping[str, Any]) -> 
                 f"{where}: expires must be seconds; an absolute time has no per-fire equivalent"
             )
         out["expires_seconds"] = float(expires)
+    for option, field in _SAME_OPTIONS.items():
+        if options.get(option) is not None:
+            out[field] = options[option]
+    exchange = options.get("exchange")
+    if exchange is not None:
+        out["exchange"] = str(getattr(exchange, "name", exchange))
+    if ("exchange" in out) != ("routing_key" in out):
+        # Celery publishes to an exchange only with a routing key (else to the queue), so
+        # the API takes them together: one alone would mean something else than in beat.
+        raise BeatImportError(
+            f"{where}: exchange and routing_key are used together or not at all; "
+            "Celery ignores one without the other"
+        )
     return out
 
 

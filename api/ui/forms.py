@@ -28,7 +28,11 @@ _OPTIONAL = (
     "pause_after_failures",
     "start_at",
     "end_at",
+    "time_limit_seconds",
+    "soft_time_limit_seconds",
 )
+# Text fields that hold null when left empty (exchange and routing key go together).
+_OPTIONAL_TEXT = ("exchange", "routing_key")
 _RETRY = ("max_attempts", "backoff_seconds", "backoff_max_seconds")
 _TIMES = ("start_at", "end_at")
 # What a new schedule's form starts with: the API's defaults.
@@ -58,6 +62,11 @@ NEW_FORM: dict[str, str] = {
     "start_at": "",
     "end_at": "",
     "paused": "",
+    "time_limit_seconds": "",
+    "soft_time_limit_seconds": "",
+    "exchange": "",
+    "routing_key": "",
+    "headers": "{}",
 }
 
 
@@ -102,9 +111,10 @@ def fields_of(document: Mapping[str, Any]) -> dict[str, str]:
             "jitter_seconds": _text(document["jitter_seconds"]),
             "coalesce": "on" if document["coalesce"] else "",
             "paused": "on" if document.get("paused") else "",
+            "headers": json.dumps(document.get("headers") or {}, indent=2),
         }
     )
-    fields.update({name: _text(document.get(name)) for name in _OPTIONAL})
+    fields.update({name: _text(document.get(name)) for name in (*_OPTIONAL, *_OPTIONAL_TEXT)})
     if retry:
         fields.update({f"retry.{name}": _text(retry.get(name)) for name in _RETRY})
     else:
@@ -178,7 +188,10 @@ def document_of(fields: Mapping[str, str]) -> dict[str, Any]:
         "coalesce": bool(fields.get("coalesce")),
         "paused": bool(fields.get("paused")),
         "jitter_seconds": _number(fields.get("jitter_seconds", "")) or 0,
+        "headers": _json(fields, "headers", errors) or {},
     }
+    for name in _OPTIONAL_TEXT:
+        document[name] = fields.get(name, "").strip() or None
     for name in _OPTIONAL:
         text = fields.get(name, "")
         document[name] = (text.strip() or None) if name in _TIMES else _number(text)

@@ -49,6 +49,22 @@ class Dispatch:
     priority: int | None
     expires_at: datetime | None
     trigger: str = RunTrigger.SCHEDULE.value
+    # Celery's dispatch options, as ``apply_async`` takes them.
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+# The schedule columns a message carries beside its queue, priority and expiry.
+DISPATCH_OPTIONS = (
+    "time_limit_seconds",
+    "soft_time_limit_seconds",
+    "exchange",
+    "routing_key",
+    "headers",
+)
 
 
 def check_fencing(conn: Connection, token: int) -> None:
@@ -75,6 +91,11 @@ def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
         priority=schedule["priority"],
         expires_at=None if expires is None else run["scheduled_for"] + timedelta(seconds=expires),
         trigger=run["trigger"],
+        time_limit=schedule["time_limit_seconds"],
+        soft_time_limit=schedule["soft_time_limit_seconds"],
+        exchange=schedule["exchange"],
+        routing_key=schedule["routing_key"],
+        headers=dict(schedule["headers"] or {}),
     )
 
 
@@ -100,6 +121,7 @@ _CLAIM_COLUMNS = [
         "queue",
         "priority",
         "expires_seconds",
+        *DISPATCH_OPTIONS,
         "misfire_grace_seconds",
         "coalesce",
         "overlap",
@@ -259,6 +281,7 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
                     schedules.c.queue.label("s_queue"),
                     schedules.c.priority.label("s_priority"),
                     schedules.c.expires_seconds.label("s_expires_seconds"),
+                    *(schedules.c[name].label(f"s_{name}") for name in DISPATCH_OPTIONS),
                 )
                 .join(schedules, schedules.c.id == runs.c.schedule_id)
                 .where(
@@ -292,6 +315,7 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
                     "queue": row["s_queue"],
                     "priority": row["s_priority"],
                     "expires_seconds": row["s_expires_seconds"],
+                    **{name: row[f"s_{name}"] for name in DISPATCH_OPTIONS},
                 },
             )
         )

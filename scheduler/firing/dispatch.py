@@ -11,7 +11,7 @@ from celery import Celery
 
 from scheduler.firing.broker import celery_config
 from scheduler.firing.claim import Dispatch
-from scheduler.firing.messages import MessageBuilder, redis_list_key, sundial_headers
+from scheduler.firing.messages import MessageBuilder, message_headers, redis_list_key, routed
 from scheduler.firing.push_once import Message, PushOnce
 from scheduler.settings import Settings
 
@@ -83,7 +83,11 @@ class CeleryPublisher:
                         queue=item.queue,
                         priority=item.priority,
                         expires=item.expires_at,
-                        headers=sundial_headers(item),
+                        time_limit=item.time_limit,
+                        soft_time_limit=item.soft_time_limit,
+                        exchange=item.exchange,
+                        routing_key=item.routing_key,
+                        headers=message_headers(item),
                         producer=producer,
                         retry=True,
                         retry_policy=_RETRY_POLICY,
@@ -127,7 +131,17 @@ class RedisPublisher(CeleryPublisher):
         self._once = PushOnce(client)
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
-        """Publish in order, one round trip per batch; return what the broker holds."""
+        """Publish in order, one round trip per batch; return what the broker holds.
+
+        A message with its own exchange and routing key goes through kombu after the
+        others, which routes it by the binding table kombu keeps in Redis exactly as
+        ``apply_async`` does (the script here only pushes onto a queue's list)."""
+        if not any(routed(item) for item in dispatches):
+            return self._push(dispatches)
+        plain = [item for item in dispatches if not routed(item)]
+        return self._push(plain) + super().publish([item for item in dispatches if routed(item)])
+
+    def _push(self, dispatches: Sequence[Dispatch]) -> list[str]:
         sent: list[str] = []
         already = 0
         try:

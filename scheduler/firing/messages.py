@@ -18,6 +18,8 @@ from bisect import bisect
 from datetime import UTC
 from typing import Any
 
+from celery.app.task import Context
+
 from scheduler.firing.claim import Dispatch
 from scheduler.store.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCHEDULED_FOR
 
@@ -25,6 +27,64 @@ from scheduler.store.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCH
 PRIORITY_STEPS = [0, 3, 6, 9]
 PRIORITY_SEP = "\x06\x16"
 REPR_MAX = 1024
+# Headers Celery's protocol 2 defines (``as_task_v2``); a user header of the same name
+# would replace Celery's own, as ``apply_async(headers=...)`` does, so none is allowed.
+PROTOCOL_HEADERS = frozenset(
+    {
+        "lang",
+        "task",
+        "id",
+        "shadow",
+        "eta",
+        "expires",
+        "group",
+        "group_index",
+        "retries",
+        "timelimit",
+        "root_id",
+        "parent_id",
+        "argsrepr",
+        "kwargsrepr",
+        "origin",
+        "ignore_result",
+        "replaced_task_nesting",
+        "stamped_headers",
+        "stamps",
+        "meth",
+        "class",
+    }
+)
+# The worker merges message headers into the task request (``self.request``, a Celery
+# ``Context``) beside what it fills in itself from the rest of the message: a header by
+# one of these names, or of any attribute or method of the request, would shadow it or
+# be shadowed by it.
+REQUEST_FIELDS = frozenset(
+    {
+        "args",
+        "kwargs",
+        "callbacks",
+        "errbacks",
+        "chain",
+        "chord",
+        "headers",
+        "properties",
+        "reply_to",
+        "correlation_id",
+        "delivery_info",
+        "priority",
+        "hostname",
+        "is_eager",
+        "time_limit",
+        "soft_time_limit",
+        "compression",
+        "called_directly",
+        "utc",
+        "loglevel",
+        "logfile",
+        "taskset",
+    }
+)
+SUNDIAL_PREFIX = "sundial_"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
@@ -40,6 +100,29 @@ def sundial_headers(dispatch: Dispatch) -> dict[str, str]:
         HEADER_SCHEDULED_FOR: scheduled_for_header(dispatch),
         HEADER_RUN_ID: dispatch.run_id,
     }
+
+
+def reserved_header(name: str) -> str | None:
+    """Why ``name`` cannot be a user's message header, or None when it can (any case)."""
+    folded = name.lower()
+    if folded in PROTOCOL_HEADERS:
+        return "a Celery protocol header"
+    if folded in REQUEST_FIELDS or hasattr(Context, folded):
+        return "a name Celery's worker uses on the task request"
+    if folded.startswith(SUNDIAL_PREFIX):
+        return f"in sundial's own namespace ({SUNDIAL_PREFIX}*)"
+    return None
+
+
+def routed(dispatch: Dispatch) -> bool:
+    """Whether the message goes to its own exchange with its own routing key: Celery uses
+    them only together, and otherwise publishes straight to the queue."""
+    return bool(dispatch.exchange and dispatch.routing_key)
+
+
+def message_headers(dispatch: Dispatch) -> dict[str, Any]:
+    """The headers ``apply_async(headers=...)`` gets: the schedule's, then sundial's."""
+    return {**dispatch.headers, **sundial_headers(dispatch)}
 
 
 def redis_list_key(queue: str, priority: int | None) -> str:
@@ -69,7 +152,7 @@ class MessageBuilder:
             "group": None,
             "group_index": None,
             "retries": 0,
-            "timelimit": [None, None],
+            "timelimit": [dispatch.time_limit, dispatch.soft_time_limit],
             "root_id": dispatch.run_id,
             "parent_id": None,
             "argsrepr": repr(dispatch.args)[:REPR_MAX],
@@ -79,7 +162,7 @@ class MessageBuilder:
             "replaced_task_nesting": 0,
             "stamped_headers": None,
             "stamps": {},
-            **sundial_headers(dispatch),
+            **message_headers(dispatch),
         }
 
     def envelope(self, dispatch: Dispatch) -> str:

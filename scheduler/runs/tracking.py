@@ -22,6 +22,7 @@ log = logging.getLogger("sundial.tracking")
 
 RESULT_MAX_CHARS = 4096
 TRACEBACK_MAX_CHARS = 8192
+_WRAPPED = "ExceptionWithTraceback("
 
 
 def _when(event: Mapping[str, Any]) -> datetime:
@@ -42,11 +43,17 @@ def _result(text: Any) -> Any:
 
 def _error(event: Mapping[str, Any]) -> dict[str, Any]:
     exception = str(event.get("exception") or "")
+    traceback = str(event.get("traceback") or "").strip()
+    if exception.startswith(_WRAPPED) and traceback:
+        # A hard time limit is reported wrapped by billiard; the traceback's last line
+        # names the real one: "billiard.exceptions.TimeLimitExceeded: TimeLimitExceeded(1.5,)".
+        qualified, _, exception = traceback.splitlines()[-1].partition(": ")
+        exception = exception or qualified.rsplit(".", 1)[-1]
     kind, _, message = exception.partition("(")
     return {
         "type": kind.strip() or None,
-        "message": message.rstrip(")").strip("'\"") if message else exception,
-        "traceback": str(event.get("traceback") or "")[-TRACEBACK_MAX_CHARS:] or None,
+        "message": message.rstrip(")").rstrip(",").strip("'\"") if message else exception,
+        "traceback": traceback[-TRACEBACK_MAX_CHARS:] or None,
     }
 
 

@@ -100,6 +100,13 @@ schedules = Table(
     Column("on_excluded", String(16), nullable=False, server_default="skip"),
     # A run not succeeded this long after its scheduled time raises an alert.
     Column("expect_success_within_seconds", Float),
+    # Celery dispatch options, sent as apply_async would: the protocol-2 `timelimit`
+    # header, the exchange and routing key published to, and extra message headers.
+    Column("time_limit_seconds", Float),
+    Column("soft_time_limit_seconds", Float),
+    Column("exchange", String(255)),
+    Column("routing_key", String(255)),
+    Column("headers", JSON),
     # The trigger's next fire time, and the instant the leader publishes it (plus jitter).
     # Both are NULL unless the schedule is active: the due scan reads only live rows.
     Column("next_run_at", UTCDateTime),

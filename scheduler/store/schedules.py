@@ -83,6 +83,11 @@ class ScheduleValues(TypedDict):
     exclude_calendars: list[str]
     on_excluded: str
     expect_success_within_seconds: float | None
+    time_limit_seconds: float | None
+    soft_time_limit_seconds: float | None
+    exchange: str | None
+    routing_key: str | None
+    headers: dict[str, Any] | None
 
 
 _VALUE_COLUMNS = tuple(ScheduleValues.__annotations__)
@@ -96,6 +101,7 @@ def spec_of(row: Mapping[str, Any]) -> dict[str, Any]:
     }
     spec["exclude_calendars"] = list(spec["exclude_calendars"] or [])
     spec["on_excluded"] = spec["on_excluded"] or "skip"
+    spec["headers"] = dict(row.get("headers") or {})
     spec["paused"] = row["state"] == ScheduleState.PAUSED
     return spec
 

@@ -86,6 +86,12 @@ class ScheduleSpec(BaseModel):
     exclude_calendars: list[str] = Field(default_factory=list)
     on_excluded: str = "skip"
     expect_success_within_seconds: float | None = None
+    # Celery's apply_async options: time limits, exchange with routing key, extra headers.
+    time_limit_seconds: float | None = None
+    soft_time_limit_seconds: float | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    headers: dict[str, Any] = Field(default_factory=dict)
 
     def body(self) -> dict[str, Any]:
         """The request body: the fields that were set, as JSON."""

@@ -88,6 +88,7 @@ def show_schedule(schedule: Schedule, output: str) -> None:
             ("kwargs", render.compact(schedule.kwargs)),
             ("labels", render.labels(schedule.labels)),
             ("calendars", _calendars(schedule)),
+            ("dispatch", dispatch_options(schedule)),
             (
                 "success deadline",
                 f"within {render.words(schedule.expect_success_within_seconds)}"
@@ -99,6 +100,22 @@ def show_schedule(schedule: Schedule, output: str) -> None:
             ("version", str(schedule.version)),
         ]
     )
+
+
+def dispatch_options(schedule: ScheduleSpec) -> str:
+    """The Celery dispatch options set: ``time limit 10 minutes, soft 9 minutes; exchange
+    reports, routing key reports.pdf; headers tenant=acme``, or ``-``."""
+    parts = []
+    hard, soft = schedule.time_limit_seconds, schedule.soft_time_limit_seconds
+    if hard or soft:
+        limits = [f"time limit {render.words(hard)}" if hard else "no hard time limit"]
+        limits.append(f"soft {render.words(soft)}" if soft else "no soft limit")
+        parts.append(", ".join(limits))
+    if schedule.exchange:
+        parts.append(f"exchange {schedule.exchange}, routing key {schedule.routing_key}")
+    if schedule.headers:
+        parts.append(f"headers {render.labels({k: str(v) for k, v in schedule.headers.items()})}")
+    return "; ".join(parts) or "-"
 
 
 def _calendars(schedule: Schedule) -> str:

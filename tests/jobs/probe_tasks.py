@@ -27,6 +27,22 @@ def _request_headers(task: Any) -> dict[str, Any]:
 request_headers = shared_task(name=REQUEST_HEADERS, bind=True)(_request_headers)
 
 
+def _request_view(task: Any, names: list[str]) -> dict[str, Any]:
+    """What the task request says of ``names`` (headers), its time limits and its routing."""
+    request = task.request
+    delivery = request.delivery_info or {}
+    return {
+        "attributes": {name: getattr(request, name, None) for name in names},
+        "headers": {name: (request.headers or {}).get(name) for name in names},
+        "timelimit": list(request.timelimit or ()),
+        "exchange": delivery.get("exchange"),
+        "routing_key": delivery.get("routing_key"),
+    }
+
+
+request_view = shared_task(name="sundial_test.request_view", bind=True)(_request_view)
+
+
 def _ledger(path: str | None, entry: dict[str, Any]) -> None:
     """Append a line per execution: a worker-side record with no unique constraint."""
     if path:

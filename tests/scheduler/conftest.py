@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -47,7 +48,13 @@ class LiveLeader:
 
 @pytest.fixture
 def live_leader(engine: Engine, settings_factory: Any, redis_url: str) -> Iterator[LiveLeader]:
-    settings: Settings = settings_factory(redis_url=redis_url)
+    with leading(engine, settings_factory(redis_url=redis_url)) as leader:
+        yield leader
+
+
+@contextlib.contextmanager
+def leading(engine: Engine, settings: Settings) -> Iterator[LiveLeader]:
+    """A :class:`LiveLeader` publishing to ``settings``' broker and tracking its events."""
     app = create_publisher_app(settings)
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600)
     assert lease.acquire()

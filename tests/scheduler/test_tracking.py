@@ -16,3 +16,30 @@ def test_a_message_requeued_by_its_worker_is_not_an_outcome() -> None:
     assert (
         outcome({"type": "task-rejected", "uuid": "r1", "timestamp": 0.0, "requeue": True}) is None
     )
+
+
+def test_a_hard_time_limit_is_recorded_as_itself_not_as_billiards_wrapper() -> None:
+    event = {
+        "type": "task-failed",
+        "uuid": "r1",
+        "timestamp": 0.0,
+        "exception": "ExceptionWithTraceback()",
+        "traceback": 'Traceback (most recent call last):\n  File "pool.py", line 745\n'
+        "billiard.exceptions.TimeLimitExceeded: TimeLimitExceeded(1.5,)\n",
+    }
+
+    found = outcome(event)
+
+    assert found is not None
+    error = found[1]["error"]
+    assert (error["type"], error["message"]) == ("TimeLimitExceeded", "1.5")
+    assert error["traceback"].endswith("TimeLimitExceeded(1.5,)")
+
+
+def test_an_ordinary_failure_keeps_its_type_and_message() -> None:
+    found = outcome(
+        {"type": "task-failed", "uuid": "r1", "timestamp": 0.0, "exception": "ValueError('boom')"}
+    )
+
+    assert found is not None
+    assert found[1]["error"] == {"type": "ValueError", "message": "boom", "traceback": None}

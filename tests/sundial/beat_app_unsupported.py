@@ -18,5 +18,6 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=0, hour=9, day_of_week=1, day_of_month="1-7"),
     },
     "routed": {"task": "ok.other", "schedule": 60, "options": {"routing_key": "x"}},
+    "unknown option": {"task": "ok.linked", "schedule": 60, "options": {"link": "x"}},
     "too fast": {"task": "ok.fast", "schedule": 0.5},
 }

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
+from celery import Celery
 from celery.beat import ScheduleEntry
 from click.testing import CliRunner
+from kombu.entity import Exchange
 
 from sundial.beat import BeatImportError, convert, load_app
 from sundial.cli import main
@@ -75,9 +77,31 @@ def test_entries_with_no_equivalent_are_refused_each_by_name() -> None:
     message = str(refused.value)
     assert "'at sunset': solar schedules have no sundial equivalent" in message
     assert "'first monday': restricts both day_of_month and day_of_week" in message
-    assert "'routed': options with no sundial equivalent: ['routing_key']" in message
+    assert "'unknown option': options with no sundial equivalent: ['link']" in message
+    assert "'routed': exchange and routing_key are used together" in message
     assert "'too fast'" in message
     assert "'fine'" not in message
+
+
+def test_dispatch_options_carry_over_under_sundials_names() -> None:
+    app = Celery("opts", broker="memory://", set_as_current=False)
+    options = {
+        "time_limit": 60,
+        "soft_time_limit": 50.5,
+        "exchange": Exchange("reports", "topic"),
+        "routing_key": "reports.pdf",
+        "headers": {"tenant": "acme"},
+    }
+    app.conf.beat_schedule = {"opts": {"task": "t", "schedule": 60, "options": options}}
+
+    (document,) = convert(app)
+
+    assert {k: document[k] for k in ("time_limit_seconds", "soft_time_limit_seconds")} == {
+        "time_limit_seconds": 60,
+        "soft_time_limit_seconds": 50.5,
+    }
+    assert (document["exchange"], document["routing_key"]) == ("reports", "reports.pdf")
+    assert document["headers"] == {"tenant": "acme"}
 
 
 def test_a_bad_app_reference_is_refused_clearly() -> None:

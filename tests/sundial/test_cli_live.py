@@ -138,7 +138,11 @@ def test_apply_diff_prune_drift_and_export_round_trip(
     # A hand edit of a managed schedule, and a changed file.
     ok(run(live_api, "pause", b, "--reason", "incident"))
     (directory / "two.json").unlink()
-    tmp_files(f"{source}/one.yaml", yaml.safe_dump([_schedule(a, queue="fast"), _schedule(b)]))
+    options = {"time_limit_seconds": 60, "exchange": "ex", "routing_key": "rk", "headers": {"t": 1}}
+    tmp_files(
+        f"{source}/one.yaml",
+        yaml.safe_dump([_schedule(a, queue="fast"), _schedule(b, **options)]),
+    )
     diff = run(live_api, "diff", "-f", str(directory), "--source", source, "--prune", "--exit-code")
     applied_prune = ok(
         run(live_api, "apply", "-f", str(directory), "--source", source, "--prune", "-o", "json")
@@ -158,7 +162,9 @@ def test_apply_diff_prune_drift_and_export_round_trip(
     plan = json.loads(applied_prune)
     assert [e["id"] for e in plan["pruned"]] == [c]
     assert {e["id"] for e in plan["changed"]} == {a, b}
-    assert {s["id"] for s in yaml.safe_load(exported)} == {a, b}
+    by_id = {s["id"]: s for s in yaml.safe_load(exported)}
+    assert set(by_id) == {a, b}
+    assert {k: by_id[b][k] for k in options} == options
     assert "No changes: 2 schedules" in round_trip
     assert json.loads(hand_made)["managed_by"] is None
 
