@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
+from scheduler.bulk import insert_rows
 from scheduler.models import changes
 
 # The actor of changes nobody asked for: automatic pauses and quarantines.
@@ -156,8 +157,7 @@ def record_change(
 def record_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Record many changes (rows of :func:`change_row`) in one statement: a batch of
     creates writes its history at the cost of one round trip, not one per schedule."""
-    if rows:
-        conn.execute(insert(changes), list(rows))
+    insert_rows(conn, changes, rows)
 
 
 def last_version(conn: Connection, schedule_id: str) -> int:

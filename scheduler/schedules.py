@@ -7,6 +7,7 @@ Plain SQLAlchemy Core over a caller's connection (the caller owns the transactio
 from __future__ import annotations
 
 import fnmatch
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.alerts import resolve_deleted
-from scheduler.bulk import new_run
+from scheduler.bulk import insert_rows, new_run
 from scheduler.calendar_store import link_calendars, load_calendars, users_of
 from scheduler.errors import Conflict, InvalidSchedule, NotFound, SundialError, TaskNotAllowed
 from scheduler.exclusions import Calendar
@@ -242,6 +243,13 @@ def _filtered(
     return query
 
 
+def new_ids(count: int) -> list[str]:
+    """``count`` server-chosen schedule ids: 32 hex digits, 128 random bits each, read from
+    the OS in one call (``uuid4()`` per id costs ~20 µs, a fifth of a batch's work)."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
 def create_schedule(
     conn: Connection,
     schedule_id: str,
@@ -296,12 +304,12 @@ def create_schedules(
         links.extend({"schedule_id": entry.id, "calendar": n} for n in calendar_names(row))
     if created:
         try:
-            conn.execute(insert(schedules), list(created.values()))
+            insert_rows(conn, schedules, list(created.values()))
         except IntegrityError as exc:
             taken = repr(new[0].id) if len(new) == 1 else "of the batch"
             raise Conflict(f"schedule {taken} already exists") from exc
         if links:
-            conn.execute(insert(schedule_calendars), links)
+            insert_rows(conn, schedule_calendars, links)
         record_changes(conn, [_change(audit, Kind.CREATE, now, row) for row in created.values()])
         _remember_keys(conn, [entry for i, entry in fresh if entry.idempotency_key], now)
     return [(replays[i], True) if i in replays else (created[i], False) for i in range(len(new))]
@@ -374,8 +382,9 @@ def _remember_keys(conn: Connection, keyed: Sequence[NewSchedule], now: datetime
     if not keyed:
         return
     try:
-        conn.execute(
-            insert(idempotency_keys),
+        insert_rows(
+            conn,
+            idempotency_keys,
             [
                 {
                     "key": e.idempotency_key,

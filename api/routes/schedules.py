@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
@@ -172,6 +171,7 @@ def _create(
     entry in one transaction, then one change notice when anything was made."""
     now = ctx.clock()
     new = []
+    ids = repo.new_ids(len(entries))
     for index, (spec, key) in enumerate(entries):
         try:
             repo.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
@@ -181,7 +181,7 @@ def _create(
             raise TaskNotAllowed(f"{items_at}.{index}.{exc.field}", exc.message) from exc
         fingerprint = spec.fingerprint() if key is not None else ""
         values = spec.to_values(now)
-        new.append(NewSchedule(uuid.uuid4().hex, values, spec.paused, key, fingerprint))
+        new.append(NewSchedule(ids[index], values, spec.paused, key, fingerprint))
     with ctx.engine.begin() as conn:
         made = repo.create_schedules(
             conn, new, now=now, audit=audit, fresh_ids=True, items_at=items_at
