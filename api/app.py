@@ -30,6 +30,7 @@ from api.routes import (
 from api.ui.mount import mount_dashboard
 from scheduler.clock import Clock, utcnow
 from scheduler.db import make_engine
+from scheduler.group_commit import GroupCommitter
 from scheduler.notices import ChangeNotifier, NullNotifier, RedisNotifier
 from scheduler.settings import Settings
 
@@ -70,7 +71,9 @@ def create_app(
         summary="Scheduled and delayed jobs over REST, fired by Celery workers.",
         lifespan=lifespan,
     )
-    app.state.sundial = AppContext(settings, store, notifier, clock, client, metrics)
+    app.state.sundial = AppContext(
+        settings, store, notifier, clock, client, metrics, GroupCommitter(store)
+    )
     install_error_handlers(app)
     for module in (
         schedules,

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from api.metrics import Metrics
 from scheduler.clock import Clock
+from scheduler.group_commit import GroupCommitter
 from scheduler.notices import ChangeNotifier
 from scheduler.settings import Settings
 
@@ -25,6 +26,8 @@ class AppContext:
     clock: Clock
     redis: redis.Redis | None
     metrics: Metrics
+    # Single creates of concurrent requests share transactions.
+    committer: GroupCommitter
 
 
 def get_context(request: Request) -> AppContext:

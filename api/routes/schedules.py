@@ -168,7 +168,8 @@ def _create(
     items_at: str | None,
 ) -> list[tuple[dict[str, Any], bool]]:
     """The one create path of single and batch creates: check, arm and insert every
-    entry in one transaction, then one change notice when anything was made."""
+    entry in one transaction (a single create's shared with concurrent ones: see
+    :mod:`scheduler.group_commit`), then one change notice when anything was made."""
     now = ctx.clock()
     new = []
     ids = repo.new_ids(len(entries))
@@ -182,10 +183,13 @@ def _create(
         fingerprint = spec.fingerprint() if key is not None else ""
         values = spec.to_values(now)
         new.append(NewSchedule(ids[index], values, spec.paused, key, fingerprint))
-    with ctx.engine.begin() as conn:
-        made = repo.create_schedules(
-            conn, new, now=now, audit=audit, fresh_ids=True, items_at=items_at
-        )
+    if items_at is None:
+        made = ctx.committer.create(new, now=now, audit=audit)
+    else:
+        with ctx.engine.begin() as conn:
+            made = repo.create_schedules(
+                conn, new, now=now, audit=audit, fresh_ids=True, items_at=items_at
+            )
     if not all(replayed for _, replayed in made):
         ctx.notifier.schedule_changed(made[0][0]["id"])
     return made
