@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.examples import SPEC_EXAMPLE
 from api.schemas import ScheduleCreate, example_config
-from scheduler.models import ScheduleState
+from scheduler.store.models import ScheduleState
 
 MAX_BATCH = 1000
 _DELAY_EXAMPLE: dict[str, Any] = {

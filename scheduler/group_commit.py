@@ -3,7 +3,7 @@
 Each create of its own costs a transaction: a few round trips and a durable commit, most
 of a create's time on a loaded database. Requests that arrive while another create is
 being committed wait, and are then committed together, through the same
-:func:`scheduler.schedules.create_schedules` a batch uses. No thread of its own: the first
+:func:`scheduler.store.schedules.create_schedules` a batch uses. No thread of its own: the first
 waiting request commits for everyone queued (leader/follower), and hands the lead to the
 oldest waiting request once its own create is done.
 
@@ -23,8 +23,8 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from scheduler.history import Audit
-from scheduler.schedules import NewSchedule, Row, create_schedules
+from scheduler.store.history import Audit
+from scheduler.store.schedules import NewSchedule, Row, create_schedules
 
 # Schedules committed in one shared transaction at most.
 MAX_GROUP = 1000

@@ -23,7 +23,7 @@ from bench.scenarios.s1_burst import Burst, summarize_burst
 from bench.scenarios.s4_api import CONCURRENCY, Load, hammer
 from bench.services import unique_name
 from bench.stats import percentile
-from scheduler.db import make_engine
+from scheduler.store.db import make_engine
 
 NAME = "S7"
 BATCH = 1000

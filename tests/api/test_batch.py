@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from scheduler.models import changes
+from scheduler.store.models import changes
 from tests.api.support import (
     T0,
     FakeClock,

@@ -14,9 +14,9 @@ from sqlalchemy import Engine, select, text
 
 from scheduler.errors import InvalidSchedule
 from scheduler.group_commit import GroupCommitter
-from scheduler.history import Audit
-from scheduler.models import changes, schedules
-from scheduler.schedules import NewSchedule, ScheduleValues, new_ids
+from scheduler.store.history import Audit
+from scheduler.store.models import changes, schedules
+from scheduler.store.schedules import NewSchedule, ScheduleValues, new_ids
 from tests.services import wait_for
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
