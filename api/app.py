@@ -28,6 +28,7 @@ from api.routes import (
     timeline,
 )
 from api.ui.mount import mount_dashboard
+from scheduler.group_commit import GroupCommitter
 from scheduler.leadership.notices import ChangeNotifier, NullNotifier, RedisNotifier
 from scheduler.settings import Settings
 from scheduler.store.db import make_engine
@@ -70,7 +71,9 @@ def create_app(
         summary="Scheduled and delayed jobs over REST, fired by Celery workers.",
         lifespan=lifespan,
     )
-    app.state.sundial = AppContext(settings, store, notifier, clock, client, metrics)
+    app.state.sundial = AppContext(
+        settings, store, notifier, clock, client, metrics, GroupCommitter(store)
+    )
     install_error_handlers(app)
     for module in (
         schedules,

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from api.metrics import Metrics
+from scheduler.group_commit import GroupCommitter
 from scheduler.leadership.notices import ChangeNotifier
 from scheduler.settings import Settings
 from scheduler.timing.clock import Clock
@@ -25,6 +26,8 @@ class AppContext:
     clock: Clock
     redis: redis.Redis | None
     metrics: Metrics
+    # Single creates of concurrent requests share transactions.
+    committer: GroupCommitter
 
 
 def get_context(request: Request) -> AppContext:

@@ -33,6 +33,22 @@ def invalid_input(
     )
 
 
+def refuse_repeats(where: str, field: str, noun: str, values: Sequence[str | None]) -> None:
+    """A 422 naming the second entry of ``body.<where>`` that repeats a value of ``field``
+    (None is no value)."""
+    seen: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value is None:
+            continue
+        if value in seen:
+            raise invalid_input(
+                ("body", where, index, field),
+                f"duplicate {field}: {noun} {seen[value]} has it too",
+                value,
+            )
+        seen[value] = index
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the mapping of :mod:`scheduler.errors` exceptions to status codes."""
     app.add_exception_handler(InvalidSchedule, _invalid_schedule)

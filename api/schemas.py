@@ -261,8 +261,10 @@ class ScheduleCreate(_ScheduleFields):
         )
 
     def fingerprint(self) -> str:
-        """A hash of the request, to tell an Idempotency-Key replay from a reuse."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """A hash of the request, to tell an Idempotency-Key replay from a reuse: of the
+        fields of a create only, so an entry of a batch hashes as the same single create."""
+        document = self.model_dump(mode="json", include=set(ScheduleCreate.model_fields))
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -31,7 +31,7 @@ def py_spy() -> str | None:
 class Profiler:
     """``py-spy record --pid`` into a collapsed-stack file until :meth:`stop`."""
 
-    def __init__(self, pid: int, out: Path, rate_hz: int = RATE_HZ) -> None:
+    def __init__(self, pid: int, out: Path, rate_hz: int = RATE_HZ, idle: bool = True) -> None:
         exe = py_spy()
         if exe is None:
             raise RuntimeError("py-spy is not installed (pip install py-spy)")
@@ -40,7 +40,7 @@ class Profiler:
         self._log = out.with_suffix(".log").open("wb")
         self._proc = subprocess.Popen(
             [exe, "record", "--pid", str(pid), "--rate", str(rate_hz), "--format", "raw",
-             "--idle", "--threads", "--nonblocking", "--output", str(out)],
+             *(["--idle"] if idle else []), "--threads", "--nonblocking", "--output", str(out)],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -67,9 +67,10 @@ def _short(frame: str) -> str:
     return f"{match.group('func')} ({path})"
 
 
-def summarize(collapsed: Path, top: int = 25) -> dict[str, Any]:
-    """Top functions of the loop thread by own (leaf) and total (on the stack) share of
-    its samples, with the seconds they stand for."""
+def summarize(collapsed: Path, top: int = 25, frame: str | None = LOOP_FRAME) -> dict[str, Any]:
+    """Top functions of the stacks through ``frame`` (default: the leader's loop thread;
+    None: every sample) by own (leaf) and total (on the stack) share of those samples,
+    with the seconds they stand for."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     samples = 0
@@ -78,7 +79,7 @@ def summarize(collapsed: Path, top: int = 25) -> dict[str, Any]:
         if match is None:
             continue
         count = int(match.group("count"))
-        if LOOP_FRAME not in match.group("stack"):
+        if frame is not None and frame not in match.group("stack"):
             continue
         frames = [_short(f) for f in match.group("stack").split(";") if f]
         if not frames:

@@ -8,7 +8,7 @@ from api.apply_schemas import ApplyRequest, ApplyResult
 from api.audit import ChangeAudit
 from api.auth import Write
 from api.deps import Context
-from api.errors import invalid_input
+from api.errors import invalid_input, refuse_repeats
 from api.strict_route import StrictRoute
 from scheduler.errors import TaskNotAllowed
 from scheduler.store import schedules as repo
@@ -41,8 +41,8 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     With ``dry_run`` everything is checked and planned, then rolled back.
     """
     now = ctx.clock()
-    _refuse_repeats("calendars", "name", "calendar", [c.name for c in body.calendars])
-    _refuse_repeats("schedules", "id", "entry", [e.id for e in body.schedules])
+    refuse_repeats("calendars", "name", "calendar", [c.name for c in body.calendars])
+    refuse_repeats("schedules", "id", "entry", [e.id for e in body.schedules])
     desired: list[Desired] = []
     for index, entry in enumerate(body.schedules):
         try:
@@ -72,16 +72,3 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
         for schedule_id in plan.touched:
             ctx.notifier.schedule_changed(schedule_id)
     return ApplyResult.of(plan, dry_run=body.dry_run, prune=body.prune)
-
-
-def _refuse_repeats(where: str, field: str, noun: str, values: list[str]) -> None:
-    """A 422 naming the second entry that repeats a value of ``field``."""
-    seen: dict[str, int] = {}
-    for index, value in enumerate(values):
-        if value in seen:
-            raise invalid_input(
-                ("body", where, index, field),
-                f"duplicate {field}: {noun} {seen[value]} has it too",
-                value,
-            )
-        seen[value] = index

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,8 +14,9 @@ from sqlalchemy import Connection
 
 from api.audit import ChangeAudit
 from api.auth import Read, Write
+from api.batch_schemas import BatchCreate, BatchCreated, BatchResult
 from api.deps import AppContext, Context
-from api.errors import invalid_input
+from api.errors import invalid_input, refuse_repeats
 from api.etags import check_if_match, etag
 from api.merge_patch import merge_patch
 from api.pagination import decode_cursor, encode_cursor
@@ -29,11 +30,11 @@ from api.schemas import (
     SchedulePut,
 )
 from api.strict_route import StrictRoute
-from scheduler.errors import PreconditionFailed
+from scheduler.errors import PreconditionFailed, TaskNotAllowed
 from scheduler.store import schedules as repo
 from scheduler.store.history import Audit
 from scheduler.store.models import ScheduleState
-from scheduler.store.schedules import ScheduleValues
+from scheduler.store.schedules import NewSchedule, ScheduleValues
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
@@ -112,33 +113,86 @@ def create_schedule(
     With an ``Idempotency-Key``, repeating the same request returns the same schedule
     (201 again, with ``Idempotent-Replayed: true``); another body with that key is a 409.
     """
-    now = ctx.clock()
-    repo.check_task_allowed(body.task, ctx.settings.allowed_tasks)
-    values = body.to_values(now)
-    schedule_id = uuid.uuid4().hex
-    replayed = False
-    with ctx.engine.begin() as conn:
-        if idempotency_key is None:
-            row = repo.create_schedule(
-                conn, schedule_id, values, paused=body.paused, now=now, audit=audit
-            )
-        else:
-            row, replayed = repo.create_idempotent(
-                conn,
-                idempotency_key,
-                body.fingerprint(),
-                schedule_id,
-                values,
-                paused=body.paused,
-                now=now,
-                audit=audit,
-            )
+    [(row, replayed)] = _create(ctx, audit, [(body, idempotency_key)], items_at=None)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    else:
-        ctx.notifier.schedule_changed(row["id"])
     response.headers["Location"] = location(row["id"])
     return public(row, response)
+
+
+@router.post(
+    ":batch",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Write],
+    responses={
+        **_ERRORS,
+        409: {"description": "An entry's idempotency_key was used with another body"},
+        413: {"description": "The body exceeds SUNDIAL_MAX_BODY_BYTES"},
+        422: {"description": "An entry is invalid; `loc` names it: body.schedules.<index>"},
+    },
+)
+def create_schedules(body: BatchCreate, ctx: Context, audit: ChangeAudit) -> BatchResult:
+    """Create up to 1,000 schedules with server-chosen ids in one transaction: all of
+    them, or, when one entry is invalid (422 naming ``body.schedules.<index>.<field>``)
+    or conflicts (409), none. Results come in the order of the entries.
+
+    Each entry may carry an ``idempotency_key``, as the header of a single create: a
+    batch sent again after a lost response replays every entry (``replayed: true``)
+    instead of creating it twice.
+    """
+    keys = [entry.idempotency_key for entry in body.schedules]
+    refuse_repeats("schedules", "idempotency_key", "entry", keys)
+    entries = [(entry, entry.idempotency_key) for entry in body.schedules]
+    made = _create(ctx, audit, entries, items_at="schedules")
+    replayed = sum(1 for _, again in made if again)
+    return BatchResult(
+        items=[
+            BatchCreated(
+                id=row["id"],
+                version=row["version"],
+                state=row["state"],
+                next_run_at=row["next_run_at"],
+                replayed=again,
+            )
+            for row, again in made
+        ],
+        created=len(made) - replayed,
+        replayed=replayed,
+    )
+
+
+def _create(
+    ctx: AppContext,
+    audit: ChangeAudit,
+    entries: Sequence[tuple[ScheduleCreate, str | None]],
+    items_at: str | None,
+) -> list[tuple[dict[str, Any], bool]]:
+    """The one create path of single and batch creates: check, arm and insert every
+    entry in one transaction (a single create's shared with concurrent ones: see
+    :mod:`scheduler.group_commit`), then one change notice when anything was made."""
+    now = ctx.clock()
+    new = []
+    ids = repo.new_ids(len(entries))
+    for index, (spec, key) in enumerate(entries):
+        try:
+            repo.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
+        except TaskNotAllowed as exc:
+            if items_at is None:
+                raise
+            raise TaskNotAllowed(f"{items_at}.{index}.{exc.field}", exc.message) from exc
+        fingerprint = spec.fingerprint() if key is not None else ""
+        values = spec.to_values(now)
+        new.append(NewSchedule(ids[index], values, spec.paused, key, fingerprint))
+    if items_at is None:
+        made = ctx.committer.create(new, now=now, audit=audit)
+    else:
+        with ctx.engine.begin() as conn:
+            made = repo.create_schedules(
+                conn, new, now=now, audit=audit, fresh_ids=True, items_at=items_at
+            )
+    if not all(replayed for _, replayed in made):
+        ctx.notifier.schedule_changed(made[0][0]["id"])
+    return made
 
 
 @router.put(

@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import Engine, func, select
 
 from bench.procs import BenchError, Child, Processes, processes, sundial_env, wait_for
-from bench.profile import Profiler, summarize
+from bench.profile import LOOP_FRAME, Profiler, summarize
 from bench.report import Report
 from bench.services import Services
 from scheduler.store.models import runs
@@ -70,20 +70,23 @@ class Bench:
         return result
 
     @contextmanager
-    def profiled(self, pid: int, case: str) -> Iterator[None]:
-        """With ``--profile``, py-spy ``pid`` for the block and record its hot spots."""
+    def profiled(self, pid: int, case: str, *, leader: bool = True) -> Iterator[None]:
+        """With ``--profile``, py-spy ``pid`` for the block and record its hot spots: the
+        leader's loop thread in wall time (waits included), or (``leader=False``, the API)
+        every thread's CPU samples."""
         if not self.profile:
             yield
             return
         slug = "".join(c if c.isalnum() else "-" for c in case.lower()).strip("-")
         out = self.out_dir / f"profile-{slug}.txt"
-        profiler = Profiler(pid, out)
+        profiler = Profiler(pid, out, idle=leader)
         try:
             yield
         finally:
             profiler.stop()
         if out.exists():
-            self.record(f"{case} profile", summarize(out))
+            frame = LOOP_FRAME if leader else None
+            self.record(f"{case} profile", summarize(out, frame=frame))
 
     def record(self, name: str, data: dict[str, Any]) -> None:
         """Keep a case's detailed figures in the JSON."""

@@ -42,9 +42,14 @@ class Load:
 
 
 def hammer(
-    base: str, count: int, request: Request, expect: set[int], watch: dict[str, int]
+    base: str,
+    count: int,
+    request: Request,
+    expect: set[int],
+    watch: dict[str, int],
+    clients: int = CONCURRENCY,
 ) -> Load:
-    """Send ``count`` requests from CONCURRENCY threads, each with its own connection;
+    """Send ``count`` requests from ``clients`` threads, each with its own connection;
     note the CPU the ``watch`` processes (name → pid) used meanwhile."""
     took: list[float] = []
     errors = 0
@@ -69,7 +74,7 @@ def hammer(
                     took.append(elapsed)
                     errors += not ok
 
-    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(CONCURRENCY)]
+    threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
     cpu0 = {name: cpu_seconds(pid) for name, pid in watch.items()}
     started = time.perf_counter()
     for thread in threads:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, text, update
+from sqlalchemy import Connection, Engine, Table, TextClause, bindparam, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from scheduler.store.models import RunState, RunTrigger, runs, schedules
@@ -118,6 +118,32 @@ def _iso(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+_POPULATE: dict[tuple[str, tuple[str, ...]], TextClause] = {}
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) in one statement. On PostgreSQL they travel
+    as one JSON document read back with the table's own row type
+    (``json_populate_recordset``): one execution of the insert, where an ``executemany`` runs
+    it once per row, and no per-value adaptation in the driver. A JSON column's ``None``
+    becomes SQL NULL there (the ORM's JSON ``null`` elsewhere); both read back as None."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        conn.execute(insert(table), list(rows))
+        return
+    columns = tuple(rows[0])
+    key = (table.name, columns)
+    statement = _POPULATE.get(key)
+    if statement is None:
+        names = ", ".join(f'"{c}"' for c in columns)
+        statement = _POPULATE[key] = text(
+            f'INSERT INTO "{table.name}" ({names}) SELECT {names} '
+            f'FROM json_populate_recordset(NULL::"{table.name}", CAST(:rows AS json))'
+        )
+    conn.execute(statement, _json_rows(rows))
 
 
 def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, select
 
+from scheduler.firing.bulk import insert_rows
 from scheduler.store.models import changes
 
 # The actor of changes nobody asked for: automatic pauses and quarantines.
@@ -88,6 +89,37 @@ def diff_specs(
     }
 
 
+def change_row(
+    audit: Audit,
+    kind: str,
+    now: datetime,
+    *,
+    schedule_id: str | None = None,
+    calendar: str | None = None,
+    version: int | None = None,
+    state: str | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``changes`` row of one change: ``after`` is the specification the change leaves
+    (None when it leaves none, or changes no specification), ``before`` the one it replaced."""
+    reason = audit.reason[:MAX_REASON_CHARS] if audit.reason else None
+    return {
+        "at": now,
+        "schedule_id": schedule_id,
+        "calendar": calendar,
+        "kind": audit.kind or kind,
+        "actor": audit.actor,
+        "reason": reason,
+        "version": version,
+        "state": state,
+        "spec": dict(after) if after is not None else None,
+        "diff": diff_specs(before, after) or None,
+        "details": {**(details or {}), **(audit.details or {})} or None,
+    }
+
+
 def record_change(
     conn: Connection,
     audit: Audit,
@@ -102,33 +134,48 @@ def record_change(
     after: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record one change: ``after`` is the specification the change leaves (None when it
-    leaves none, or changes no specification), ``before`` the one it replaced."""
-    reason = audit.reason[:MAX_REASON_CHARS] if audit.reason else None
-    conn.execute(
-        insert(changes).values(
-            at=now,
-            schedule_id=schedule_id,
-            calendar=calendar,
-            kind=audit.kind or kind,
-            actor=audit.actor,
-            reason=reason,
-            version=version,
-            state=state,
-            spec=dict(after) if after is not None else None,
-            diff=diff_specs(before, after) or None,
-            details={**(details or {}), **(audit.details or {})} or None,
-        )
+    """Record one change (see :func:`change_row`)."""
+    record_changes(
+        conn,
+        [
+            change_row(
+                audit,
+                kind,
+                now,
+                schedule_id=schedule_id,
+                calendar=calendar,
+                version=version,
+                state=state,
+                before=before,
+                after=after,
+                details=details,
+            )
+        ],
     )
+
+
+def record_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record many changes (rows of :func:`change_row`) in one statement: a batch of
+    creates writes its history at the cost of one round trip, not one per schedule."""
+    insert_rows(conn, changes, rows)
 
 
 def last_version(conn: Connection, schedule_id: str) -> int:
     """The highest version the schedule's history knows (0 when none): a schedule made
     again under a deleted one's id continues its numbering, so versions never repeat."""
+    return last_versions(conn, [schedule_id]).get(schedule_id, 0)
+
+
+def last_versions(conn: Connection, schedule_ids: Sequence[str]) -> dict[str, int]:
+    """:func:`last_version` of many schedules in one query; ids without history are absent."""
+    if not schedule_ids:
+        return {}
     found = conn.execute(
-        select(func.max(changes.c.version)).where(changes.c.schedule_id == schedule_id)
-    ).scalar()
-    return int(found or 0)
+        select(changes.c.schedule_id, func.max(changes.c.version))
+        .where(changes.c.schedule_id.in_(schedule_ids))
+        .group_by(changes.c.schedule_id)
+    )
+    return {schedule_id: int(version or 0) for schedule_id, version in found}
 
 
 def find_version(conn: Connection, schedule_id: str, version: int) -> dict[str, Any] | None:

@@ -7,8 +7,10 @@ Plain SQLAlchemy Core over a caller's connection (the caller owns the transactio
 from __future__ import annotations
 
 import fnmatch
+import os
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict
 
@@ -16,11 +18,26 @@ from sqlalchemy import Connection, Select, and_, delete, func, insert, or_, sele
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.errors import Conflict, InvalidSchedule, NotFound, SundialError, TaskNotAllowed
-from scheduler.firing.bulk import new_run
+from scheduler.firing.bulk import insert_rows, new_run
 from scheduler.runs.alerts import resolve_deleted
 from scheduler.store.calendar_store import link_calendars, load_calendars, users_of
-from scheduler.store.history import Audit, Kind, last_version, record_change
-from scheduler.store.models import RunTrigger, ScheduleState, idempotency_keys, runs, schedules
+from scheduler.store.history import (
+    Audit,
+    Kind,
+    change_row,
+    last_versions,
+    record_change,
+    record_changes,
+)
+from scheduler.store.models import (
+    RunTrigger,
+    ScheduleState,
+    idempotency_keys,
+    runs,
+    schedule_calendars,
+    schedules,
+)
+from scheduler.timing.exclusions import Calendar
 from scheduler.timing.fire_policy import Arming, arm, calendar_names
 
 # A change to any of these moves the next fire, so the schedule is re-armed.
@@ -93,6 +110,18 @@ class ScheduleValues(TypedDict):
 _VALUE_COLUMNS = tuple(ScheduleValues.__annotations__)
 
 
+@dataclass(frozen=True)
+class NewSchedule:
+    """One schedule to create; with an ``idempotency_key``, ``request_hash`` tells a replay
+    of the request that used the key before from a reuse of the key for another request."""
+
+    id: str
+    values: ScheduleValues
+    paused: bool = False
+    idempotency_key: str | None = None
+    request_hash: str = ""
+
+
 def spec_of(row: Mapping[str, Any]) -> dict[str, Any]:
     """A schedule's whole specification as JSON (what ``PUT`` takes): a version's record."""
     spec = {
@@ -106,17 +135,8 @@ def spec_of(row: Mapping[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _record(
-    conn: Connection,
-    audit: Audit,
-    kind: str,
-    now: datetime,
-    after: Row,
-    before: Row | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    record_change(
-        conn,
+def _change(audit: Audit, kind: str, now: datetime, after: Row, before: Row | None = None) -> Row:
+    return change_row(
         audit,
         kind,
         now,
@@ -125,8 +145,13 @@ def _record(
         state=after["state"],
         before=spec_of(before) if before is not None else None,
         after=spec_of(after),
-        details=details,
     )
+
+
+def _record(
+    conn: Connection, audit: Audit, kind: str, now: datetime, after: Row, before: Row | None = None
+) -> None:
+    record_changes(conn, [_change(audit, kind, now, after, before)])
 
 
 def check_task_allowed(task: str, patterns: Sequence[str]) -> None:
@@ -224,6 +249,13 @@ def _filtered(
     return query
 
 
+def new_ids(count: int) -> list[str]:
+    """``count`` server-chosen schedule ids: 32 hex digits, 128 random bits each, read from
+    the OS in one call (``uuid4()`` per id costs ~20 µs, a fifth of a batch's work)."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
 def create_schedule(
     conn: Connection,
     schedule_id: str,
@@ -237,16 +269,140 @@ def create_schedule(
 
     Its version continues the numbering of a deleted schedule of the same id, if any.
     """
-    row: Row = {**values, **_NEW_HISTORY, "id": schedule_id, "created_at": now}
-    row.update(_arming_columns(conn, row, paused=paused, current=None, now=now))
-    row.update(updated_at=now, version=last_version(conn, schedule_id) + 1)
-    try:
-        conn.execute(insert(schedules).values(**row))
-    except IntegrityError as exc:
-        raise Conflict(f"schedule {schedule_id!r} already exists") from exc
-    link_calendars(conn, schedule_id, values["exclude_calendars"])
-    _record(conn, audit, Kind.CREATE, now, row)
+    created = create_schedules(
+        conn, [NewSchedule(schedule_id, values, paused)], now=now, audit=audit
+    )
+    return created[0][0]
+
+
+def create_schedules(
+    conn: Connection,
+    new: Sequence[NewSchedule],
+    *,
+    now: datetime,
+    audit: Audit,
+    fresh_ids: bool = False,
+    items_at: str | None = None,
+) -> list[tuple[Row, bool]]:
+    """Create every schedule of ``new``, armed, with its history and idempotency key, in a
+    constant number of statements whatever their number (at most six): ``(row, replayed)``
+    per entry, in order. An entry whose key was used before with the same request replays
+    the schedule that request made (``replayed`` True); used with another request, it is a
+    :class:`Conflict`, and so is an id already taken.
+
+    ``fresh_ids`` says the ids were just generated (random UUIDs): no deleted schedule's
+    history can hold them, so its version numbering is not looked up. ``items_at`` names
+    the request field holding the entries, so that an error names the entry
+    (``<items_at>.<index>.<field>``); None for a single schedule.
+    """
+    replays = _replays(conn, new, now, items_at)
+    fresh = [(i, entry) for i, entry in enumerate(new) if i not in replays]
+    versions = {} if fresh_ids else last_versions(conn, [entry.id for _, entry in fresh])
+    known = load_calendars(conn, {n for _, e in fresh for n in e.values["exclude_calendars"]})
+    created: dict[int, Row] = {}
+    links: list[Row] = []
+    for i, entry in fresh:
+        try:
+            row = _new_row(conn, entry, versions.get(entry.id, 0) + 1, known, now)
+        except InvalidSchedule as exc:
+            raise _located(exc, items_at, i) from exc
+        created[i] = row
+        links.extend({"schedule_id": entry.id, "calendar": n} for n in calendar_names(row))
+    if created:
+        try:
+            insert_rows(conn, schedules, list(created.values()))
+        except IntegrityError as exc:
+            taken = repr(new[0].id) if len(new) == 1 else "of the batch"
+            raise Conflict(f"schedule {taken} already exists") from exc
+        if links:
+            insert_rows(conn, schedule_calendars, links)
+        record_changes(conn, [_change(audit, Kind.CREATE, now, row) for row in created.values()])
+        _remember_keys(conn, [entry for i, entry in fresh if entry.idempotency_key], now)
+    return [(replays[i], True) if i in replays else (created[i], False) for i in range(len(new))]
+
+
+def _new_row(
+    conn: Connection,
+    entry: NewSchedule,
+    version: int,
+    calendars: Mapping[str, Calendar],
+    now: datetime,
+) -> Row:
+    missing = [n for n in entry.values["exclude_calendars"] if n not in calendars]
+    if missing:
+        raise InvalidSchedule("exclude_calendars", f"no calendar named {missing[0]!r}")
+    row: Row = {**entry.values, **_NEW_HISTORY, "id": entry.id, "created_at": now}
+    arming = _arming_columns(
+        conn, row, paused=entry.paused, current=None, now=now, calendars=calendars
+    )
+    row.update(arming)
+    row.update(updated_at=now, version=version)
     return row
+
+
+def _located(exc: InvalidSchedule, items_at: str | None, index: int) -> InvalidSchedule:
+    if items_at is None:
+        return exc
+    return type(exc)(f"{items_at}.{index}.{exc.field}", exc.message)
+
+
+def _replays(
+    conn: Connection, new: Sequence[NewSchedule], now: datetime, items_at: str | None
+) -> dict[int, Row]:
+    """The entries whose idempotency key replays an earlier request: index → its schedule.
+    Keys past their time to live are forgotten here."""
+    keyed = {e.idempotency_key: i for i, e in enumerate(new) if e.idempotency_key is not None}
+    if not keyed:
+        return {}
+    seen = conn.execute(
+        select(idempotency_keys).where(idempotency_keys.c.key.in_(list(keyed)))
+    ).mappings()
+    made: dict[int, str] = {}
+    expired: list[str] = []
+    for found in seen:
+        if found["created_at"] <= now - IDEMPOTENCY_TTL:
+            expired.append(found["key"])
+            continue
+        i = keyed[found["key"]]
+        if found["request_hash"] != new[i].request_hash:
+            where = f"{items_at}.{i}: " if items_at is not None else ""
+            raise Conflict(f"{where}Idempotency-Key was used with a different request body")
+        made[i] = found["schedule_id"]
+    if expired:
+        conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key.in_(expired)))
+    if not made:
+        return {}
+    rows = {
+        row["id"]: dict(row)
+        for row in conn.execute(
+            select(schedules).where(schedules.c.id.in_(list(made.values())))
+        ).mappings()
+    }
+    missing = [sid for sid in made.values() if sid not in rows]
+    if missing:
+        raise NotFound(f"no schedule {missing[0]!r}")
+    return {i: rows[sid] for i, sid in made.items()}
+
+
+def _remember_keys(conn: Connection, keyed: Sequence[NewSchedule], now: datetime) -> None:
+    if not keyed:
+        return
+    try:
+        insert_rows(
+            conn,
+            idempotency_keys,
+            [
+                {
+                    "key": e.idempotency_key,
+                    "request_hash": e.request_hash,
+                    "schedule_id": e.id,
+                    "created_at": now,
+                }
+                for e in keyed
+            ],
+        )
+    except IntegrityError as exc:
+        raise Conflict("a request with this Idempotency-Key is in progress") from exc
 
 
 def replace_schedule(
@@ -369,44 +525,6 @@ def mark_applied(conn: Connection, schedule_id: str, source: str, applied: Row) 
     )
 
 
-def create_idempotent(
-    conn: Connection,
-    key: str,
-    request_hash: str,
-    schedule_id: str,
-    values: ScheduleValues,
-    *,
-    paused: bool,
-    now: datetime,
-    audit: Audit,
-) -> tuple[Row, bool]:
-    """Create once per ``key``: ``(row, True)`` replays the schedule the key made before.
-
-    The same key with a different request (``request_hash``) is a :class:`Conflict`.
-    """
-    seen = (
-        conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key))
-        .mappings()
-        .first()
-    )
-    if seen is not None and seen["created_at"] > now - IDEMPOTENCY_TTL:
-        if seen["request_hash"] != request_hash:
-            raise Conflict("Idempotency-Key was used with a different request body")
-        return get_schedule(conn, seen["schedule_id"]), True
-    if seen is not None:
-        conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
-    row = create_schedule(conn, schedule_id, values, paused=paused, now=now, audit=audit)
-    try:
-        conn.execute(
-            insert(idempotency_keys).values(
-                key=key, request_hash=request_hash, schedule_id=schedule_id, created_at=now
-            )
-        )
-    except IntegrityError as exc:
-        raise Conflict("a request with this Idempotency-Key is in progress") from exc
-    return row, False
-
-
 def trigger_run(conn: Connection, schedule_id: str, now: datetime, audit: Audit) -> Row:
     """Record a manual fire at ``now`` as a pending run, for the leader's relay to publish.
 
@@ -510,7 +628,13 @@ def _write(conn: Connection, current: Row, row: Row, now: datetime) -> Row:
 
 
 def _arming_columns(
-    conn: Connection, row: Row, *, paused: bool, current: Row | None, now: datetime
+    conn: Connection,
+    row: Row,
+    *,
+    paused: bool,
+    current: Row | None,
+    now: datetime,
+    calendars: Mapping[str, Calendar] | None = None,
 ) -> Row:
     """State and next-fire columns for ``row``; ``current`` is the row it replaces, if any."""
     keep = _STATE_COLUMNS
@@ -522,7 +646,7 @@ def _arming_columns(
     timing_changed = current is None or any(row[f] != current[f] for f in ARMING_FIELDS)
     if current is not None and current["state"] != ScheduleState.PAUSED and not timing_changed:
         return {k: current[k] for k in keep}
-    arming = _arm(conn, row, now)
+    arming = _arm(conn, row, now, calendars)
     last = row["last_run_at"]
     # Never re-arm at or before the last fire: a finished one-off must not fire twice.
     if arming.next_run_at is None or (last is not None and arming.next_run_at <= last):
@@ -538,9 +662,14 @@ def _arming_columns(
     )
 
 
-def _arm(conn: Connection, row: Row, now: datetime) -> Arming:
+def _arm(
+    conn: Connection, row: Row, now: datetime, calendars: Mapping[str, Calendar] | None
+) -> Arming:
+    """``calendars``: the ones ``row`` names, loaded already; else read through ``conn``."""
+    if calendars is None:
+        calendars = load_calendars(conn, calendar_names(row))
     try:
-        return arm(row, now, load_calendars(conn, calendar_names(row)))
+        return arm(row, now, calendars)
     except SundialError:
         raise
     except (OverflowError, ValueError) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from pydantic_core import to_jsonable_python
 from sundial.client.calendars import CalendarSpec, calendar_body
 from sundial.client.models import (
     ApplyPlan,
+    Created,
     Cron,
     Date,
     Delay,
@@ -26,6 +27,9 @@ from sundial.client.models import (
 )
 from sundial.client.records import RecordsClient
 from sundial.client.transport import Params, put_optional, reason_header, rfc3339
+
+# The most schedules one batch request may carry (the API refuses more).
+MAX_BATCH = 1000
 
 
 class Client(RecordsClient):
@@ -57,6 +61,45 @@ class Client(RecordsClient):
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         return self._model(Schedule, "POST", "/v1/schedules", json=spec.body(), headers=headers)
+
+    def create_many(
+        self,
+        specs: Iterable[ScheduleSpec],
+        *,
+        idempotency_keys: Iterable[str | None] | None = None,
+        reason: str | None = None,
+        chunk_size: int = MAX_BATCH,
+    ) -> list[Created]:
+        """Create many schedules with server-chosen ids through ``POST
+        /v1/schedules:batch``, ``chunk_size`` (at most 1,000) a request; one result per
+        spec, in order.
+
+        Each request is all or nothing; when one fails (``InvalidInput`` naming
+        ``schedules.<index>`` of that request, ``Conflict``…) the earlier ones stay
+        created. With ``idempotency_keys`` (one per spec, None for none) the whole call
+        can simply be repeated: what was created is replayed (``replayed``), not doubled.
+        """
+        if not 1 <= chunk_size <= MAX_BATCH:
+            raise ValueError(f"chunk_size must be 1..{MAX_BATCH}")
+        entries = []
+        keys = iter(idempotency_keys) if idempotency_keys is not None else None
+        for spec in specs:
+            if spec.id is not None:
+                raise ValueError("create_many makes server-chosen ids; use put for spec.id")
+            entry = spec.body()
+            key = next(keys, None) if keys is not None else None
+            if key is not None:
+                entry["idempotency_key"] = key
+            entries.append(entry)
+        created: list[Created] = []
+        headers = reason_header(reason)
+        for start in range(0, len(entries), chunk_size):
+            chunk = entries[start : start + chunk_size]
+            response = self._send(
+                "POST", "/v1/schedules:batch", json={"schedules": chunk}, headers=headers
+            )
+            created.extend(Created.model_validate(item) for item in response.json()["items"])
+        return created
 
     def put(
         self, spec: ScheduleSpec, *, if_match: int | None = None, reason: str | None = None

@@ -125,6 +125,16 @@ class Schedule(ScheduleSpec):  # type: ignore[no-redef]
     version: int
 
 
+class Created(_Model):
+    """What a batch create made of one entry (``get(id)`` has the whole schedule)."""
+
+    id: str
+    version: int
+    state: str
+    next_run_at: datetime | None = None
+    replayed: bool = False
+
+
 class Run(_Model):
     """One fire of a schedule and what became of it."""
 

@@ -12,6 +12,7 @@ from sundial.client import (
     Conflict,
     ConnectionFailed,
     Cron,
+    Delay,
     Forbidden,
     Interval,
     InvalidInput,
@@ -164,3 +165,31 @@ def test_apply_through_the_client_prunes_only_its_own_source(
     assert [e.id for e in pruned.pruned] == [b]
     assert not again.changes_anything and [e.id for e in again.unchanged] == [a]
     assert survivor.managed_by == other
+
+
+def test_create_many_sends_chunks_and_replays_with_keys(
+    live_api: LiveApi, name: Callable[[str], str]
+) -> None:
+    label = name("batch")
+    specs = [
+        ScheduleSpec(
+            task="sundial.echo", trigger=Delay(seconds=600), kwargs={"n": i}, labels={"b": label}
+        )
+        for i in range(5)
+    ]
+    keys = [name(f"k{i}") for i in range(5)]
+    with live_api.client() as client:
+        first = client.create_many(specs, idempotency_keys=keys, chunk_size=2)
+        again = client.create_many(specs, idempotency_keys=keys, chunk_size=3)
+        stored = list(client.iter_schedules(labels={"b": label}))
+        bad = [specs[0], ScheduleSpec(task="sundial.echo", trigger=Cron(expression="61 * * * *"))]
+        with pytest.raises(InvalidInput) as invalid:
+            client.create_many(bad)
+        with pytest.raises(ValueError, match="put"):
+            client.create_many([ScheduleSpec(task="t", trigger=Delay(seconds=1), id="x")])
+
+    assert [c.replayed for c in first] == [False] * 5
+    assert [c.replayed for c in again] == [True] * 5
+    assert [c.id for c in again] == [c.id for c in first]
+    assert sorted(s.kwargs["n"] for s in stored) == [0, 1, 2, 3, 4]
+    assert invalid.value.errors[0]["loc"][:4] == ["body", "schedules", 1, "trigger"]

@@ -1,0 +1,150 @@
+"""Group commit: creates queued behind a commit in progress share the next transaction, and
+a failure in a group still gives every request its own answer. Real threads, real store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Engine, select, text
+
+from scheduler.errors import InvalidSchedule
+from scheduler.group_commit import GroupCommitter
+from scheduler.store.history import Audit
+from scheduler.store.models import changes, schedules
+from scheduler.store.schedules import NewSchedule, ScheduleValues, new_ids
+from tests.services import wait_for
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def _values(**fields: Any) -> ScheduleValues:
+    values: dict[str, Any] = {
+        "task": "reports.generate",
+        "args": [],
+        "kwargs": {},
+        "trigger": {"type": "interval", "seconds": 60},
+        "queue": "celery",
+        "priority": None,
+        "expires_seconds": None,
+        "misfire_grace_seconds": 60,
+        "coalesce": True,
+        "overlap": "allow",
+        "jitter_seconds": 0,
+        "retry": None,
+        "pause_after_failures": None,
+        "start_at": None,
+        "end_at": None,
+        "description": "",
+        "labels": {},
+        "exclude_calendars": [],
+        "on_excluded": "skip",
+        "expect_success_within_seconds": None,
+    }
+    values.update(fields)
+    return cast(ScheduleValues, values)
+
+
+@contextmanager
+def _writes_blocked(engine: Engine) -> Iterator[None]:
+    """Hold the store's write lock from another connection for the block."""
+    with engine.connect() as blocker:
+        blocker.begin()
+        if engine.dialect.name == "postgresql":
+            blocker.execute(text("LOCK TABLE schedules IN EXCLUSIVE MODE"))
+        yield
+        blocker.rollback()
+
+
+def _in_threads(calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run each call in a thread of its own, started in order; results or exceptions."""
+    out: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            out[i] = calls[i]()
+        except Exception as exc:
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    return [out, threads]  # filled in as the threads finish
+
+
+def _queued(committer: GroupCommitter, n: int) -> None:
+    wait_for(lambda: committer.busy and committer.waiting == n, 10, f"{n} creates queued")
+
+
+@pytest.fixture
+def committer(engine: Engine) -> GroupCommitter:
+    return GroupCommitter(engine)
+
+
+def _create(
+    committer: GroupCommitter, values: ScheduleValues, actor: str = "a"
+) -> Callable[[], Any]:
+    return lambda: committer.create(
+        [NewSchedule(new_ids(1)[0], values)], now=NOW, audit=Audit(actor)
+    )
+
+
+def test_creates_queued_behind_a_commit_share_the_next_transaction(
+    engine: Engine, committer: GroupCommitter
+) -> None:
+    calls = [_create(committer, _values(kwargs={"n": i})) for i in range(6)]
+    with _writes_blocked(engine):
+        out, threads = _in_threads(calls[:1])
+        _queued(committer, 0)  # the first leads, blocked in its transaction
+        more, more_threads = _in_threads(calls[1:])
+        _queued(committer, 5)
+    for thread in [*threads, *more_threads]:
+        thread.join(30)
+
+    results = [*out, *more]
+    assert committer.groups == 1
+    with engine.connect() as conn:
+        stored = {r.id: r.kwargs["n"] for r in conn.execute(select(schedules))}
+    assert {row["id"]: row["kwargs"]["n"] for [(row, replayed)] in results} == stored
+    assert sorted(stored.values()) == list(range(6))
+
+
+def test_a_failing_create_in_a_group_fails_alone(engine: Engine, committer: GroupCommitter) -> None:
+    bad = _values(exclude_calendars=["no-such-calendar"])
+    calls = [_create(committer, _values()), _create(committer, bad), _create(committer, _values())]
+    with _writes_blocked(engine):
+        out, threads = _in_threads(calls[:1])
+        _queued(committer, 0)
+        more, more_threads = _in_threads(calls[1:])
+        _queued(committer, 2)
+    for thread in [*threads, *more_threads]:
+        thread.join(30)
+
+    assert isinstance(more[0], InvalidSchedule)
+    assert isinstance(more[1], list) and isinstance(out[0], list)
+    assert committer.groups == 0
+    with engine.connect() as conn:
+        assert len(conn.execute(select(schedules)).all()) == 2
+
+
+def test_creates_of_different_actors_are_not_grouped(
+    engine: Engine, committer: GroupCommitter
+) -> None:
+    calls = [_create(committer, _values(), actor) for actor in ("a", "b", "c", "b")]
+    with _writes_blocked(engine):
+        out, threads = _in_threads(calls[:1])
+        _queued(committer, 0)
+        more, more_threads = _in_threads(calls[1:])
+        _queued(committer, 3)
+    for thread in [*threads, *more_threads]:
+        thread.join(30)
+
+    assert committer.groups == 1  # the two of b
+    by_id = {row["id"]: actor for [(row, _)], actor in zip([*out, *more], "abcb", strict=True)}
+    with engine.connect() as conn:
+        recorded = {r.schedule_id: r.actor for r in conn.execute(select(changes))}
+    assert recorded == by_id
