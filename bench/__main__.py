@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.report import Report
-from bench.scenarios import s1_burst, s2_sustained, s3_scale, s4_api, s5_failover, s6_dev
+from bench.scenarios import (
+    s1_burst,
+    s2_sustained,
+    s3_scale,
+    s4_api,
+    s5_failover,
+    s6_dev,
+    s8_retention,
+)
 from bench.scenarios.common import Bench
 from bench.services import REPO, Services, git_revision, machine_info
 
@@ -24,6 +32,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "S4": s4_api.run,
     "S5": s5_failover.run,
     "S6": s6_dev.run,
+    "S8": s8_retention.run,
 }
 
 

@@ -88,6 +88,37 @@ def diff_specs(
     }
 
 
+def change_row(
+    audit: Audit,
+    kind: str,
+    now: datetime,
+    *,
+    schedule_id: str | None = None,
+    calendar: str | None = None,
+    version: int | None = None,
+    state: str | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The row of one change: ``after`` is the specification the change leaves (None when
+    it leaves none, or changes no specification), ``before`` the one it replaced."""
+    reason = audit.reason[:MAX_REASON_CHARS] if audit.reason else None
+    return {
+        "at": now,
+        "schedule_id": schedule_id,
+        "calendar": calendar,
+        "kind": audit.kind or kind,
+        "actor": audit.actor,
+        "reason": reason,
+        "version": version,
+        "state": state,
+        "spec": dict(after) if after is not None else None,
+        "diff": diff_specs(before, after) or None,
+        "details": {**(details or {}), **(audit.details or {})} or None,
+    }
+
+
 def record_change(
     conn: Connection,
     audit: Audit,
@@ -102,24 +133,26 @@ def record_change(
     after: Mapping[str, Any] | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record one change: ``after`` is the specification the change leaves (None when it
-    leaves none, or changes no specification), ``before`` the one it replaced."""
-    reason = audit.reason[:MAX_REASON_CHARS] if audit.reason else None
-    conn.execute(
-        insert(changes).values(
-            at=now,
-            schedule_id=schedule_id,
-            calendar=calendar,
-            kind=audit.kind or kind,
-            actor=audit.actor,
-            reason=reason,
-            version=version,
-            state=state,
-            spec=dict(after) if after is not None else None,
-            diff=diff_specs(before, after) or None,
-            details={**(details or {}), **(audit.details or {})} or None,
-        )
+    """Record one change (see :func:`change_row`)."""
+    row = change_row(
+        audit,
+        kind,
+        now,
+        schedule_id=schedule_id,
+        calendar=calendar,
+        version=version,
+        state=state,
+        before=before,
+        after=after,
+        details=details,
     )
+    record_changes(conn, [row])
+
+
+def record_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record many changes built by :func:`change_row` in one statement."""
+    if rows:
+        conn.execute(insert(changes), [dict(row) for row in rows])
 
 
 def last_version(conn: Connection, schedule_id: str) -> int:

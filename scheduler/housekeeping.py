@@ -1,8 +1,10 @@
-"""The leader's periodic chores: settle runs whose outcome never arrived, prune history."""
+"""The leader's periodic chores: settle runs whose outcome never arrived, prune history
+and finished one-offs."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +16,7 @@ from scheduler.chores import LeaderChore
 from scheduler.clock import Clock, utcnow
 from scheduler.models import RunState, runs
 from scheduler.outcomes import FINAL, record_outcome
+from scheduler.retention import prune_history, prune_one_offs
 
 log = logging.getLogger("sundial.housekeeping")
 
@@ -33,6 +36,10 @@ class Retention:
 
     max_age: timedelta
     per_schedule: int
+    # Finished one-offs are deleted this long after their fire settled, and their history
+    # this long after that; None keeps them forever.
+    one_off_max_age: timedelta | None = None
+    batch: int = BATCH
 
 
 def settle_stale_runs(
@@ -97,7 +104,7 @@ def prune_runs(engine: Engine, now: datetime, retention: Retention) -> int:
             for row in conn.execute(
                 select(runs.c.id)
                 .where(or_(runs.c.id.in_(old), runs.c.id.in_(surplus)))
-                .limit(BATCH)
+                .limit(retention.batch)
             )
         ]
         if doomed:
@@ -117,6 +124,7 @@ class Housekeeper:
         retention: Retention,
         lookup: ResultLookup | None = None,
         clock: Clock = utcnow,
+        token: Callable[[], int | None] = lambda: None,
     ) -> None:
         self._clock = clock
         self._chore: LeaderChore | None = None
@@ -125,6 +133,7 @@ class Housekeeper:
         self._timeout = timeout
         self._retention = retention
         self._lookup = lookup
+        self._token = token
         self._next: datetime | None = None
 
     def maybe_run(self, now: datetime) -> None:
@@ -136,6 +145,29 @@ class Housekeeper:
         pruned = prune_runs(self._engine, now, self._retention)
         if settled or pruned:
             log.info("housekeeping: settled %d stale runs, pruned %d", settled, pruned)
+        max_age = self._retention.one_off_max_age
+        if max_age is not None:
+            one_offs = self._drain(prune_one_offs, now, max_age)
+            history = self._drain(prune_history, now, max_age)
+            if one_offs or history:
+                log.info(
+                    "housekeeping: pruned %d finished one-offs, the history of %d",
+                    one_offs,
+                    history,
+                )
+
+    def _drain(self, prune: Callable[..., int], now: datetime, max_age: timedelta) -> int:
+        """Batches of ``prune`` until one comes back short, the interval is used up or the
+        lease is gone (each batch checks the fencing token in its own transaction)."""
+        batch = self._retention.batch
+        budget = time.monotonic() + self._interval.total_seconds()
+        total = 0
+        while (token := self._token()) is not None:
+            pruned: int = prune(self._engine, now, max_age, batch, token)
+            total += pruned
+            if pruned < batch or time.monotonic() >= budget:
+                break
+        return total
 
     def start(self, leading: Callable[[], bool]) -> None:
         """Do the chores in the background whenever ``leading()`` holds."""

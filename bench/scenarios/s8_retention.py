@@ -1,0 +1,239 @@
+"""S8 retention: a stream of one-offs, created and fired every second for many minutes
+under a short one-off retention. The tables' rows and on-disk sizes (heap, indexes and
+TOAST: ``pg_total_relation_size``) must level off once the first one-offs age out, not grow
+with the number ever created."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, text
+
+from bench import seed
+from bench.procs import sleep_until, wait_for, wait_leader
+from bench.report import Metric
+from bench.scenarios.common import Bench, utc_in
+from bench.services import unique_name
+from scheduler.db import make_engine
+
+NAME = "S8"
+MB = 2**20
+TABLES = ("schedules", "runs", "changes", "alerts", "idempotency_keys")
+log = logging.getLogger("bench")
+
+_SETTLE = text(
+    "UPDATE runs SET state = 'succeeded', started_at = now(), finished_at = now()"
+    " WHERE id = ANY(CAST(:ids AS text[])) AND state IN ('pending', 'dispatched')"
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How big one stream is."""
+
+    rate: int  # one-offs created (and due) per second
+    duration_s: int
+    retention_s: float
+    housekeeping_s: float
+    sample_s: float
+
+
+class Settler:
+    """Stands in for the workers and the leader's event tracker: pops the queue and
+    records each popped run ``succeeded`` in one UPDATE per batch, so the stream's fires
+    settle at the rate they are published and retention has something to prune."""
+
+    def __init__(self, redis_url: str, queue: str, engine: Engine) -> None:
+        self._client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        self._queue = queue
+        self._engine = engine
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-settler", daemon=True)
+        self.count = 0
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> Settler:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._client.close()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                items: Any = self._client.rpop(self._queue, 5000)
+                if not items:
+                    self._stop.wait(0.02)
+                    continue
+                ids = [json.loads(raw)["headers"]["id"] for raw in items]
+                with self._engine.begin() as conn:
+                    conn.execute(_SETTLE, {"ids": ids})
+                self.count += len(ids)
+        except BaseException as exc:  # surfaced by wait_count
+            self.error = exc
+
+    def settled(self, n: int) -> bool:
+        if self.error is not None:
+            raise self.error
+        return self.count >= n
+
+
+@dataclass
+class Stream:
+    """What one stream left behind, sampled as it ran."""
+
+    plan: Plan
+    created: int = 0
+    fired: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan.__dict__,
+            "created": self.created,
+            "fired": self.fired,
+            "samples": self.samples,
+        }
+
+
+def measure_tables(engine: Engine) -> dict[str, Any]:
+    """Rows and ``pg_total_relation_size`` of each table, and the database's size."""
+    rows: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    with engine.connect() as conn:
+        for table in TABLES:
+            rows[table] = int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+            sizes[table] = int(
+                conn.execute(text(f"SELECT pg_total_relation_size('{table}')")).scalar_one()
+            )
+        size = text("SELECT pg_database_size(current_database())")
+        database = int(conn.execute(size).scalar_one())
+    return {"rows": rows, "bytes": sizes, "database_bytes": database}
+
+
+def stream(bench: Bench, plan: Plan) -> Stream:
+    """Create ``rate`` one-offs due a second later, every second for ``duration_s``, with
+    a leader pruning finished ones ``retention_s`` after they settled; sample the tables."""
+    queue = unique_name("bench_s8")
+    case = f"{NAME} {plan.rate}/s sundial"
+    out = Stream(plan)
+    settings = {
+        "one_off_retention_days": plan.retention_s / 86400,
+        "housekeeping_interval_seconds": plan.housekeeping_s,
+    }
+    with bench.services.database("s8") as url, bench.processes(case) as procs:
+        engine = make_engine(url)
+        try:
+            sched = procs.sundial("scheduler", bench.env(url, **settings))
+            wait_leader(engine, [sched], timeout=30)
+            with Settler(bench.redis_url, queue, engine) as settler:
+                start = time.time()
+                next_sample = start
+                wave = 0
+                while time.time() < start + plan.duration_s:
+                    sched.check_alive()
+                    prefix = f"s8-{wave:06d}-"
+                    seed.one_offs(engine, prefix, plan.rate, utc_in(1.0), queue, 60.0, False)
+                    seed.notify(bench.redis_url)
+                    out.created += plan.rate
+                    wave += 1
+                    if time.time() >= next_sample:
+                        out.samples.append(_sample(engine, start, out.created, settler.count))
+                        next_sample += plan.sample_s
+                    sleep_until(start + wave)
+                # The tail: every fire settled, then one retention and two rounds later
+                # the last of them pruned too.
+                wait_for(lambda: settler.settled(out.created), 120, "every fire to settle", 0.2)
+                out.fired = settler.count
+                out.samples.append(_sample(engine, start, out.created, settler.count))
+                sleep_until(time.time() + plan.retention_s + 2 * plan.housekeeping_s)
+                sched.check_alive()
+                out.samples.append(_sample(engine, start, out.created, settler.count))
+            bench.record(case, out.as_json())
+            return out
+        finally:
+            engine.dispose()
+            bench.services.drop_queue(queue)
+
+
+def _sample(engine: Engine, start: float, created: int, fired: int) -> dict[str, Any]:
+    sample: dict[str, Any] = {
+        "elapsed_s": round(time.time() - start, 1),
+        "created": created,
+        "fired": fired,
+    }
+    sample.update(measure_tables(engine))
+    log.info(
+        "bench: S8 %6.0fs created %d fired %d schedules %d runs %d changes %d, %.1f MB",
+        sample["elapsed_s"],
+        created,
+        fired,
+        sample["rows"]["schedules"],
+        sample["rows"]["runs"],
+        sample["rows"]["changes"],
+        sample["database_bytes"] / MB,
+    )
+    return sample
+
+
+def _size_mb(sample: dict[str, Any]) -> float:
+    return float(sum(sample["bytes"].values())) / MB
+
+
+def metrics(out: Stream | None, plan: Plan) -> list[Metric]:
+    """Headline rows: what went through, and the tables at one third of the stream (well
+    past the first prunes) against the end of it."""
+    scenario = f"S8 retention {plan.rate:,}/s for {plan.duration_s}s"
+    samples = out.samples[:-2] if out else []  # the stream's own samples, not the tail
+    third = samples[len(samples) // 3] if samples else None
+    end = samples[-1] if samples else None
+    drained = out.samples[-1] if out else None
+
+    def rows(sample: dict[str, Any] | None, table: str) -> float | None:
+        return None if sample is None else float(sample["rows"][table])
+
+    growth = None
+    if third is not None and end is not None and _size_mb(third) > 0:
+        growth = _size_mb(end) / _size_mb(third)
+    figures: list[tuple[str, str, float | None, float | None]] = [
+        ("one-offs created", "", None if out is None else float(out.created), None),
+        ("one-offs fired and settled", "", None if out is None else float(out.fired), None),
+        ("schedules rows at 1/3", "", rows(third, "schedules"), None),
+        ("schedules rows at end", "", rows(end, "schedules"), None),
+        ("runs rows at end", "", rows(end, "runs"), None),
+        ("changes rows at end", "", rows(end, "changes"), None),
+        ("tables' size at 1/3", "MB", None if third is None else _size_mb(third), None),
+        ("tables' size at end", "MB", None if end is None else _size_mb(end), None),
+        ("size end ÷ size at 1/3", "", growth, 1.25),
+        ("schedules rows after the tail", "", rows(drained, "schedules"), None),
+    ]
+    return [
+        Metric(scenario, name, unit, value, None, better="lower", target=target)
+        for name, unit, value, target in figures
+    ]
+
+
+def run(bench: Bench) -> None:
+    """S8: 1,120 one-offs a second for 15 minutes (1,008,000), 60 s retention
+    (``--quick``: 200/s for 20 s, 5 s retention)."""
+    if bench.quick:
+        plan = Plan(rate=200, duration_s=20, retention_s=5, housekeeping_s=1, sample_s=2)
+    else:
+        plan = Plan(rate=1120, duration_s=900, retention_s=60, housekeeping_s=10, sample_s=30)
+    out = bench.case(f"{NAME} {plan.rate}/s sundial", lambda: stream(bench, plan))
+    bench.report.add(*metrics(out, plan))

@@ -1,0 +1,116 @@
+"""Retention of finished one-offs: a delay or date schedule whose fire has settled is
+deleted with its runs after the retention period, and the history of what was deleted
+one period later again, so a stream of delayed jobs leaves the tables the size of a window.
+
+Each pass deletes at most one batch in one fenced transaction, oldest first, found through
+indexes; the leader's housekeeping thread calls it, never the fire path.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, or_, select
+
+from scheduler.alerts import resolve_deleted
+from scheduler.claim import check_fencing
+from scheduler.history import Audit, Kind, change_row, record_changes
+from scheduler.models import RunState, ScheduleState, alerts, changes, runs, schedules
+from scheduler.outcomes import FINAL
+from scheduler.schedules import spec_of
+
+RETENTION_ACTOR = "retention"
+RETENTION = Audit(RETENTION_ACTOR, details={"pruned": True})
+_SETTLED = [s.value for s in FINAL] + [RunState.SKIPPED.value, RunState.MISSED.value]
+
+
+def prune_one_offs(
+    engine: Engine, now: datetime, max_age: timedelta, batch: int, token: int
+) -> int:
+    """Delete one batch of one-offs whose every run settled before ``now - max_age``, with
+    their runs, keys and alerts; record each as a delete by ``retention``. Return how many."""
+    cutoff = now - max_age
+    unsettled = exists().where(
+        runs.c.schedule_id == schedules.c.id,
+        or_(
+            runs.c.state.not_in(_SETTLED),
+            func.coalesce(runs.c.finished_at, runs.c.created_at) >= cutoff,
+        ),
+    )
+    # A completed schedule's last write came before its fire settled: ``updated_at`` older
+    # than the cutoff is necessary, walked oldest first along the (state, updated_at) index.
+    query = (
+        select(schedules)
+        .where(
+            schedules.c.state == ScheduleState.COMPLETED.value,
+            schedules.c.updated_at < cutoff,
+            schedules.c.trigger["type"].as_string() == "date",
+            ~unsettled,
+        )
+        .order_by(schedules.c.updated_at)
+        .limit(batch)
+        # A concurrent edit, trigger or delete holds its row: leave that one to a later pass.
+        .with_for_update(of=schedules, skip_locked=True)
+    )
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        doomed = [dict(row) for row in conn.execute(query).mappings()]
+        if not doomed:
+            return 0
+        ids = [row["id"] for row in doomed]
+        conn.execute(delete(runs).where(runs.c.schedule_id.in_(ids)))
+        for schedule_id in ids:
+            resolve_deleted(conn, schedule_id, now)
+        # Keys and calendar links go with the schedule (ON DELETE CASCADE).
+        conn.execute(delete(schedules).where(schedules.c.id.in_(ids)))
+        record_changes(
+            conn,
+            [
+                change_row(
+                    RETENTION,
+                    Kind.DELETE,
+                    now,
+                    schedule_id=row["id"],
+                    version=row["version"],
+                    before=spec_of(row),
+                )
+                for row in doomed
+            ],
+        )
+    return len(doomed)
+
+
+def prune_history(engine: Engine, now: datetime, max_age: timedelta, batch: int, token: int) -> int:
+    """Delete the change history and settled alerts of one batch of schedules that
+    retention deleted before ``now - max_age``; return how many schedules' history went."""
+    query = (
+        select(changes.c.id, changes.c.schedule_id, changes.c.at)
+        .where(changes.c.actor == RETENTION_ACTOR, changes.c.at < now - max_age)
+        .order_by(changes.c.at)
+        .limit(batch)
+    )
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        marks = conn.execute(query).all()
+        if not marks:
+            return 0
+        _forget(conn, [{"sid": sid, "upto": mark_id, "gone": at} for mark_id, sid, at in marks])
+    return len(marks)
+
+
+def _forget(conn: Connection, marks: list[dict[str, Any]]) -> None:
+    # Only what came up to the deletion: a schedule made again under the same id keeps its own.
+    conn.execute(
+        delete(changes).where(
+            changes.c.schedule_id == bindparam("sid"), changes.c.id <= bindparam("upto")
+        ),
+        [{"sid": m["sid"], "upto": m["upto"]} for m in marks],
+    )
+    # Resolved when the schedule went; a webhook still failing a period later has given up.
+    conn.execute(
+        delete(alerts).where(
+            alerts.c.schedule_id == bindparam("sid"), alerts.c.raised_at <= bindparam("gone")
+        ),
+        [{"sid": m["sid"], "gone": m["gone"]} for m in marks],
+    )
