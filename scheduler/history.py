@@ -7,12 +7,13 @@ of each version they create, so any version can be restored, and outlive the sch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, text
 
 from scheduler.models import changes
 
@@ -150,9 +151,40 @@ def record_change(
 
 
 def record_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Record many changes built by :func:`change_row` in one statement."""
-    if rows:
+    """Record changes built by :func:`change_row`; many in one statement."""
+    if len(rows) > 1 and conn.dialect.name == "postgresql":
+        # One JSON document instead of a round of parameters per row (retention records a
+        # thousand deletions at a time).
+        conn.execute(_PG_INSERT_CHANGES, {"rows": json.dumps(list(rows), default=_iso)})
+    elif rows:
         conn.execute(insert(changes), [dict(row) for row in rows])
+
+
+_CHANGE_COLUMNS = {
+    "at": "timestamptz",
+    "schedule_id": "text",
+    "calendar": "text",
+    "kind": "text",
+    "actor": "text",
+    "reason": "text",
+    "version": "int",
+    "state": "text",
+    "spec": "json",
+    "diff": "json",
+    "details": "json",
+}
+_PG_INSERT_CHANGES = text(
+    f"INSERT INTO changes ({', '.join(_CHANGE_COLUMNS)}) SELECT {', '.join(_CHANGE_COLUMNS)} "
+    "FROM json_to_recordset(CAST(:rows AS json)) AS v("
+    + ", ".join(f"{name} {kind}" for name, kind in _CHANGE_COLUMNS.items())
+    + ")"
+)
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def last_version(conn: Connection, schedule_id: str) -> int:
