@@ -89,7 +89,6 @@ class Settler:
             self.error = exc
 
 
-
 @dataclass
 class Stream:
     """What one stream left behind, sampled as it ran."""
@@ -152,6 +151,7 @@ def stream(bench: Bench, plan: Plan) -> Stream:
                     out.created += plan.rate
                     wave += 1
                     if time.time() >= next_sample:
+                        vacuum(engine)
                         out.samples.append(_sample(engine, start, out.created, settler.count))
                         next_sample += plan.sample_s
                     sleep_until(start + wave)
@@ -160,15 +160,25 @@ def stream(bench: Bench, plan: Plan) -> Stream:
                 out.lag = out.created - settler.count
                 wait_for(lambda: _all_settled(engine, settler), 600, "every fire to settle", 0.5)
                 out.fired = settler.count
+                vacuum(engine)
                 out.samples.append(_sample(engine, start, out.created, settler.count))
                 sleep_until(time.time() + plan.retention_s + 2 * plan.housekeeping_s)
                 sched.check_alive()
+                vacuum(engine)
                 out.samples.append(_sample(engine, start, out.created, settler.count))
             bench.record(case, out.as_json())
             return out
         finally:
             engine.dispose()
             bench.services.drop_queue(queue)
+
+
+def vacuum(engine: Engine) -> None:
+    """What autovacuum does on a default server: make deleted rows' space reusable. This
+    machine's shared PostgreSQL runs with ``autovacuum = off``; without this the tables would
+    grow with every row ever deleted whatever sundial does."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM (ANALYZE) " + ", ".join(TABLES)))
 
 
 def _all_settled(engine: Engine, settler: Settler) -> bool:
