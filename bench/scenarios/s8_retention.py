@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
-import redis
 from sqlalchemy import Engine, text
 
 from bench import seed
+from bench.consumer import QueueConsumer
 from bench.procs import sleep_until, wait_for, wait_leader
 from bench.report import Metric
 from bench.scenarios.common import Bench, utc_in
@@ -46,47 +45,17 @@ class Plan:
     sample_s: float
 
 
-class Settler:
-    """Stands in for the workers and the leader's event tracker: pops the queue and
-    records each popped run ``succeeded`` in one UPDATE per batch, so the stream's fires
-    settle at the rate they are published and retention has something to prune."""
+def settler(engine: Engine) -> Callable[[list[bytes]], None]:
+    """Stands in for the workers and the leader's event tracker: records each popped run
+    ``succeeded``, one UPDATE per batch, so the stream's fires settle at the rate they are
+    published and retention has something to prune."""
 
-    def __init__(self, redis_url: str, queue: str, engine: Engine) -> None:
-        self._client = redis.Redis.from_url(redis_url, socket_timeout=5)
-        self._queue = queue
-        self._engine = engine
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-settler", daemon=True)
-        self.count = 0
-        self.error: BaseException | None = None
+    def settle(batch: list[bytes]) -> None:
+        ids = [json.loads(raw)["headers"]["id"] for raw in batch]
+        with engine.begin() as conn:
+            conn.execute(_SETTLE, {"ids": ids})
 
-    def __enter__(self) -> Settler:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _exc: BaseException | None,
-        _tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._client.close()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                items: Any = self._client.rpop(self._queue, 5000)
-                if not items:
-                    self._stop.wait(0.02)
-                    continue
-                ids = [json.loads(raw)["headers"]["id"] for raw in items]
-                with self._engine.begin() as conn:
-                    conn.execute(_SETTLE, {"ids": ids})
-                self.count += len(ids)
-        except BaseException as exc:  # surfaced by wait_count
-            self.error = exc
+    return settle
 
 
 @dataclass
@@ -139,7 +108,7 @@ def stream(bench: Bench, plan: Plan) -> Stream:
         try:
             sched = procs.sundial("scheduler", bench.env(url, **settings))
             wait_leader(engine, [sched], timeout=30)
-            with Settler(bench.redis_url, queue, engine) as settler:
+            with QueueConsumer(bench.redis_url, queue, settler(engine)) as settled:
                 start = time.time()
                 next_sample = start
                 wave = 0
@@ -152,20 +121,20 @@ def stream(bench: Bench, plan: Plan) -> Stream:
                     wave += 1
                     if time.time() >= next_sample:
                         vacuum(engine)
-                        out.samples.append(_sample(engine, start, out.created, settler.count))
+                        out.samples.append(_sample(engine, start, out.created, settled.count))
                         next_sample += plan.sample_s
                     sleep_until(start + wave)
                 # The tail: every one-off fired and settled, then one retention and two
                 # rounds later the last of them pruned too.
-                out.lag = out.created - settler.count
-                wait_for(lambda: _all_settled(engine, settler), 600, "every fire to settle", 0.5)
-                out.fired = settler.count
+                out.lag = out.created - settled.count
+                wait_for(lambda: _all_settled(engine, settled), 600, "every fire to settle", 0.5)
+                out.fired = settled.count
                 vacuum(engine)
-                out.samples.append(_sample(engine, start, out.created, settler.count))
+                out.samples.append(_sample(engine, start, out.created, settled.count))
                 sleep_until(time.time() + plan.retention_s + 2 * plan.housekeeping_s)
                 sched.check_alive()
                 vacuum(engine)
-                out.samples.append(_sample(engine, start, out.created, settler.count))
+                out.samples.append(_sample(engine, start, out.created, settled.count))
             bench.record(case, out.as_json())
             return out
         finally:
@@ -181,9 +150,9 @@ def vacuum(engine: Engine) -> None:
         conn.execute(text("VACUUM (ANALYZE) " + ", ".join(TABLES)))
 
 
-def _all_settled(engine: Engine, settler: Settler) -> bool:
-    if settler.error is not None:
-        raise settler.error
+def _all_settled(engine: Engine, settled: QueueConsumer) -> bool:
+    if settled.error is not None:
+        raise settled.error
     with engine.connect() as conn:
         return not conn.execute(
             text(
