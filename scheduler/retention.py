@@ -60,7 +60,7 @@ def prune_one_offs(
         .order_by(schedules.c.updated_at)
         .limit(batch)
         # A concurrent edit, trigger or delete holds its row: leave that one to a later pass.
-        .with_for_update(of=schedules, skip_locked=True)
+        .with_for_update(skip_locked=True)
     )
     with engine.begin() as conn:
         check_fencing(conn, token)

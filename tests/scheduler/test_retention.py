@@ -276,3 +276,18 @@ def test_runs_beyond_the_per_schedule_limit_go_a_stretch_of_schedules_per_round(
         assert [r["state"] for r in kept] == ["started"] + ["succeeded"] * 4
         assert kept[-1]["scheduled_for"] == T0 + timedelta(minutes=9)
     assert len(runs_of(engine, "d")) == 6
+
+
+def test_a_one_off_being_edited_is_left_for_a_later_round(engine: Engine, token: int) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: nothing to skip")
+    finished_one_off(engine, token, "a", T0, T0)
+    finished_one_off(engine, token, "b", T0 + timedelta(seconds=1), T0)
+    now = T0 + 2 * WEEK
+    with engine.connect() as editor:
+        # An API write holds the row it changes until it commits.
+        editor.execute(select(schedules).where(schedules.c.id == "a").with_for_update())
+        assert prune_one_offs(engine, now, WEEK, 100, token) == 1
+        editor.rollback()
+    assert prune_one_offs(engine, now, WEEK, 100, token) == 1
+    assert ids(engine) == []
