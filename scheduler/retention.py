@@ -22,12 +22,12 @@ from sqlalchemy import (
     text,
 )
 
-from scheduler.alerts import resolve_all_deleted
-from scheduler.claim import check_fencing
-from scheduler.db import among
-from scheduler.history import Audit, Kind, change_row, record_changes
-from scheduler.models import RunState, ScheduleState, alerts, changes, runs, schedules
-from scheduler.outcomes import FINAL
+from scheduler.firing.claim import check_fencing
+from scheduler.runs.alerts import resolve_all_deleted
+from scheduler.runs.outcomes import FINAL
+from scheduler.store.db import among
+from scheduler.store.history import Audit, Kind, change_row, record_changes
+from scheduler.store.models import RunState, ScheduleState, alerts, changes, runs, schedules
 
 RETENTION_ACTOR = "retention"
 RETENTION = Audit(RETENTION_ACTOR, details={"pruned": True})

@@ -21,7 +21,7 @@ from bench.procs import sleep_until, wait_for, wait_leader
 from bench.report import Metric
 from bench.scenarios.common import Bench, utc_in
 from bench.services import unique_name
-from scheduler.db import make_engine
+from scheduler.store.db import make_engine
 
 NAME = "S8"
 MB = 2**20

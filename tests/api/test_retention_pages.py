@@ -7,11 +7,11 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from scheduler.claim import claim_due
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import RunState, run_id_for
-from scheduler.outcomes import record_outcome
+from scheduler.firing.claim import claim_due
+from scheduler.leadership.lease import Replica, SqlLease
 from scheduler.retention import prune_one_offs
+from scheduler.runs.outcomes import record_outcome
+from scheduler.store.models import RunState, run_id_for
 from tests.api.support import T0, FakeClock, TestClient, put, z
 
 

@@ -10,16 +10,16 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import Engine, func, insert, select
 
-from scheduler import housekeeping
-from scheduler.claim import claim_due
 from scheduler.errors import LeadershipLost
-from scheduler.history import SCHEDULER, Kind, list_changes, record_change
-from scheduler.housekeeping import Housekeeper, Retention, prune_surplus_runs
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import RunState, alerts, idempotency_keys, run_id_for, runs, schedules
-from scheduler.outcomes import record_outcome
+from scheduler.firing.claim import claim_due
+from scheduler.leadership.lease import Replica, SqlLease
 from scheduler.retention import RETENTION_ACTOR, prune_history, prune_one_offs
+from scheduler.runs import housekeeping
+from scheduler.runs.housekeeping import Housekeeper, Retention, prune_surplus_runs
+from scheduler.runs.outcomes import record_outcome
 from scheduler.settings import Settings
+from scheduler.store.history import SCHEDULER, Kind, list_changes, record_change
+from scheduler.store.models import RunState, alerts, idempotency_keys, run_id_for, runs, schedules
 from tests.factories import add_run, add_schedule, runs_of
 from tests.services import wait_for
 
