@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from api.metrics import Metrics
-from scheduler.group_commit import GroupCommitter
 from scheduler.leadership.notices import ChangeNotifier
 from scheduler.settings import Settings
+from scheduler.store.group_commit import GroupCommitter
 from scheduler.timing.clock import Clock
 
 

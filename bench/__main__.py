@@ -21,6 +21,7 @@ from bench.scenarios import (
     s5_failover,
     s6_dev,
     s7_ingest,
+    s8_retention,
 )
 from bench.scenarios.common import Bench
 from bench.services import REPO, Services, git_revision, machine_info
@@ -33,6 +34,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "S5": s5_failover.run,
     "S6": s6_dev.run,
     "S7": s7_ingest.run,
+    "S8": s8_retention.run,
 }
 
 

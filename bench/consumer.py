@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -65,8 +66,15 @@ class QueueConsumer:
     so this is FIFO), BRPOP for a moment when the list is empty. Parsing waits until
     :meth:`receipts`, so the popping thread does as little as it can."""
 
-    def __init__(self, redis_url: str, queue: str) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        queue: str,
+        on_batch: Callable[[list[bytes]], None] | None = None,
+    ) -> None:
         self.queue = queue
+        # When given, each popped batch goes to it instead of being kept for receipts().
+        self._on_batch = on_batch
         self._client = redis.Redis.from_url(redis_url, socket_timeout=5)
         self._batches: list[tuple[float, list[bytes]]] = []
         self._stop = threading.Event()
@@ -92,14 +100,15 @@ class QueueConsumer:
         try:
             while not self._stop.is_set():
                 items: Any = self._client.rpop(self.queue, POP_BATCH)
+                if not items:
+                    popped: Any = self._client.brpop([self.queue], timeout=IDLE_BLOCK_S)
+                    items = [popped[1]] if popped else []
                 if items:
-                    self._batches.append((time.time(), list(items)))
+                    if self._on_batch is not None:
+                        self._on_batch(list(items))
+                    else:
+                        self._batches.append((time.time(), list(items)))
                     self.count += len(items)
-                    continue
-                popped: Any = self._client.brpop([self.queue], timeout=IDLE_BLOCK_S)
-                if popped:
-                    self._batches.append((time.time(), [popped[1]]))
-                    self.count += 1
         except BaseException as exc:  # surfaced by wait_count and receipts
             self.error = exc
 

@@ -47,7 +47,13 @@ def schedule_id(prefix: str, i: int) -> str:
 
 
 def _insert(
-    engine: Engine, count: int, trigger: str, next_run: str, created: str, **params: object
+    engine: Engine,
+    count: int,
+    trigger: str,
+    next_run: str,
+    created: str,
+    analyze: bool = True,
+    **params: object,
 ) -> None:
     sql = text(f"INSERT INTO schedules ({_COLUMNS}) " + _VALUES.format(
         trigger=trigger, next_run=next_run, created=created
@@ -56,19 +62,28 @@ def _insert(
         for first in range(0, count, CHUNK):
             last = min(count, first + CHUNK) - 1
             conn.execute(sql, {"task": TASK, "first": first, "last": last, **params})
-        conn.execute(text("ANALYZE schedules"))
+        if analyze:
+            conn.execute(text("ANALYZE schedules"))
 
 
 def one_offs(
-    engine: Engine, prefix: str, count: int, run_at: datetime, queue: str, grace_s: float | None
+    engine: Engine,
+    prefix: str,
+    count: int,
+    run_at: datetime,
+    queue: str,
+    grace_s: float | None,
+    analyze: bool = True,
 ) -> Fires:
-    """``count`` date schedules all due at ``run_at``."""
+    """``count`` date schedules all due at ``run_at`` (``analyze``: refresh the planner's
+    statistics afterwards, worth it for one big load, not for a stream of small ones)."""
     _insert(
         engine,
         count,
         trigger="json_build_object('type', 'date', 'run_at', CAST(:run_at_text AS text))",
         next_run="CAST(:run_at AS timestamptz)",
         created="now()",
+        analyze=analyze,
         prefix=prefix,
         queue=queue,
         grace=grace_s,

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     # pruned by the leader in batches.
     run_retention_days: float = Field(default=30, gt=0)
     run_retention_per_schedule: int = Field(default=1000, ge=1)
+    # Finished one-offs (date and delay triggers) are deleted with their runs this long
+    # after their fire settled, and their change history as long again; 0 keeps them.
+    one_off_retention_days: float = Field(default=7, ge=0, le=36600)
+    # Rows one retention pass deletes in one transaction: short locks, bounded WAL.
+    retention_batch_size: int = Field(default=1000, ge=1, le=100_000)
     # A run with no news for this long is settled: from the result backend if one is
     # configured, else as failed with error type OutcomeUnknown.
     run_outcome_timeout_seconds: float = Field(default=86400, gt=0)

@@ -169,7 +169,7 @@ def _create(
 ) -> list[tuple[dict[str, Any], bool]]:
     """The one create path of single and batch creates: check, arm and insert every
     entry in one transaction (a single create's shared with concurrent ones: see
-    :mod:`scheduler.group_commit`), then one change notice when anything was made."""
+    :mod:`scheduler.store.group_commit`), then one change notice when anything was made."""
     now = ctx.clock()
     new = []
     ids = repo.new_ids(len(entries))

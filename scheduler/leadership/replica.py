@@ -156,9 +156,16 @@ def build_replica(
         retention=Retention(
             max_age=timedelta(days=settings.run_retention_days),
             per_schedule=settings.run_retention_per_schedule,
+            one_off_max_age=(
+                timedelta(days=settings.one_off_retention_days)
+                if settings.one_off_retention_days > 0
+                else None
+            ),
+            batch=settings.retention_batch_size,
         ),
         lookup=result_lookup(app) if settings.result_backend else None,
         clock=clock,
+        token=lambda: lease.token if lease.held() else None,
     )
     webhook = None
     if settings.alert_webhook_url:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, and_, exists, func, insert, or_, select, upda
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.errors import NotFound
+from scheduler.store.db import among
 from scheduler.store.models import RunState, alerts, runs
 
 log = logging.getLogger("sundial.alerts")
@@ -86,7 +87,13 @@ def _resolve(conn: Connection, condition: Any, now: datetime, resolution: str) -
 
 def resolve_deleted(conn: Connection, schedule_id: str, now: datetime) -> int:
     """Resolve a deleted schedule's open alerts."""
-    return _resolve(conn, alerts.c.schedule_id == schedule_id, now, "schedule deleted")
+    return resolve_all_deleted(conn, [schedule_id], now)
+
+
+def resolve_all_deleted(conn: Connection, schedule_ids: Sequence[str], now: datetime) -> int:
+    """Resolve the open alerts of deleted schedules, in one statement."""
+    deleted = among(conn, alerts.c.schedule_id, list(schedule_ids))
+    return _resolve(conn, deleted, now, "schedule deleted")
 
 
 def resolve_succeeded(conn: Connection, now: datetime) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import Connection, func, select
 
@@ -21,6 +21,7 @@ from scheduler.store.models import changes
 SCHEDULER_ACTOR = "scheduler"
 ANONYMOUS_ACTOR = "anonymous"
 MAX_REASON_CHARS = 1000
+Row = dict[str, Any]
 
 
 class Kind:
@@ -89,31 +90,32 @@ def diff_specs(
     }
 
 
-def change_row(
-    audit: Audit,
-    kind: str,
-    now: datetime,
-    *,
-    schedule_id: str | None = None,
-    calendar: str | None = None,
-    version: int | None = None,
-    state: str | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    details: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``changes`` row of one change: ``after`` is the specification the change leaves
-    (None when it leaves none, or changes no specification), ``before`` the one it replaced."""
+class ChangeFields(TypedDict, total=False):
+    """What a change is about: ``after`` is the specification the change leaves (None when
+    it leaves none, or changes no specification), ``before`` the one it replaced."""
+
+    schedule_id: str | None
+    calendar: str | None
+    version: int | None
+    state: str | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    details: Mapping[str, Any] | None
+
+
+def change_row(audit: Audit, kind: str, now: datetime, **fields: Unpack[ChangeFields]) -> Row:
+    """The row of one change."""
     reason = audit.reason[:MAX_REASON_CHARS] if audit.reason else None
+    before, after, details = fields.get("before"), fields.get("after"), fields.get("details")
     return {
         "at": now,
-        "schedule_id": schedule_id,
-        "calendar": calendar,
+        "schedule_id": fields.get("schedule_id"),
+        "calendar": fields.get("calendar"),
         "kind": audit.kind or kind,
         "actor": audit.actor,
         "reason": reason,
-        "version": version,
-        "state": state,
+        "version": fields.get("version"),
+        "state": fields.get("state"),
         "spec": dict(after) if after is not None else None,
         "diff": diff_specs(before, after) or None,
         "details": {**(details or {}), **(audit.details or {})} or None,
@@ -121,37 +123,10 @@ def change_row(
 
 
 def record_change(
-    conn: Connection,
-    audit: Audit,
-    kind: str,
-    now: datetime,
-    *,
-    schedule_id: str | None = None,
-    calendar: str | None = None,
-    version: int | None = None,
-    state: str | None = None,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    details: Mapping[str, Any] | None = None,
+    conn: Connection, audit: Audit, kind: str, now: datetime, **fields: Unpack[ChangeFields]
 ) -> None:
-    """Record one change (see :func:`change_row`)."""
-    record_changes(
-        conn,
-        [
-            change_row(
-                audit,
-                kind,
-                now,
-                schedule_id=schedule_id,
-                calendar=calendar,
-                version=version,
-                state=state,
-                before=before,
-                after=after,
-                details=details,
-            )
-        ],
-    )
+    """Record one change (see :class:`ChangeFields`)."""
+    record_changes(conn, [change_row(audit, kind, now, **fields)])
 
 
 def record_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

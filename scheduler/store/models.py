@@ -91,7 +91,7 @@ schedules = Table(
     Column("pause_after_failures", Integer),
     Column("start_at", UTCDateTime),
     Column("end_at", UTCDateTime),
-    Column("state", String(16), nullable=False, index=True),
+    Column("state", String(16), nullable=False),
     Column("state_reason", Text),
     Column("description", Text, nullable=False),
     Column("labels", JSON, nullable=False),
@@ -126,6 +126,8 @@ schedules = Table(
     # fields it last applied, so a hand edit since then shows as drift. NULL = hand-made.
     Column("managed_by", String(128), index=True),
     Column("applied", JSON),
+    # By state, oldest write first: retention finds the oldest finished one-offs here.
+    Index("ix_schedules_state_updated_at", "state", "updated_at"),
 )
 
 runs = Table(
@@ -202,6 +204,8 @@ idempotency_keys = Table(
         String(128),
         ForeignKey("schedules.id", ondelete="CASCADE"),
         nullable=False,
+        # Deleting a schedule deletes its keys: found by this index, not by a scan.
+        index=True,
     ),
     Column("created_at", UTCDateTime, nullable=False),
 )
@@ -233,7 +237,7 @@ changes = Table(
     Column("schedule_id", String(128)),
     Column("calendar", String(128), index=True),
     Column("kind", String(32), nullable=False, index=True),
-    Column("actor", String(255), nullable=False, index=True),
+    Column("actor", String(255), nullable=False),
     Column("reason", Text),
     Column("version", Integer),
     Column("state", String(16)),
@@ -241,6 +245,8 @@ changes = Table(
     Column("diff", JSON(none_as_null=True)),
     Column("details", JSON(none_as_null=True)),
     Index("ix_changes_schedule_id_id", "schedule_id", "id"),
+    # By actor, oldest first: retention finds its own old deletes here.
+    Index("ix_changes_actor_at", "actor", "at"),
 )
 
 # One row per leadership term, so a gap without a leader can be shown afterwards. The end

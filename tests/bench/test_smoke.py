@@ -1,5 +1,5 @@
 """The benchmark suite, run tiny, so it cannot rot: ``python -m bench --quick`` on S1, S2,
-S5 and S6 against the machine's PostgreSQL and Redis, and its JSON checked for sane numbers.
+S5, S6 and S8 against the machine's PostgreSQL and Redis, and its JSON checked for sane numbers.
 Speed targets are the benchmark's business, not this test's: it checks only that every
 fire was published once and nothing was lost."""
 
@@ -24,14 +24,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The JSON of one quick run of S1, S2, S5 and S6."""
+    """The JSON of one quick run of S1, S2, S5, S6 and S8."""
     if not (port_open("127.0.0.1", 5432) and port_open("127.0.0.1", 6379)):
         service_missing("the benchmark needs PostgreSQL on :5432 and Redis on :6379")
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--scenarios", "S1,S2,S5,S6",
+        [sys.executable, "-m", "bench", "--quick", "--scenarios", "S1,S2,S5,S6,S8",
          "--redis-db", SMOKE_REDIS_DB, "--json", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=420, check=False,
+        cwd=REPO, capture_output=True, text=True, timeout=480, check=False,
     )  # fmt: skip
     assert out.exists(), proc.stderr[-4000:]
     data: dict[str, Any] = json.loads(out.read_text())
@@ -88,6 +88,15 @@ def test_dev_mode_drains_its_backlog_and_stops_cleanly(results: dict[str, Any]) 
     dev = results["cases"]["S6 dev 30 sundial"]
     assert dev["succeeded_end"] > 0
     assert dev["ctrl_c_exit_code"] == 0
+
+
+def test_retention_prunes_every_finished_one_off_of_the_stream(results: dict[str, Any]) -> None:
+    stream = results["cases"]["S8 200/s sundial"]
+    assert stream["fired"] == stream["created"] == 200 * 20
+    last = stream["samples"][-1]
+    # One retention after the last fire settled, nothing of the stream is left.
+    assert last["rows"]["schedules"] == last["rows"]["runs"] == 0
+    assert max(s["rows"]["schedules"] for s in stream["samples"]) < stream["created"]
 
 
 def test_table_has_a_row_per_headline_figure(results: dict[str, Any]) -> None:

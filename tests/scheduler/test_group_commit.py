@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from scheduler.errors import InvalidSchedule
-from scheduler.group_commit import GroupCommitter
+from scheduler.store.group_commit import GroupCommitter
 from scheduler.store.history import Audit
 from scheduler.store.models import changes, schedules
 from scheduler.store.schedules import NewSchedule, ScheduleValues, new_ids

@@ -12,7 +12,13 @@ from scheduler.errors import InvalidSchedule
 from scheduler.firing.backfill import backfill
 from scheduler.firing.bulk import mark_dispatched
 from scheduler.firing.claim import claim_due, pending_dispatches
-from scheduler.runs.housekeeping import Housekeeper, Retention, prune_runs, settle_stale_runs
+from scheduler.runs.housekeeping import (
+    Housekeeper,
+    Retention,
+    prune_runs,
+    prune_surplus_runs,
+    settle_stale_runs,
+)
 from scheduler.store.history import Audit
 from scheduler.store.models import Overlap, RunState, run_id_for, runs
 from tests.factories import add_schedule, runs_of, schedule
@@ -59,7 +65,7 @@ def test_run_with_no_news_fails_as_outcome_unknown_after_the_timeout(
 def test_prune_keeps_recent_runs_up_to_the_count_and_never_unfinished_ones(
     engine: Engine,
 ) -> None:
-    add_schedule(engine, "s", HOURLY, T0)
+    add_schedule(engine, "s", HOURLY, T0, run_count=10)
     rows = [
         {
             "id": f"r{i}",
@@ -76,7 +82,8 @@ def test_prune_keeps_recent_runs_up_to_the_count_and_never_unfinished_ones(
     with engine.begin() as conn:
         conn.execute(insert(runs), rows)
 
-    pruned = prune_runs(engine, T0, Retention(max_age=timedelta(hours=6), per_schedule=4))
+    retention = Retention(max_age=timedelta(hours=6), per_schedule=4)
+    pruned = prune_runs(engine, T0, retention) + prune_surplus_runs(engine, retention, "")[0]
 
     kept = [r["id"] for r in runs_of(engine, "s")]
     # r0 is unfinished (kept); r1..r4 are the 4 newest finished; r5.. are beyond both limits
