@@ -26,6 +26,12 @@ def database_url(new_database_url: Callable[[str], str]) -> str:
     return new_database_url("postgresql")
 
 
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Each test here runs on both brokers."""
+    return str(request.param)
+
+
 def _one_off(leader: LiveLeader, schedule_id: str, task: str, **fields: Any) -> None:
     now = utcnow()
     add_schedule(
