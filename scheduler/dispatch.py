@@ -14,7 +14,7 @@ from kombu.messaging import Producer
 
 from scheduler.broker import celery_config
 from scheduler.claim import Dispatch
-from scheduler.confirms import CONFIRM_TIMEOUT_S, Confirms
+from scheduler.confirms import CONFIRM_TIMEOUT_S, Confirms, one_write
 from scheduler.messages import MessageBuilder, redis_list_key, sundial_headers
 from scheduler.push_once import Message, PushOnce
 from scheduler.settings import Settings
@@ -226,10 +226,15 @@ class AmqpPublisher(CeleryPublisher):
 
     def _publish_batch(self, chunk: Sequence[Dispatch]) -> dict[str, bool]:
         connection, producer, confirms = self._connect()
-        for item in chunk:
-            # No kombu retries: a retry reopens the channel, which would leave confirm mode.
-            self._send_task(item, producer, retry=False, mandatory=True)
-            confirms.published(item.run_id)
+        # Queues are declared (once per connection) before the batch: a declare waits for
+        # its reply, which it could not while the batch's writes are held back.
+        for queue in dict.fromkeys(item.queue for item in chunk):
+            producer.maybe_declare(self._app.amqp.queues[queue])  # type: ignore[no-untyped-call]
+        with one_write(connection.connection.transport):
+            for item in chunk:
+                # No kombu retries: a retry reopens the channel, leaving confirm mode.
+                self._send_task(item, producer, retry=False, mandatory=True, declare=[])
+                confirms.published(item.run_id)
         return confirms.wait(connection.drain_events, self._timeout)
 
     def _connect(self) -> tuple[Connection, Producer, Confirms]:
