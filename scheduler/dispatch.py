@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -25,6 +26,9 @@ log = logging.getLogger("sundial.dispatch")
 # publishes one by one on transports that cannot batch).
 BATCH = 500
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+# A RabbitMQ connection unused this long is replaced before the next batch: well within
+# Celery's 120 s heartbeat, which nothing sends while the leader has nothing to publish.
+AMQP_IDLE_S = 30.0
 # Fail fast when the broker is down: the run stays pending in the database (the outbox)
 # and the next cycle tries again, instead of the loop blocking in kombu's retries.
 _RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
@@ -195,6 +199,7 @@ class AmqpPublisher(CeleryPublisher):
         self._connection: Connection | None = None
         self._producer: Producer | None = None
         self._confirms: Confirms | None = None
+        self._last_used = 0.0
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         """Publish in order, batch by batch; return the run ids RabbitMQ confirmed."""
@@ -238,6 +243,12 @@ class AmqpPublisher(CeleryPublisher):
         return confirms.wait(connection.drain_events, self._timeout)
 
     def _connect(self) -> tuple[Connection, Producer, Confirms]:
+        now = time.monotonic()
+        if now - self._last_used > AMQP_IDLE_S:
+            # Heartbeats are not sent while idle: RabbitMQ (or a NAT on the way) may have
+            # dropped the connection, and finding out costs a failed batch and a backoff.
+            self._disconnect()
+        self._last_used = now
         if self._connection is None or self._producer is None or self._confirms is None:
             connection = self._app.connection_for_write()
             try:
