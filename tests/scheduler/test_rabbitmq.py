@@ -17,6 +17,7 @@ import pytest
 from kombu.connection import Connection
 from sqlalchemy import update
 
+from scheduler import dispatch
 from scheduler.claim import Dispatch
 from scheduler.clock import utcnow
 from scheduler.dispatch import BATCH, AmqpPublisher, create_publisher, create_publisher_app
@@ -160,6 +161,21 @@ def test_an_unconfirmed_publish_leaves_the_run_pending_and_it_goes_out_once_late
     proxy.restore()
     live_leader.drive(lambda: _state(live_leader, "cut") == "dispatched", 10, "dispatched")
     assert _take_all(amqp_url, live_leader.queue) == [run_id]
+
+
+def test_a_connection_idle_too_long_is_replaced_before_the_next_batch(
+    live_leader: LiveLeader, proxy: TcpProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fire(live_leader, "before", ago_s=0.01)
+    live_leader.cycle()
+    assert _state(live_leader, "before") == "dispatched"
+    # While the leader idles, the connection dies (a broker restart, a NAT timeout).
+    proxy.cut()
+    proxy.restore()
+    monkeypatch.setattr(dispatch, "AMQP_IDLE_S", 0.0)
+    _fire(live_leader, "after", ago_s=0.01)
+    live_leader.cycle()
+    assert _state(live_leader, "after") == "dispatched"  # first try, no refusal
 
 
 def test_a_large_publish_is_confirmed_batch_by_batch_in_order(
