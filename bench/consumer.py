@@ -185,11 +185,13 @@ class AmqpConsumer(Consumer):
             with Connection(self._url, connect_timeout=5) as conn:
                 channel = conn.default_channel
                 channel.queue_declare(self.queue, durable=True, auto_delete=False)
-                channel.basic_consume(self.queue, no_ack=True, callback=self._on_message)
+                tag = channel.basic_consume(self.queue, no_ack=True, callback=self._on_message)
                 self._ready.set()
                 while not self._stop.is_set():
                     with contextlib.suppress(TimeoutError):
                         conn.drain_events(timeout=IDLE_BLOCK_S)
+                # Stop deliveries before the channel closes: those in flight are still read.
+                channel.basic_cancel(tag)
         except BaseException as exc:  # surfaced by wait_count and receipts
             self.error = exc
 

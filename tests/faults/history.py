@@ -194,11 +194,12 @@ class AmqpConsumer(Consumer):
         with Connection(self._url, connect_timeout=2) as conn:
             channel = conn.default_channel
             channel.queue_declare(self.queue, durable=True, auto_delete=False)
-            channel.basic_consume(self.queue, no_ack=True, callback=self._on_message)
+            tag = channel.basic_consume(self.queue, no_ack=True, callback=self._on_message)
             self._ready.set()
             while not self._stop.is_set():
                 with contextlib.suppress(TimeoutError):
                     conn.drain_events(timeout=0.2)
+            channel.basic_cancel(tag)  # deliveries in flight are still read
 
 
 @dataclass(frozen=True)
