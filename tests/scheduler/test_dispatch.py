@@ -27,12 +27,6 @@ from tests.services import free_port, wait_for
 from tests.worker import running_worker
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker_kind(request: pytest.FixtureRequest) -> str:
-    """Each test here runs on both brokers."""
-    return str(request.param)
-
-
 def _fire_now(engine: Engine, schedule_id: str, queue: str, **fields: Any) -> str:
     now = utcnow()
     run_at = now - timedelta(milliseconds=1)

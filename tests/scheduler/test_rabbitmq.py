@@ -1,8 +1,9 @@
-"""RabbitMQ as the broker, on the machine's real server: priorities with and without
-``x-max-priority``, publisher confirms (a run is dispatched only once RabbitMQ took its
-message), and what a refused or unanswered publish leaves behind. The dispatch contract,
-run tracking, expiry, retries, ``cancel_previous`` and the webhook task run on RabbitMQ in
-test_dispatch.py and test_worker_policies.py (parametrized by broker)."""
+"""RabbitMQ as the broker, on the machine's real server and a real worker: the dispatch
+contract, run tracking and the webhook task (test_dispatch.py's tests, run here on
+RabbitMQ), priorities with and without ``x-max-priority``, publisher confirms (a run is
+dispatched only once RabbitMQ took its message), and what a refused or unanswered publish
+leaves behind. Expiry, retries and ``cancel_previous`` run on both brokers in
+test_worker_policies.py."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from scheduler.models import run_id_for, runs
 from tests.conftest import delete_amqp_queues
 from tests.factories import add_schedule, runs_of
 from tests.faults.processes import TcpProxy
+from tests.scheduler import test_dispatch
 from tests.scheduler.conftest import LiveLeader
 from tests.services import service_missing, wait_for
 from tests.worker import running_worker
@@ -60,6 +62,16 @@ def broker_settings(
         url = f"amqp://guest:guest@127.0.0.1:{request.getfixturevalue('proxy').port}//"
     values = {"redis_url": redis_url, "broker_url": url, "broker_queue_max_priority": 10}
     return values | broker_overrides
+
+
+def test_worker_runs_the_fire_and_its_success_is_recorded(live_leader: LiveLeader) -> None:
+    test_dispatch.test_worker_runs_the_fire_and_its_success_is_recorded(live_leader)
+
+
+def test_webhook_task_sees_dispatch_headers_and_failure_is_recorded(
+    live_leader: LiveLeader,
+) -> None:
+    test_dispatch.test_task_sees_dispatch_headers_and_failure_is_recorded(live_leader)
 
 
 def _fire(leader: LiveLeader, schedule_id: str, ago_s: float, **fields: Any) -> str:
