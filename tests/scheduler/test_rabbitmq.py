@@ -18,11 +18,11 @@ import pytest
 from kombu.connection import Connection
 from sqlalchemy import update
 
-from scheduler import dispatch
-from scheduler.claim import Dispatch
-from scheduler.clock import utcnow
-from scheduler.dispatch import BATCH, AmqpPublisher, create_publisher, create_publisher_app
-from scheduler.models import run_id_for, runs
+from scheduler.firing import dispatch
+from scheduler.firing.claim import Dispatch
+from scheduler.firing.dispatch import BATCH, AmqpPublisher, create_publisher, create_publisher_app
+from scheduler.store.models import run_id_for, runs
+from scheduler.timing.clock import utcnow
 from tests.conftest import delete_amqp_queues
 from tests.factories import add_schedule, runs_of
 from tests.faults.processes import TcpProxy
