@@ -24,7 +24,7 @@ from bench.scenarios import (
     s8_retention,
 )
 from bench.scenarios.common import Bench
-from bench.services import REPO, Services, git_revision, machine_info
+from bench.services import BROKERS, REPO, Services, git_revision, machine_info
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "S1": s1_burst.run,
@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--redis-db", type=int, default=10, help="Redis DB number of this run (default 10)"
     )
     parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="redis",
+        help="where messages go: the run's Redis DB (default) or RabbitMQ (S1, S2)",
+    )
+    parser.add_argument(
         "--set", type=_setting, action="append", default=[], metavar="SUNDIAL_X=V",
         help="extra setting for every sundial process (repeatable)",
     )  # fmt: skip
@@ -84,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    services = Services(redis_db=args.redis_db)
+    services = Services(redis_db=args.redis_db, broker=args.broker)
     services.check()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = REPO / "bench" / "results" / stamp
@@ -94,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "baseline": not args.no_baseline,
         "redis_db": args.redis_db,
+        "broker": args.broker,
         "settings": dict(args.set),
         "started_at": stamp,
     }

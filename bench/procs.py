@@ -138,12 +138,15 @@ def processes(log_dir: Path, extra_env: Mapping[str, str]) -> Iterator[Processes
         procs.stop_all()
 
 
-def sundial_env(database_url: str, redis_url: str, **settings: object) -> dict[str, str]:
-    """``SUNDIAL_*`` variables for a replica or the API of one case."""
+def sundial_env(
+    database_url: str, redis_url: str, broker_url: str | None = None, **settings: object
+) -> dict[str, str]:
+    """``SUNDIAL_*`` variables for a replica or the API of one case (the broker is the
+    Redis unless ``broker_url`` says otherwise)."""
     env = {
         "SUNDIAL_DATABASE_URL": database_url,
         "SUNDIAL_REDIS_URL": redis_url,
-        "SUNDIAL_BROKER_URL": redis_url,
+        "SUNDIAL_BROKER_URL": broker_url or redis_url,
     }
     for key, value in settings.items():
         env[f"SUNDIAL_{key.upper()}"] = str(value)

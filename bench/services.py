@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from kombu.connection import Connection
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -25,6 +26,8 @@ PG_ADMIN_URL = os.environ.get(
     "SUNDIAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_BASE_URL = os.environ.get("SUNDIAL_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+AMQP_URL = os.environ.get("SUNDIAL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+BROKERS = ("redis", "rabbitmq")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -40,11 +43,20 @@ class Services:
     pg_admin_url: str = PG_ADMIN_URL
     redis_base_url: str = REDIS_BASE_URL
     redis_db: int = 10
+    # Where the messages go: the run's Redis DB, or RabbitMQ (the lease and notices stay
+    # on Redis either way, as in a deployment with both).
+    broker: str = "redis"
+    amqp_url: str = AMQP_URL
 
     @property
     def redis_url(self) -> str:
-        """The run's Redis DB: lease key, notices and the broker's queue lists."""
+        """The run's Redis DB: lease key, notices and (on Redis) the broker's queue lists."""
         return f"{self.redis_base_url.rstrip('/')}/{self.redis_db}"
+
+    @property
+    def broker_url(self) -> str:
+        """The broker sundial and the baseline publish to."""
+        return self.amqp_url if self.broker == "rabbitmq" else self.redis_url
 
     def check(self) -> None:
         """Fail early, with the reason, when a service is unreachable."""
@@ -61,6 +73,9 @@ class Services:
             client.delete("sundial:leader")
         finally:
             client.close()
+        if self.broker == "rabbitmq":
+            with Connection(self.amqp_url, connect_timeout=2) as conn:
+                conn.ensure_connection(max_retries=1)
 
     @contextmanager
     def database(self, prefix: str, *, sundial_schema: bool = True) -> Iterator[str]:
@@ -81,7 +96,11 @@ class Services:
             admin.dispose()
 
     def drop_queue(self, queue: str) -> None:
-        """Remove a queue's list and kombu's binding keys for it."""
+        """Remove a queue's list and kombu's binding keys for it (on RabbitMQ, the queue)."""
+        if self.broker == "rabbitmq":
+            with Connection(self.amqp_url, connect_timeout=2) as conn:
+                conn.default_channel.queue_delete(queue)
+            return
         client = redis.Redis.from_url(self.redis_url)
         try:
             client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
@@ -140,7 +159,7 @@ def machine_info(services: Services) -> dict[str, Any]:
     finally:
         client.close()
     versions = {}
-    for package in ("apscheduler", "celery", "kombu", "redis", "sqlalchemy", "psycopg"):
+    for package in ("apscheduler", "celery", "kombu", "amqp", "redis", "sqlalchemy", "psycopg"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -153,6 +172,7 @@ def machine_info(services: Services) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgresql": pg_version,
         "redis": redis_version,
+        "broker": services.broker,
         "packages": versions,
         "git": git_revision(),
     }

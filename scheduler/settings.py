@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(default=None, repr=False)
     # Celery's broker_transport_options, as a JSON object.
     broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+    # RabbitMQ: the x-max-priority the queues sundial declares get (Celery's
+    # task_queue_max_priority); it must equal the workers', since RabbitMQ refuses to
+    # declare one queue with two different arguments. None: queues without priorities.
+    broker_queue_max_priority: int | None = Field(default=None, ge=1, le=255)
     result_backend: str | None = Field(default=None, repr=False)
     lease_ttl_seconds: float = Field(default=10.0, gt=0.5, le=600)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis
+from kombu.connection import Connection
 from sqlalchemy import Engine, create_engine, delete, insert, text
 from sqlalchemy.engine import make_url
 
@@ -16,7 +17,13 @@ from scheduler.settings import Settings
 from scheduler.store import migrate
 from scheduler.store.db import make_engine
 from scheduler.store.models import LEADER_ROW, leader, metadata
-from tests.services import PG_ADMIN_URL, REDIS_TEST_URL, service_missing, unique_name
+from tests.services import (
+    AMQP_TEST_URL,
+    PG_ADMIN_URL,
+    REDIS_TEST_URL,
+    service_missing,
+    unique_name,
+)
 
 DATABASES = ["sqlite", "postgresql"]
 
@@ -132,3 +139,26 @@ def redis_url() -> Iterator[str]:
     finally:
         client.close()
     yield REDIS_TEST_URL
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    """The machine's RabbitMQ; tests use queues of their own (:func:`unique_name`) and
+    delete them with :func:`delete_amqp_queues`."""
+    try:
+        with Connection(AMQP_TEST_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # any kombu/py-amqp error means "no usable server"
+        service_missing(f"RabbitMQ at {AMQP_TEST_URL} unreachable: {exc}")
+    return AMQP_TEST_URL
+
+
+def delete_amqp_queues(url: str, *names: str) -> None:
+    """Delete a test's queues (and what they still hold) from the shared RabbitMQ."""
+    with Connection(url, connect_timeout=2) as conn:
+        for name in names:
+            channel = conn.channel()
+            try:
+                channel.queue_delete(name)
+            finally:
+                channel.close()

@@ -19,6 +19,8 @@ PG_ADMIN_URL = os.environ.get(
 T = TypeVar("T")
 
 REDIS_TEST_URL = os.environ.get("SUNDIAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+# The machine's RabbitMQ, default vhost: tests keep apart by unique queue names.
+AMQP_TEST_URL = os.environ.get("SUNDIAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 
 
 def services_required() -> bool:

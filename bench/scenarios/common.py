@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 from sqlalchemy import Engine, func, select
 
+from bench.consumer import AmqpConsumer, Consumer, QueueConsumer
 from bench.procs import BenchError, Child, Processes, processes, sundial_env, wait_for
 from bench.profile import LOOP_FRAME, Profiler, summarize
 from bench.report import Report
@@ -45,6 +46,21 @@ class Bench:
     def redis_url(self) -> str:
         return self.services.redis_url
 
+    @property
+    def broker_url(self) -> str:
+        return self.services.broker_url
+
+    @property
+    def label(self) -> str:
+        """Appended to scenario names: which broker the figures are for, when not Redis."""
+        return " (RabbitMQ)" if self.services.broker == "rabbitmq" else ""
+
+    def consumer(self, queue: str) -> Consumer:
+        """The fast consumer of ``queue`` on this run's broker."""
+        if self.services.broker == "rabbitmq":
+            return AmqpConsumer(self.broker_url, queue)
+        return QueueConsumer(self.redis_url, queue)
+
     @contextmanager
     def processes(self, case: str) -> Iterator[Processes]:
         """Children of one case, logged under ``logs/<case>/``, stopped at the end."""
@@ -54,7 +70,7 @@ class Bench:
 
     def env(self, database_url: str, **settings: object) -> dict[str, str]:
         """``SUNDIAL_*`` for a process of this run (``--set`` overrides come on top)."""
-        return sundial_env(database_url, self.redis_url, **settings)
+        return sundial_env(database_url, self.redis_url, self.broker_url, **settings)
 
     def case(self, name: str, measure: Callable[[], T]) -> T | None:
         """Run one case; a failure is recorded in the report instead of ending the run."""

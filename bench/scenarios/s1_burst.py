@@ -10,7 +10,7 @@ from typing import Any
 
 from bench import seed
 from bench.baseline import READY, seed_one_offs
-from bench.consumer import QueueConsumer, Receipt
+from bench.consumer import Receipt
 from bench.procs import CpuWatch, Processes, sleep_until, wait_for, wait_leader
 from bench.report import Metric
 from bench.scenarios.common import Bench, check_ready_before, run_states, utc_in
@@ -76,7 +76,7 @@ def burst_sundial(bench: Bench, n: int) -> Burst:
             sched = procs.sundial("scheduler", bench.env(url))
             wait_leader(engine, [sched], timeout=30)
             with (
-                QueueConsumer(bench.redis_url, queue) as consumer,
+                bench.consumer(queue) as consumer,
                 bench.profiled(sched.pid, case),
             ):
                 due = utc_in(1.0 + n / 20_000)
@@ -102,7 +102,7 @@ def start_baseline(bench: Bench, procs: Processes, url: str) -> None:
     """The tutorial scheduler process, waited on until it printed that it started."""
     child = procs.spawn(
         "baseline",
-        ["-m", "bench.baseline", "--database-url", url, "--broker-url", bench.redis_url],
+        ["-m", "bench.baseline", "--database-url", url, "--broker-url", bench.broker_url],
         {},
     )
 
@@ -124,7 +124,7 @@ def burst_baseline(bench: Bench, n: int) -> Burst:
         try:
             due = utc_in(2.5 + n / 10_000)
             seed_one_offs(url, "s1-", n, due, queue)
-            with QueueConsumer(bench.redis_url, queue) as consumer:
+            with bench.consumer(queue) as consumer:
                 start_baseline(bench, procs, url)
                 check_ready_before(time.time(), due, "the baseline scheduler")
                 consumer.wait_count(n, timeout=due.timestamp() - time.time() + _timeout_s(n))
@@ -146,7 +146,7 @@ def run(bench: Bench) -> None:
             if bench.baseline
             else None
         )
-        scenario = f"S1 burst {n:,}"
+        scenario = f"S1 burst {n:,}{bench.label}"
 
         def fig(attr: str, ours: Burst | None = ours, base: Burst | None = base) -> tuple[Any, Any]:
             return (getattr(ours, attr) if ours else None, getattr(base, attr) if base else None)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, select
 
 from bench import seed
 from bench.baseline import seed_intervals
-from bench.consumer import QueueConsumer, Receipt
+from bench.consumer import Receipt
 from bench.procs import Child, CpuWatch, wait_leader
 from bench.report import Better, Metric
 from bench.scenarios.common import Bench, check_ready_before, run_states, sleep_watching, utc_in
@@ -114,7 +114,7 @@ def measure_sundial(
     """Load K interval schedules into a running leader's store and watch one window."""
     window, drain = durations(bench)
     duration = window if duration is None else duration
-    with QueueConsumer(bench.redis_url, queue) as consumer:
+    with bench.consumer(queue) as consumer:
         start = utc_in(1.5 + k / 20_000)
         seed.intervals(engine, prefix, k, start, PERIOD_S, queue, grace_s=60.0)
         seed.notify(bench.redis_url)
@@ -163,7 +163,7 @@ def sustained_baseline(bench: Bench, k: int) -> Sustained:
         try:
             start = utc_in(2.5 + k / 4_000)
             seed_intervals(url, "s2-", k, start, PERIOD_S, queue)
-            with QueueConsumer(bench.redis_url, queue) as consumer:
+            with bench.consumer(queue) as consumer:
                 start_baseline(bench, procs, url)
                 check_ready_before(time.time(), start, "the baseline scheduler")
                 child = procs.children[-1]
@@ -211,4 +211,6 @@ def run(bench: Bench) -> None:
             if bench.baseline
             else None
         )
-        bench.report.add(*metrics(f"S2 sustained {k:,}/s", ours, base, k, headline=k == 5_000))
+        bench.report.add(
+            *metrics(f"S2 sustained {k:,}/s{bench.label}", ours, base, k, headline=k == 5_000)
+        )

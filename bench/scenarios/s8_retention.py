@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from bench import seed
-from bench.consumer import QueueConsumer
+from bench.consumer import Consumer, QueueConsumer
 from bench.procs import sleep_until, wait_for, wait_leader
 from bench.report import Metric
 from bench.scenarios.common import Bench, utc_in
@@ -150,7 +150,7 @@ def vacuum(engine: Engine) -> None:
         conn.execute(text("VACUUM (ANALYZE) " + ", ".join(TABLES)))
 
 
-def _all_settled(engine: Engine, settled: QueueConsumer) -> bool:
+def _all_settled(engine: Engine, settled: Consumer) -> bool:
     if settled.error is not None:
         raise settled.error
     with engine.connect() as conn:

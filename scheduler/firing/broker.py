@@ -48,6 +48,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": transport_options(settings),
         "result_backend": settings.result_backend,
         "task_default_queue": DEFAULT_QUEUE,
+        "task_queue_max_priority": settings.broker_queue_max_priority,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],

@@ -229,6 +229,9 @@ class Outbox:
             # Frozen or cut off past our deadline: a follower may lead by now and relay
             # these runs itself. They stay pending; publishing late could send them twice.
             return False
+        # dispatched_at is when the message was handed over: a worker may start the run
+        # before the broker's confirmation is back (RabbitMQ), so not the time of the mark.
+        handed_at = self._clock()
         with self._metrics.publishing():
             sent = self._publisher.publish(dispatches)
         self._metrics.published_batch(dispatches, sent, self._clock())
@@ -238,16 +241,16 @@ class Outbox:
         else:
             self._retry_at = self._clock() + timedelta(seconds=BROKER_BACKOFF_S)
             self._backlog = True
-        self._mark(sent)
+        self._mark(sent, handed_at)
         return complete
 
     # -- recording
 
-    def _mark(self, sent: list[str]) -> None:
+    def _mark(self, sent: list[str], handed_at: datetime) -> None:
         if not sent:
             return
         try:
-            mark_dispatched(self._engine, sent, self._clock())
+            mark_dispatched(self._engine, sent, handed_at)
         except SQLAlchemyError as exc:
             self._metrics.store_error("mark")
             # The broker holds these messages: remember them, never publish them again,

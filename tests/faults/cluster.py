@@ -1,6 +1,7 @@
 """One fault test's world: a fresh PostgreSQL database behind a cuttable proxy, a private
-Redis for the lease and notices, a private Redis broker behind another proxy, a consumer
-counting deliveries, a leadership log, and the ``sundial`` processes.
+Redis for the lease and notices, a private Redis broker (or the machine's RabbitMQ) behind
+another proxy, a consumer counting deliveries, a leadership log, and the ``sundial``
+processes.
 
 The test's own checks read PostgreSQL directly, never through the proxy, so they see the
 truth while the replicas are cut off.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from kombu.connection import Connection
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
@@ -26,15 +28,23 @@ from scheduler.store.db import make_engine
 from scheduler.store.models import replicas, runs, schedules
 from scheduler.timing.clock import utcnow
 from tests.factories import schedule_row
-from tests.faults.history import BrokerConsumer, LeadershipLog, Verdict, judge
+from tests.faults.history import (
+    AmqpConsumer,
+    BrokerConsumer,
+    Consumer,
+    LeadershipLog,
+    Verdict,
+    judge,
+)
 from tests.faults.processes import ProcessGroup, RedisServer, Service, TcpProxy
-from tests.services import PG_ADMIN_URL, unique_name, wait_for
+from tests.services import AMQP_TEST_URL, PG_ADMIN_URL, unique_name, wait_for
 
 TTL_S = 3.0
 # Replicas connect with this application_name, so a test can kill their backends (and
 # only theirs, in its own database) with pg_terminate_backend.
 REPLICA_APP = "sundial_faults_replica"
 PG_PORT = 5432
+AMQP_PORT = 5672
 STEP_DOWN_LINES = ("lost the key", "fenced off", "is now follower")
 Spec = tuple[str, dict[str, Any], dict[str, Any]]
 
@@ -88,10 +98,11 @@ class Cluster:
     db_name: str
     proxied_db_url: str
     lease_redis: RedisServer
-    broker_redis: RedisServer
+    # The private Redis broker; None when the broker is the machine's RabbitMQ.
+    broker_redis: RedisServer | None
     pg_proxy: TcpProxy
     broker_proxy: TcpProxy
-    consumer: BrokerConsumer
+    consumer: Consumer
     leadership: LeadershipLog
     procs: ProcessGroup
     queue: str
@@ -236,35 +247,45 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def build_cluster(folder: Path, database_url: str) -> Iterator[Cluster]:
-    """Start the services of a cluster (no replicas yet); stop everything on the way out."""
+def build_cluster(folder: Path, database_url: str, broker: str = "redis") -> Iterator[Cluster]:
+    """Start the services of a cluster (no replicas yet); stop everything on the way out.
+
+    ``broker`` is ``redis`` (a private redis-server) or ``rabbitmq`` (the machine's, reached
+    through the cluster's proxy, on a queue of the test's own)."""
     lease_redis = RedisServer(folder, "lease-redis")
-    broker_redis = RedisServer(folder, "broker-redis")
+    broker_redis = RedisServer(folder, "broker-redis") if broker == "redis" else None
     direct = make_url(database_url)
     pg_proxy = TcpProxy(direct.port or PG_PORT, "postgresql", direct.host or "127.0.0.1")
     broker_proxy: TcpProxy | None = None
     engine = make_engine(database_url)
-    consumer: BrokerConsumer | None = None
+    consumer: Consumer | None = None
     leadership = LeadershipLog(engine)
     procs: ProcessGroup | None = None
+    queue = unique_name("faults")
     try:
         lease_redis.start()
-        broker_redis.start()
-        broker_proxy = TcpProxy(broker_redis.port, "broker")
+        if broker_redis is not None:
+            broker_redis.start()
+            broker_proxy = TcpProxy(broker_redis.port, "broker")
+            broker_url = f"redis://127.0.0.1:{broker_proxy.port}/0"
+            consumer = BrokerConsumer(broker_redis.client(), queue)
+        else:
+            amqp = Connection(AMQP_TEST_URL)  # parses the URL, connects to nothing
+            broker_proxy = TcpProxy(amqp.port or AMQP_PORT, "broker", str(amqp.hostname))
+            broker_url = f"amqp://guest:guest@127.0.0.1:{broker_proxy.port}//"
+            consumer = AmqpConsumer(AMQP_TEST_URL, queue)
         proxied = direct.set(
             host="127.0.0.1", port=pg_proxy.port, query={"application_name": REPLICA_APP}
         ).render_as_string(hide_password=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")} | {
             "SUNDIAL_DATABASE_URL": proxied,
             "SUNDIAL_REDIS_URL": lease_redis.url,
-            "SUNDIAL_BROKER_URL": f"redis://127.0.0.1:{broker_proxy.port}/0",
+            "SUNDIAL_BROKER_URL": broker_url,
             "SUNDIAL_LEASE_TTL_SECONDS": str(TTL_S),
             "SUNDIAL_DATA_DIR": str(folder / "data"),
             "PYTHONUNBUFFERED": "1",
         }
         procs = ProcessGroup(folder, env)
-        queue = unique_name("faults")
-        consumer = BrokerConsumer(broker_redis.client(), queue)
         consumer.start()
         leadership.start()
         yield Cluster(
@@ -291,5 +312,6 @@ def build_cluster(folder: Path, database_url: str) -> Iterator[Cluster]:
         if broker_proxy is not None:
             broker_proxy.close()
         lease_redis.kill()
-        broker_redis.kill()
+        if broker_redis is not None:
+            broker_redis.kill()
         engine.dispose()

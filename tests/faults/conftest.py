@@ -36,8 +36,12 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 def cluster(
     request: pytest.FixtureRequest, tmp_path: Path, new_database_url: Callable[[str], str]
 ) -> Iterator[Cluster]:
-    """Fresh services for one scenario; every process is stopped afterwards."""
-    with build_cluster(tmp_path, new_database_url("postgresql")) as made:
+    """Fresh services for one scenario; every process is stopped afterwards. The broker is
+    a private Redis unless the test parametrizes ``cluster`` indirectly with ``rabbitmq``."""
+    broker = getattr(request, "param", "redis")
+    if broker == "rabbitmq":
+        request.getfixturevalue("amqp_url")  # skips (or fails in CI) without RabbitMQ
+    with build_cluster(tmp_path, new_database_url("postgresql"), broker) as made:
         try:
             yield made
         finally:

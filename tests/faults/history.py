@@ -1,6 +1,7 @@
 """Recording what happened and checking it.
 
-* :class:`BrokerConsumer` pops every Celery message off the broker's list for the test's
+* :class:`BrokerConsumer` (:class:`AmqpConsumer` on RabbitMQ) pops every Celery message
+  off the broker's list for the test's
   queue and records each delivery: duplicates stay countable (the ``runs`` table cannot hold
   any, by its unique key, so it alone would hide them).
 * :class:`LeadershipLog` polls the ``scheduler_leader`` row: which pid held which fencing
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 from collections import Counter, defaultdict
@@ -23,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
+from kombu.connection import Connection
 from sqlalchemy import Engine, select
 
 from scheduler.store.models import LEADER_ROW, RunState, leader, run_id_for, runs, schedules
@@ -75,16 +78,45 @@ def decode_message(raw: bytes, at: datetime) -> Delivery:
     )
 
 
-class BrokerConsumer:
-    """A fast consumer on the broker's Redis list for ``queue``: counts every delivery."""
+class Consumer:
+    """What :func:`judge` reads: every delivery of the test's queue, and what was not ours.
+    Subclasses consume one broker's queue from a thread of their own."""
 
-    def __init__(self, client: redis.Redis, queue: str) -> None:
-        self._client = client
+    def __init__(self, queue: str) -> None:
         self.queue = queue
         self._lock = threading.Lock()
         self._deliveries: list[Delivery] = []
         self.undecodable: list[bytes] = []
         self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Begin consuming."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop consuming."""
+        raise NotImplementedError
+
+    def _record(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._deliveries.append(delivery)
+
+    def deliveries(self) -> list[Delivery]:
+        """Everything consumed so far, in arrival order."""
+        with self._lock:
+            return list(self._deliveries)
+
+    def of(self, schedule_id: str) -> list[Delivery]:
+        """The deliveries of one schedule, in arrival order."""
+        return [d for d in self.deliveries() if d.schedule_id == schedule_id]
+
+
+class BrokerConsumer(Consumer):
+    """A fast consumer on the broker's Redis list for ``queue``: counts every delivery."""
+
+    def __init__(self, client: redis.Redis, queue: str) -> None:
+        super().__init__(queue)
+        self._client = client
         self._thread = threading.Thread(target=self._run, name="broker-consumer", daemon=True)
 
     def start(self) -> None:
@@ -113,17 +145,61 @@ class BrokerConsumer:
             except (ValueError, KeyError, IndexError, TypeError):
                 self.undecodable.append(raw)
                 continue
-            with self._lock:
-                self._deliveries.append(delivery)
+            self._record(delivery)
 
-    def deliveries(self) -> list[Delivery]:
-        """Everything consumed so far, in arrival order."""
-        with self._lock:
-            return list(self._deliveries)
 
-    def of(self, schedule_id: str) -> list[Delivery]:
-        """The deliveries of one schedule, in arrival order."""
-        return [d for d in self.deliveries() if d.schedule_id == schedule_id]
+class AmqpConsumer(Consumer):
+    """The same on RabbitMQ: consumes the test's queue (declared as Celery declares it) over
+    its own connection, straight to the broker, so a cut of the replicas' proxy leaves it be.
+    Messages are acked on receipt: RabbitMQ delivers each once unless it is published twice.
+    """
+
+    def __init__(self, url: str, queue: str) -> None:
+        super().__init__(queue)
+        self._url = url
+        self._thread = threading.Thread(target=self._run, name="amqp-consumer", daemon=True)
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        """Declare the queue and begin consuming."""
+        self._thread.start()
+        wait_for(self._ready.is_set, 10, "the AMQP consumer")
+
+    def stop(self) -> None:
+        """Stop consuming and delete the queue."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with Connection(self._url, connect_timeout=2) as conn:
+            conn.default_channel.queue_delete(self.queue)
+
+    def _on_message(self, message: Any) -> None:
+        at = utcnow()
+        try:
+            headers = message.headers
+            body = json.loads(message.body)
+            delivery = Delivery(
+                run_id=headers["id"],
+                schedule_id=headers["sundial_schedule_id"],
+                scheduled_for=parse_instant(headers["sundial_scheduled_for"]),
+                task=headers["task"],
+                kwargs=body[1],
+                at=at,
+            )
+        except (ValueError, KeyError, IndexError, TypeError):
+            self.undecodable.append(bytes(message.body))
+            return
+        self._record(delivery)
+
+    def _run(self) -> None:
+        with Connection(self._url, connect_timeout=2) as conn:
+            channel = conn.default_channel
+            channel.queue_declare(self.queue, durable=True, auto_delete=False)
+            tag = channel.basic_consume(self.queue, no_ack=True, callback=self._on_message)
+            self._ready.set()
+            while not self._stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    conn.drain_events(timeout=0.2)
+            channel.basic_cancel(tag)  # deliveries in flight are still read
 
 
 @dataclass(frozen=True)
@@ -285,7 +361,7 @@ def _explained(first: datetime, last: datetime, crashes: Sequence[datetime]) -> 
 
 def judge(
     engine: Engine,
-    consumer: BrokerConsumer,
+    consumer: Consumer,
     log: LeadershipLog,
     *,
     until: datetime,

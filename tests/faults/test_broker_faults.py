@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 OUTAGE_S = 10.0
 
 
+@pytest.mark.parametrize("cluster", ["redis", "rabbitmq"], indirect=True)
 def test_broker_outage_keeps_fires_pending_then_publishes_each_once_in_fire_time_order(
     cluster: Cluster,
 ) -> None:

@@ -21,6 +21,7 @@ from scheduler.runs.tracking import EventTracker
 from scheduler.settings import Settings
 from scheduler.store.jobstore import SqlJobStore
 from scheduler.timing.clock import utcnow
+from tests.conftest import delete_amqp_queues
 from tests.services import unique_name, wait_for
 
 T = TypeVar("T")
@@ -47,8 +48,29 @@ class LiveLeader:
 
 
 @pytest.fixture
-def live_leader(engine: Engine, settings_factory: Any, redis_url: str) -> Iterator[LiveLeader]:
-    with leading(engine, settings_factory(redis_url=redis_url)) as leader:
+def broker_kind() -> str:
+    """The broker ``live_leader`` publishes to; modules parametrize it to cover RabbitMQ."""
+    return "redis"
+
+
+@pytest.fixture
+def broker_settings(
+    request: pytest.FixtureRequest, broker_kind: str, redis_url: str
+) -> dict[str, Any]:
+    """Settings of the broker under test. RabbitMQ queues are declared with
+    ``x-max-priority`` 10 (by the publisher and the worker alike); the lease, notices and
+    the workers' execution ledger stay on Redis, as in a deployment with both."""
+    if broker_kind == "redis":
+        return {"redis_url": redis_url}
+    url: str = request.getfixturevalue("amqp_url")
+    return {"redis_url": redis_url, "broker_url": url, "broker_queue_max_priority": 10}
+
+
+@pytest.fixture
+def live_leader(
+    engine: Engine, settings_factory: Any, broker_settings: dict[str, Any]
+) -> Iterator[LiveLeader]:
+    with leading(engine, settings_factory(**broker_settings)) as leader:
         yield leader
 
 
@@ -63,12 +85,15 @@ def leading(engine: Engine, settings: Settings) -> Iterator[LiveLeader]:
     tracker = EventTracker(app, engine, active=lease.held)
     tracker.start()
     wait_for(tracker.ready.is_set, 10, "event receiver")
+    queue = unique_name("q")
     try:
-        yield LiveLeader(engine, settings, unique_name("q"), cycle)
+        yield LiveLeader(engine, settings, queue, cycle)
     finally:
         tracker.stop()
         outbox.close()
         app.close()
+        if settings.broker_url != settings.redis_url:
+            delete_amqp_queues(str(settings.broker_url), queue)
 
 
 @pytest.fixture

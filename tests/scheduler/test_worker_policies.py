@@ -26,6 +26,10 @@ def database_url(new_database_url: Callable[[str], str]) -> str:
     return new_database_url("postgresql")
 
 
+# What Celery does with a message (retries, expiry, revokes) also on RabbitMQ.
+BOTH_BROKERS = pytest.mark.parametrize("broker_kind", ["redis", "rabbitmq"])
+
+
 def _one_off(leader: LiveLeader, schedule_id: str, task: str, **fields: Any) -> None:
     now = utcnow()
     add_schedule(
@@ -43,6 +47,7 @@ def _states(leader: LiveLeader, schedule_id: str) -> list[str]:
     return [r["state"] for r in runs_of(leader.engine, schedule_id)]
 
 
+@BOTH_BROKERS
 def test_policy_retry_redispatches_with_backoff_and_counts_the_final_failure(
     live_leader: LiveLeader,
 ) -> None:
@@ -61,6 +66,7 @@ def test_policy_retry_redispatches_with_backoff_and_counts_the_final_failure(
     assert schedule(live_leader.engine, "fails")["failure_count"] == 1
 
 
+@BOTH_BROKERS
 def test_task_retried_by_celery_passes_through_retrying_to_succeeded(
     live_leader: LiveLeader,
 ) -> None:
@@ -72,6 +78,7 @@ def test_task_retried_by_celery_passes_through_retrying_to_succeeded(
     assert "first attempt fails" in run["error"]["message"]  # left by the retrying event
 
 
+@BOTH_BROKERS
 def test_message_not_started_within_expires_is_recorded_expired(
     live_leader: LiveLeader, tmp_path: Path
 ) -> None:
@@ -117,6 +124,7 @@ def test_overlap_skip_never_runs_two_at_once(live_leader: LiveLeader, tmp_path: 
         assert "end" in earlier and earlier["end"] <= later["start"], ordered
 
 
+@BOTH_BROKERS
 def test_cancel_previous_terminates_the_running_run(
     live_leader: LiveLeader, tmp_path: Path
 ) -> None:
