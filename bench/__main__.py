@@ -15,7 +15,7 @@ from pathlib import Path
 from bench.report import Report
 from bench.scenarios import s1_burst, s2_sustained, s3_scale, s4_api, s5_failover, s6_dev
 from bench.scenarios.common import Bench
-from bench.services import REPO, Services, git_revision, machine_info
+from bench.services import REPO, STORES, Services, git_revision, machine_info
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "S1": s1_burst.run,
@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the leader during S1 (needs py-spy)"
     )
+    parser.add_argument(
+        "--store",
+        choices=sorted(STORES),
+        default="postgresql",
+        help="sundial's store (default postgresql; the baseline stays on PostgreSQL)",
+    )
     return parser
 
 
@@ -73,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    services = Services(redis_db=args.redis_db)
+    services = Services(redis_db=args.redis_db, store=args.store)
     services.check()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = REPO / "bench" / "results" / stamp
@@ -83,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "quick": args.quick,
         "baseline": not args.no_baseline,
         "redis_db": args.redis_db,
+        "store": args.store,
         "settings": dict(args.set),
         "started_at": stamp,
     }

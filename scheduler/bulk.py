@@ -2,7 +2,9 @@
 
 On PostgreSQL each is one statement of constant text whose rows travel as one JSON
 document: planned once by the server, and no thousand-row VALUES list for the driver to
-parse or a dozen arrays to adapt element by element. SQLite takes the portable form.
+parse or a dozen arrays to adapt element by element. SQLite and MySQL/MariaDB take the
+portable form (the driver sends an insert's rows as one multi-row statement); MySQL has no
+``RETURNING``, so which runs an insert recorded is read back by key.
 """
 
 from __future__ import annotations
@@ -12,17 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, bindparam, select, text, update
+from sqlalchemy.dialects import mysql, sqlite
 
+from scheduler.db import is_mysql
 from scheduler.models import RunState, RunTrigger, runs, schedules
-
-
-def _insert_ignoring_duplicates(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(runs).on_conflict_do_nothing()
-    return sqlite.insert(runs).on_conflict_do_nothing()
-
 
 # Columns a claim or backfill writes, with their PostgreSQL types.
 _RUN_COLUMNS = {
@@ -126,11 +122,29 @@ def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str
         return set()
     if conn.dialect.name == "postgresql":
         result = conn.execute(_PG_INSERT_RUNS, _json_rows(new_runs))
+    elif is_mysql(conn.dialect):
+        return _mysql_insert_runs(conn, new_runs)
     else:
         result = conn.execute(
-            _insert_ignoring_duplicates(conn).returning(runs.c.id), list(new_runs)
+            sqlite.insert(runs).on_conflict_do_nothing().returning(runs.c.id), list(new_runs)
         )
     return {row[0] for row in result.all()}
+
+
+def _mysql_insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
+    ids = [run["id"] for run in new_runs]
+    present = select(runs.c.id).where(runs.c.id.in_(ids))
+    before = set(conn.execute(present).scalars())
+    # A duplicate key (the same fire, recorded already) leaves the row as it is. Not
+    # INSERT IGNORE: that would also turn a bad value or a missing schedule into a warning.
+    ignore = mysql.insert(runs).on_duplicate_key_update(id=runs.c.id)
+    fresh = [run for run in new_runs if run["id"] not in before]
+    if not fresh:
+        return set()
+    conn.execute(ignore, fresh)
+    # Present now and not before: recorded here. A fire recorded under another id (same
+    # schedule, time and attempt) is present under neither.
+    return set(conn.execute(present).scalars()) - before
 
 
 def advance_schedules(conn: Connection, advances: Sequence[dict[str, Any]]) -> None:

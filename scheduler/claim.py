@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from scheduler.bulk import advance_schedules, insert_runs, new_run
 from scheduler.calendar_store import CalendarCache
+from scheduler.db import is_mysql
 from scheduler.errors import LeadershipLost, SundialError
 from scheduler.firing import FireTimesCache, calendar_names, plan
 from scheduler.history import Kind
@@ -54,7 +55,7 @@ def check_fencing(conn: Connection, token: int) -> None:
     """Raise :class:`LeadershipLost` unless ``token`` is the current term; holds a share lock
     on the leader row until commit, so no new term can start mid-claim."""
     query = select(leader.c.fencing_token).where(leader.c.name == LEADER_ROW)
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" or is_mysql(conn.dialect):
         query = query.with_for_update(read=True)
     current = conn.execute(query).scalar_one()
     if current != token:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from scheduler.alerts import resolve_deleted
 from scheduler.bulk import new_run
 from scheduler.calendar_store import link_calendars, load_calendars, users_of
+from scheduler.db import update_one_returning
 from scheduler.errors import Conflict, InvalidSchedule, NotFound, SundialError, TaskNotAllowed
 from scheduler.firing import Arming, arm, calendar_names
 from scheduler.history import Audit, Kind, last_version, record_change
@@ -406,12 +407,13 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime, audit: Audit)
 
     The schedule's ``run_count`` counts it: the leader counts only the fires it claims.
     """
-    counted = conn.execute(
-        update(schedules)
-        .where(schedules.c.id == schedule_id)
-        .values(run_count=schedules.c.run_count + 1)
-        .returning(schedules.c.task, schedules.c.version)
-    ).first()
+    counted = update_one_returning(
+        conn,
+        schedules,
+        [schedules.c.id == schedule_id],
+        {"run_count": schedules.c.run_count + 1},
+        [schedules.c.task, schedules.c.version],
+    )
     if counted is None:
         raise NotFound(f"no schedule {schedule_id!r}")
     run: Row = new_run(

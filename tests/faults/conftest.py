@@ -36,8 +36,10 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 def cluster(
     request: pytest.FixtureRequest, tmp_path: Path, new_database_url: Callable[[str], str]
 ) -> Iterator[Cluster]:
-    """Fresh services for one scenario; every process is stopped afterwards."""
-    with build_cluster(tmp_path, new_database_url("postgresql")) as made:
+    """Fresh services for one scenario; every process is stopped afterwards. The store is
+    PostgreSQL unless the test parametrizes ``cluster`` (indirectly) with another kind."""
+    kind = getattr(request, "param", "postgresql")
+    with build_cluster(tmp_path, new_database_url(kind)) as made:
         try:
             yield made
         finally:
