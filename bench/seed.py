@@ -12,8 +12,8 @@ import redis
 from sqlalchemy import Engine, text
 
 from bench.consumer import epoch_us
-from scheduler.db import is_mysql
-from scheduler.notices import CHANNEL
+from scheduler.leadership.notices import CHANNEL
+from scheduler.store.db import is_mysql
 
 TASK = "bench.noop"
 _COLUMNS = (

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Connection, Engine, func, select, text
 
-from scheduler.claim import check_fencing, claim_due
 from scheduler.errors import LeadershipLost
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import schedules
+from scheduler.firing.claim import check_fencing, claim_due
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.store.models import schedules
 from tests.factories import add_schedule
 from tests.services import wait_for
 
