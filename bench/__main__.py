@@ -24,7 +24,7 @@ from bench.scenarios import (
     s8_retention,
 )
 from bench.scenarios.common import Bench
-from bench.services import BROKERS, REPO, Services, git_revision, machine_info
+from bench.services import BROKERS, REPO, STORES, Services, git_revision, machine_info
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "S1": s1_burst.run,
@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the leader during S1 (needs py-spy)"
     )
+    parser.add_argument(
+        "--store",
+        choices=sorted(STORES),
+        default="postgresql",
+        help="sundial's store (default postgresql; the baseline stays on PostgreSQL)",
+    )
     return parser
 
 
@@ -90,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "httpcore", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    services = Services(redis_db=args.redis_db, broker=args.broker)
+    services = Services(redis_db=args.redis_db, broker=args.broker, store=args.store)
     services.check()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = REPO / "bench" / "results" / stamp
@@ -101,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "baseline": not args.no_baseline,
         "redis_db": args.redis_db,
         "broker": args.broker,
+        "store": args.store,
         "settings": dict(args.set),
         "started_at": stamp,
     }

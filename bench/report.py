@@ -105,6 +105,7 @@ class Report:
         head = (
             f"sundial bench — {m.get('nproc')} x {m.get('cpu_model')}, {m.get('ram_gib')} GiB RAM,"
             f" PostgreSQL {m.get('postgresql')}, Redis {m.get('redis')}, Python {m.get('python')},"
+            f" sundial's store {m.get('store', 'postgresql')},"
             f" git {m.get('git')}{' (quick)' if self.options.get('quick') else ''}"
         )
         header = ("scenario", "metric", "sundial", "baseline", "ratio", "target", "met?")

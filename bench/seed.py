@@ -1,17 +1,19 @@
 """Bulk-loading armed schedule rows straight into sundial's store, the way the API would
 arm them (``next_run_at`` = ``next_due_at`` = the trigger's first fire, jitter 0), with one
-server-side ``INSERT … SELECT generate_series`` per batch instead of a request per row."""
+server-side ``INSERT … SELECT generate_series`` per batch instead of a request per row
+(on MariaDB, ``SELECT … FROM seq_0_to_N``, its sequence engine)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 from sqlalchemy import Engine, text
 
 from bench.consumer import epoch_us
 from scheduler.leadership.notices import CHANNEL
+from scheduler.store.db import is_mysql
 
 TASK = "bench.noop"
 _COLUMNS = (
@@ -26,6 +28,13 @@ _VALUES = (
     " '', '{{}}'::json, {next_run}, {next_run}, NULL, {created}, {created}, 1"
     " FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g"
 )
+_MY_VALUES = (
+    "SELECT CONCAT(:prefix, LPAD(seq, 7, '0')), :task, '[]', '{{}}', {trigger},"
+    " :queue, NULL, NULL, :grace, true, 'allow', 0, NULL, NULL, NULL, NULL, 'active', NULL,"
+    " '', '{{}}', {next_run}, {next_run}, NULL, {created}, {created}, 1"
+    " FROM seq_{first}_to_{last}"
+)
+_MY_COLUMNS = ", ".join(f"`{name.strip()}`" for name in _COLUMNS.split(","))
 _RFC3339 = """'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'"""
 # Rows per INSERT: keeps one statement's memory and WAL burst bounded at 1,000,000 rows.
 CHUNK = 200_000
@@ -66,6 +75,23 @@ def _insert(
             conn.execute(text("ANALYZE schedules"))
 
 
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _insert_mariadb(
+    engine: Engine, count: int, trigger: str, next_run: str, created: str, **params: object
+) -> None:
+    with engine.begin() as conn:
+        for first in range(0, count, CHUNK):
+            last = min(count, first + CHUNK) - 1
+            sql = f"INSERT INTO schedules ({_MY_COLUMNS}) " + _MY_VALUES.format(
+                trigger=trigger, next_run=next_run, created=created, first=first, last=last
+            )  # fmt: skip
+            conn.execute(text(sql), {"task": TASK, **params})
+        conn.execute(text("ANALYZE TABLE schedules"))
+
+
 def one_offs(
     engine: Engine,
     prefix: str,
@@ -77,6 +103,20 @@ def one_offs(
 ) -> Fires:
     """``count`` date schedules all due at ``run_at`` (``analyze``: refresh the planner's
     statistics afterwards, worth it for one big load, not for a stream of small ones)."""
+    if is_mysql(engine.dialect):
+        _insert_mariadb(
+            engine,
+            count,
+            trigger="JSON_OBJECT('type', 'date', 'run_at', :run_at_text)",
+            next_run=":run_at",
+            created="UTC_TIMESTAMP(6)",
+            prefix=prefix,
+            queue=queue,
+            grace=grace_s,
+            run_at=_naive_utc(run_at),
+            run_at_text=run_at.isoformat().replace("+00:00", "Z"),
+        )
+        return one_off_fires(prefix, count, run_at)
     _insert(
         engine,
         count,
@@ -115,6 +155,23 @@ def intervals(
 ) -> None:
     """``count`` interval schedules whose first fires spread evenly over
     ``[first_fire, first_fire + period)``; each was anchored (created) one period earlier."""
+    if is_mysql(engine.dialect):
+        step = "INTERVAL (seq * :period_us DIV :n_rows) MICROSECOND"
+        _insert_mariadb(
+            engine,
+            count,
+            trigger="JSON_OBJECT('type', 'interval', 'seconds', :period)",
+            next_run=f"(:first_fire + {step})",
+            created=f"(:first_fire - INTERVAL :period_us MICROSECOND + {step})",
+            prefix=prefix,
+            queue=queue,
+            grace=grace_s,
+            n_rows=count,
+            first_fire=_naive_utc(first_fire),
+            period=period_s,
+            period_us=round(period_s * 1e6),
+        )
+        return
     offset = "(g * CAST(:period_us AS bigint) / CAST(:n_rows AS bigint)) * interval '1 microsecond'"
     _insert(
         engine,
@@ -153,7 +210,7 @@ def interval_fires(
 
 def far_future(engine: Engine, prefix: str, count: int, now: datetime, queue: str) -> None:
     """``count`` schedules that do not fire during a run: half one-offs spread over the
-    coming year, half daily intervals whose next fire is a day or more away."""
+    coming year, half daily intervals whose next fire is a day or more away (PostgreSQL)."""
     half = count // 2
     day = timedelta(days=1)
     _insert(

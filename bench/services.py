@@ -1,5 +1,6 @@
-"""The machine's PostgreSQL and Redis as the suite uses them: a fresh database per case,
-one Redis DB number per run, and the facts about the machine recorded with the results."""
+"""The machine's PostgreSQL (or MariaDB) and Redis as the suite uses them: a fresh
+database per case, one Redis DB number per run, and the facts about the machine recorded
+with the results."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ from scheduler.store import migrate
 PG_ADMIN_URL = os.environ.get(
     "SUNDIAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+MYSQL_ADMIN_URL = os.environ.get("SUNDIAL_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
+# `--store`: where sundial's own databases live. The baseline stays on PostgreSQL.
+STORES = {"postgresql": PG_ADMIN_URL, "mariadb": MYSQL_ADMIN_URL}
 REDIS_BASE_URL = os.environ.get("SUNDIAL_BENCH_REDIS_URL", "redis://127.0.0.1:6379")
 AMQP_URL = os.environ.get("SUNDIAL_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 BROKERS = ("redis", "rabbitmq")
@@ -47,6 +51,12 @@ class Services:
     # on Redis either way, as in a deployment with both).
     broker: str = "redis"
     amqp_url: str = AMQP_URL
+    store: str = "postgresql"
+
+    @property
+    def store_admin_url(self) -> str:
+        """The server sundial's databases are created on."""
+        return STORES[self.store]
 
     @property
     def redis_url(self) -> str:
@@ -60,12 +70,13 @@ class Services:
 
     def check(self) -> None:
         """Fail early, with the reason, when a service is unreachable."""
-        admin = create_engine(self.pg_admin_url)
-        try:
-            with admin.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        finally:
-            admin.dispose()
+        for url in {self.pg_admin_url, self.store_admin_url}:
+            admin = create_engine(url)
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                admin.dispose()
         client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
         try:
             client.ping()
@@ -79,20 +90,24 @@ class Services:
 
     @contextmanager
     def database(self, prefix: str, *, sundial_schema: bool = True) -> Iterator[str]:
-        """A fresh PostgreSQL database (migrated to head for sundial), dropped afterwards."""
+        """A fresh database (migrated to head for sundial), dropped afterwards: on the
+        ``store`` server for sundial, on PostgreSQL for the baseline."""
         name = unique_name(f"bench_{prefix}").lower()
-        admin = create_engine(self.pg_admin_url, isolation_level="AUTOCOMMIT")
+        admin_url = self.store_admin_url if sundial_schema else self.pg_admin_url
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        quoted = admin.dialect.identifier_preparer.quote(name)
+        force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
         try:
             with admin.connect() as conn:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            url = make_url(self.pg_admin_url).set(database=name)
+                conn.execute(text(f"CREATE DATABASE {quoted}"))
+            url = make_url(admin_url).set(database=name)
             rendered = url.render_as_string(hide_password=False)
             if sundial_schema:
                 migrate.upgrade(rendered)
             yield rendered
         finally:
             with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
             admin.dispose()
 
     def drop_queue(self, queue: str) -> None:
@@ -153,13 +168,30 @@ def machine_info(services: Services) -> dict[str, Any]:
             pg_version = str(conn.execute(text("SHOW server_version")).scalar())
     finally:
         admin.dispose()
+    store_version = pg_version
+    if services.store != "postgresql":
+        admin = create_engine(services.store_admin_url)
+        try:
+            with admin.connect() as conn:
+                store_version = str(conn.execute(text("SELECT VERSION()")).scalar())
+        finally:
+            admin.dispose()
     client = redis.Redis.from_url(services.redis_url)
     try:
         redis_version = str(client.info("server").get("redis_version"))
     finally:
         client.close()
     versions = {}
-    for package in ("apscheduler", "celery", "kombu", "amqp", "redis", "sqlalchemy", "psycopg"):
+    for package in (
+        "apscheduler",
+        "celery",
+        "kombu",
+        "amqp",
+        "redis",
+        "sqlalchemy",
+        "psycopg",
+        "pymysql",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -171,6 +203,7 @@ def machine_info(services: Services) -> dict[str, Any]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "postgresql": pg_version,
+        "store": f"{services.store} {store_version}",
         "redis": redis_version,
         "broker": services.broker,
         "packages": versions,

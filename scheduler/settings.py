@@ -132,8 +132,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite", "postgresql")):
-            raise ValueError("must be a sqlite:// or postgresql:// SQLAlchemy URL")
+        if not value.startswith(("sqlite", "postgresql", "mysql", "mariadb")):
+            raise ValueError(
+                "must be a sqlite://, postgresql:// or mysql+pymysql:// SQLAlchemy URL"
+            )
         return value
 
     @field_validator("api_keys")

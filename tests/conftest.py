@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: real databases (SQLite and PostgreSQL), Redis, settings."""
+"""Fixtures shared by every test: real databases (SQLite, PostgreSQL, MariaDB), Redis,
+settings."""
 
 from __future__ import annotations
 
@@ -19,34 +20,51 @@ from scheduler.store.db import make_engine
 from scheduler.store.models import LEADER_ROW, leader, metadata
 from tests.services import (
     AMQP_TEST_URL,
+    MYSQL_ADMIN_URL,
     PG_ADMIN_URL,
     REDIS_TEST_URL,
     service_missing,
     unique_name,
 )
 
-DATABASES = ["sqlite", "postgresql"]
+# Every store: the store, claim, lease and migration tests and the core API tests run on
+# each. Tests of the layers above the store (most API tests, the CLI against a live API)
+# run on SQLite and PostgreSQL only, to keep the gate inside its time.
+DATABASES = ["sqlite", "postgresql", "mariadb"]
+LAYER_DATABASES = ["sqlite", "postgresql"]
+# The server each kind of test database lives on, and its name for the missing-service rule.
+_SERVERS = {"postgresql": (PG_ADMIN_URL, "PostgreSQL"), "mariadb": (MYSQL_ADMIN_URL, "MariaDB")}
 
 
-def _create_pg_database() -> str:
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def _create_server_database(kind: str) -> str:
+    admin_url, server = _SERVERS[kind]
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = unique_name("sundial_test")
+    # A plain server default charset: the schema must set utf8mb4 and its collation itself.
+    quoted = admin.dialect.identifier_preparer.quote(name)
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f"CREATE DATABASE {quoted}"))
     except Exception as exc:  # any driver error means "no usable server"
-        service_missing(f"PostgreSQL at {PG_ADMIN_URL} unreachable: {exc}")
+        service_missing(f"{server} at {admin_url} unreachable: {exc}")
     finally:
         admin.dispose()
-    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def drop_pg_database(url: str) -> None:
+def drop_server_database(url: str) -> None:
     """Drop a test database, disconnecting whatever still uses it."""
-    name = make_url(url).database
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    parsed = make_url(url)
+    name = parsed.database
+    kind = "postgresql" if parsed.get_backend_name() == "postgresql" else "mariadb"
+    admin = create_engine(_SERVERS[kind][0], isolation_level="AUTOCOMMIT")
+    statement = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    if kind == "mariadb":
+        # MariaDB has no FORCE: the drop waits on metadata locks of open transactions,
+        # and every engine of the test is disposed by then.
+        statement = f"DROP DATABASE IF EXISTS `{name}`"
     with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(statement))
     admin.dispose()
 
 
@@ -61,14 +79,14 @@ def new_database_url(
         if kind == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'sundial.db'}"
         else:
-            url = _create_pg_database()
+            url = _create_server_database(kind)
             made.append(url)
         migrate.upgrade(url)
         return url
 
     yield make
     for url in made:
-        drop_pg_database(url)
+        drop_server_database(url)
 
 
 @pytest.fixture(scope="session", params=DATABASES)

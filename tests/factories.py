@@ -76,10 +76,13 @@ def add_schedule(
 
 
 def runs_of(engine: Engine, schedule_id: str) -> list[dict[str, Any]]:
-    """Every run of a schedule, oldest fire first."""
+    """Every run of a schedule, oldest fire first (its attempts in order: a database
+    returns ties in any order)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(runs).where(runs.c.schedule_id == schedule_id).order_by(runs.c.scheduled_for)
+            select(runs)
+            .where(runs.c.schedule_id == schedule_id)
+            .order_by(runs.c.scheduled_for, runs.c.attempt)
         )
         return [dict(r._mapping) for r in rows]
 

@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 PG_ADMIN_URL = os.environ.get(
     "SUNDIAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+MYSQL_ADMIN_URL = os.environ.get("SUNDIAL_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/")
 T = TypeVar("T")
 
 REDIS_TEST_URL = os.environ.get("SUNDIAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")

@@ -61,6 +61,12 @@ class Bench:
             return AmqpConsumer(self.broker_url, queue)
         return QueueConsumer(self.redis_url, queue)
 
+    def load_lead_s(self, rows: int, base_s: float) -> float:
+        """Seconds ahead of now to put the first fire of ``rows`` bulk-loaded schedules, so
+        the load is done first: PostgreSQL loads ~20,000 rows/s here, MariaDB ~2,000."""
+        rate = 20_000 if self.services.store == "postgresql" else 2_000
+        return base_s + rows / rate
+
     @contextmanager
     def processes(self, case: str) -> Iterator[Processes]:
         """Children of one case, logged under ``logs/<case>/``, stopped at the end."""

@@ -79,7 +79,7 @@ def burst_sundial(bench: Bench, n: int) -> Burst:
                 bench.consumer(queue) as consumer,
                 bench.profiled(sched.pid, case),
             ):
-                due = utc_in(1.0 + n / 20_000)
+                due = utc_in(bench.load_lead_s(n, 1.0))
                 expected = seed.one_offs(engine, "s1-", n, due, queue, grace_s=60.0)
                 seed.notify(bench.redis_url)
                 check_ready_before(time.time(), due, "the bulk load")

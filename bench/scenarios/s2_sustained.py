@@ -115,7 +115,7 @@ def measure_sundial(
     window, drain = durations(bench)
     duration = window if duration is None else duration
     with bench.consumer(queue) as consumer:
-        start = utc_in(1.5 + k / 20_000)
+        start = utc_in(bench.load_lead_s(k, 1.5))
         seed.intervals(engine, prefix, k, start, PERIOD_S, queue, grace_s=60.0)
         seed.notify(bench.redis_url)
         check_ready_before(time.time(), start, "the bulk load")

@@ -201,8 +201,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_alerts_notify"))
         batch_op.drop_index(batch_op.f("ix_alerts_schedule_id"))
     op.drop_table("alerts")
-    with op.batch_alter_table("schedule_calendars", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_schedule_calendars_calendar"))
+    # The table goes with its index: MySQL refuses to drop an index a foreign key needs.
     op.drop_table("schedule_calendars")
     op.drop_table("calendars")
     with op.batch_alter_table("leader_terms", schema=None) as batch_op:

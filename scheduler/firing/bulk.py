@@ -2,27 +2,34 @@
 
 On PostgreSQL each is one statement of constant text whose rows travel as one JSON
 document: planned once by the server, and no thousand-row VALUES list for the driver to
-parse or a dozen arrays to adapt element by element. SQLite takes the portable form.
+parse or a dozen arrays to adapt element by element. SQLite and MySQL/MariaDB take the
+portable form (the driver sends an insert's rows as one multi-row statement); MySQL has no
+``RETURNING``, so which runs an insert recorded is read back by key, and it advances
+schedules from one JSON document too, through ``JSON_TABLE``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, TextClause, bindparam, insert, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    TextClause,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import mysql, sqlite
 
+from scheduler.store.db import is_mysql
 from scheduler.store.models import RunState, RunTrigger, runs, schedules
-
-
-def _insert_ignoring_duplicates(conn: Connection) -> Any:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(runs).on_conflict_do_nothing()
-    return sqlite.insert(runs).on_conflict_do_nothing()
-
 
 # Columns a claim or backfill writes, with their PostgreSQL types.
 _RUN_COLUMNS = {
@@ -152,17 +159,77 @@ def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str
         return set()
     if conn.dialect.name == "postgresql":
         result = conn.execute(_PG_INSERT_RUNS, _json_rows(new_runs))
+    elif is_mysql(conn.dialect):
+        return _mysql_insert_runs(conn, new_runs)
     else:
         result = conn.execute(
-            _insert_ignoring_duplicates(conn).returning(runs.c.id), list(new_runs)
+            sqlite.insert(runs).on_conflict_do_nothing().returning(runs.c.id), list(new_runs)
         )
     return {row[0] for row in result.all()}
+
+
+def _mysql_insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
+    ids = [run["id"] for run in new_runs]
+    present = select(runs.c.id).where(runs.c.id.in_(ids))
+    before = set(conn.execute(present).scalars())
+    # A duplicate key (the same fire, recorded already) leaves the row as it is. Not
+    # INSERT IGNORE: that would also turn a bad value or a missing schedule into a warning.
+    ignore = mysql.insert(runs).on_duplicate_key_update(id=runs.c.id)
+    fresh = [run for run in new_runs if run["id"] not in before]
+    if not fresh:
+        return set()
+    conn.execute(ignore, fresh)
+    # Present now and not before: recorded here. A fire recorded under another id (same
+    # schedule, time and attempt) is present under neither.
+    return set(conn.execute(present).scalars()) - before
+
+
+# MySQL's DATETIME reads this form from a string; JSON_TABLE turns a missing key into NULL.
+_MY_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+_MY_ADVANCE_COLUMNS = {
+    "b_id": "VARCHAR(128)",
+    "b_next_run_at": "DATETIME(6)",
+    "b_next_due_at": "DATETIME(6)",
+    "b_last_run_at": "DATETIME(6)",
+    "b_state": "VARCHAR(16)",
+    "b_runs": "INT",
+    "b_missed": "INT",
+    "b_skipped": "INT",
+}
+_MY_ADVANCE = text(
+    "UPDATE JSON_TABLE(:rows, '$[*]' COLUMNS ("
+    + ", ".join(f"{name} {kind} PATH '$.{name}'" for name, kind in _MY_ADVANCE_COLUMNS.items())
+    # The rows first, then each schedule by its key: a scan of schedules (the optimizer's
+    # choice on a small table) would lock rows the claim skipped, held by another
+    # transaction, and wait on them. The collation keeps the lookup on the primary key.
+    + ")) AS v STRAIGHT_JOIN schedules AS s FORCE INDEX (PRIMARY) "
+    "ON s.id = v.b_id COLLATE utf8mb4_bin "
+    "SET s.next_run_at = v.b_next_run_at, s.next_due_at = v.b_next_due_at, "
+    "s.last_run_at = v.b_last_run_at, s.state = v.b_state, s.run_count = s.run_count + v.b_runs, "
+    "s.missed_count = s.missed_count + v.b_missed, "
+    "s.skipped_count = s.skipped_count + v.b_skipped"
+)
+
+
+def _my_json_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    def plain(value: object) -> object:
+        if isinstance(value, datetime):
+            return value.astimezone(UTC).strftime(_MY_DATETIME)
+        return value
+
+    return {
+        "rows": json.dumps([{k: plain(v) for k, v in row.items() if v is not None} for row in rows])
+    }
 
 
 def advance_schedules(conn: Connection, advances: Sequence[dict[str, Any]]) -> None:
     """Move each claimed schedule to its next fire and add to its counters."""
     if conn.dialect.name == "postgresql":
         conn.execute(_PG_ADVANCE, _json_rows(advances))
+        return
+    if is_mysql(conn.dialect):
+        # One statement, as on PostgreSQL: an UPDATE per schedule costs a round trip each.
+        conn.execute(_MY_ADVANCE, _my_json_rows(advances))
         return
     conn.execute(
         update(schedules)

@@ -16,6 +16,7 @@ from scheduler.errors import LeadershipLost, SundialError
 from scheduler.firing.bulk import advance_schedules, insert_runs, new_run
 from scheduler.runs.outcomes import IN_FLIGHT, record_auto_pause
 from scheduler.store.calendar_store import CalendarCache
+from scheduler.store.db import is_mysql
 from scheduler.store.history import Kind
 from scheduler.store.models import (
     LEADER_ROW,
@@ -71,7 +72,7 @@ def check_fencing(conn: Connection, token: int) -> None:
     """Raise :class:`LeadershipLost` unless ``token`` is the current term; holds a share lock
     on the leader row until commit, so no new term can start mid-claim."""
     query = select(leader.c.fencing_token).where(leader.c.name == LEADER_ROW)
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" or is_mysql(conn.dialect):
         query = query.with_for_update(read=True)
     current = conn.execute(query).scalar_one()
     if current != token:

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from scheduler.firing.bulk import insert_runs, new_run
 from scheduler.runs.alerts import AlertKind, raise_alert
+from scheduler.store.db import update_one_returning
 from scheduler.store.history import SCHEDULER_ACTOR, Audit, Kind, record_change
 from scheduler.store.models import RunState, RunTrigger, ScheduleState, run_id_for, runs, schedules
 from scheduler.store.schedules import paused_values, spec_of
@@ -42,19 +43,20 @@ def record_outcome(
     """Move a run to ``state``; False when it is unknown or already past that point."""
     allowed = _MAY_FOLLOW.get(state, IN_FLIGHT)
     with engine.begin() as conn:
-        moved = conn.execute(
-            update(runs)
-            .where(runs.c.id == run_id, runs.c.state.in_([s.value for s in allowed]))
-            .values(state=state.value, **values)
-            .returning(
+        moved = update_one_returning(
+            conn,
+            runs,
+            [runs.c.id == run_id, runs.c.state.in_([s.value for s in allowed])],
+            {"state": state.value, **values},
+            [
                 runs.c.id,
                 runs.c.schedule_id,
                 runs.c.scheduled_for,
                 runs.c.attempt,
                 runs.c.task,
                 runs.c.schedule_version,
-            )
-        ).first()
+            ],
+        )
         if moved is None:
             return False
         if state in FINAL:

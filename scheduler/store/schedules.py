@@ -21,6 +21,7 @@ from scheduler.errors import Conflict, InvalidSchedule, NotFound, SundialError, 
 from scheduler.firing.bulk import insert_rows, new_run
 from scheduler.runs.alerts import resolve_deleted
 from scheduler.store.calendar_store import link_calendars, load_calendars, users_of
+from scheduler.store.db import update_one_returning
 from scheduler.store.history import (
     Audit,
     Kind,
@@ -530,12 +531,13 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime, audit: Audit)
 
     The schedule's ``run_count`` counts it: the leader counts only the fires it claims.
     """
-    counted = conn.execute(
-        update(schedules)
-        .where(schedules.c.id == schedule_id)
-        .values(run_count=schedules.c.run_count + 1)
-        .returning(schedules.c.task, schedules.c.version)
-    ).first()
+    counted = update_one_returning(
+        conn,
+        schedules,
+        [schedules.c.id == schedule_id],
+        {"run_count": schedules.c.run_count + 1},
+        [schedules.c.task, schedules.c.version],
+    )
     if counted is None:
         raise NotFound(f"no schedule {schedule_id!r}")
     run: Row = new_run(

@@ -1,9 +1,9 @@
-"""One fault test's world: a fresh PostgreSQL database behind a cuttable proxy, a private
-Redis for the lease and notices, a private Redis broker (or the machine's RabbitMQ) behind
-another proxy, a consumer counting deliveries, a leadership log, and the ``sundial``
-processes.
+"""One fault test's world: a fresh PostgreSQL (or MariaDB) database behind a cuttable
+proxy, a private Redis for the lease and notices, a private Redis broker (or the machine's
+RabbitMQ) behind another proxy, a consumer counting deliveries, a leadership log, and the
+``sundial`` processes.
 
-The test's own checks read PostgreSQL directly, never through the proxy, so they see the
+The test's own checks read the store directly, never through the proxy, so they see the
 truth while the replicas are cut off.
 """
 
@@ -45,6 +45,7 @@ TTL_S = 3.0
 REPLICA_APP = "sundial_faults_replica"
 PG_PORT = 5432
 AMQP_PORT = 5672
+MYSQL_PORT = 3306
 STEP_DOWN_LINES = ("lost the key", "fenced off", "is now follower")
 Spec = tuple[str, dict[str, Any], dict[str, Any]]
 
@@ -255,7 +256,10 @@ def build_cluster(folder: Path, database_url: str, broker: str = "redis") -> Ite
     lease_redis = RedisServer(folder, "lease-redis")
     broker_redis = RedisServer(folder, "broker-redis") if broker == "redis" else None
     direct = make_url(database_url)
-    pg_proxy = TcpProxy(direct.port or PG_PORT, "postgresql", direct.host or "127.0.0.1")
+    is_pg = direct.get_backend_name() == "postgresql"
+    pg_proxy = TcpProxy(
+        direct.port or (PG_PORT if is_pg else MYSQL_PORT), "store", direct.host or "127.0.0.1"
+    )
     broker_proxy: TcpProxy | None = None
     engine = make_engine(database_url)
     consumer: Consumer | None = None
@@ -275,7 +279,9 @@ def build_cluster(folder: Path, database_url: str, broker: str = "redis") -> Ite
             broker_url = f"amqp://guest:guest@127.0.0.1:{broker_proxy.port}//"
             consumer = AmqpConsumer(AMQP_TEST_URL, queue)
         proxied = direct.set(
-            host="127.0.0.1", port=pg_proxy.port, query={"application_name": REPLICA_APP}
+            host="127.0.0.1",
+            port=pg_proxy.port,
+            query={"application_name": REPLICA_APP} if is_pg else {},
         ).render_as_string(hide_password=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")} | {
             "SUNDIAL_DATABASE_URL": proxied,

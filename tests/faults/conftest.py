@@ -36,12 +36,15 @@ def _failed(request: pytest.FixtureRequest) -> bool:
 def cluster(
     request: pytest.FixtureRequest, tmp_path: Path, new_database_url: Callable[[str], str]
 ) -> Iterator[Cluster]:
-    """Fresh services for one scenario; every process is stopped afterwards. The broker is
-    a private Redis unless the test parametrizes ``cluster`` indirectly with ``rabbitmq``."""
-    broker = getattr(request, "param", "redis")
+    """Fresh services for one scenario; every process is stopped afterwards. The store is
+    PostgreSQL and the broker a private Redis unless the test parametrizes ``cluster``
+    indirectly: ``mariadb`` for the store, ``rabbitmq`` for the broker."""
+    kind = getattr(request, "param", "postgresql")
+    broker = "rabbitmq" if kind == "rabbitmq" else "redis"
+    store = "mariadb" if kind == "mariadb" else "postgresql"
     if broker == "rabbitmq":
         request.getfixturevalue("amqp_url")  # skips (or fails in CI) without RabbitMQ
-    with build_cluster(tmp_path, new_database_url("postgresql"), broker) as made:
+    with build_cluster(tmp_path, new_database_url(store), broker) as made:
         try:
             yield made
         finally:

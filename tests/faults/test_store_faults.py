@@ -1,6 +1,7 @@
-"""PostgreSQL fails under the replicas: a 30-second outage, and backends killed mid-claim.
+"""The store fails under the replicas: a 30-second outage (PostgreSQL and MariaDB), and
+PostgreSQL backends killed mid-claim.
 
-The replicas reach PostgreSQL through the test's proxy (an outage without stopping the
+The replicas reach the store through the test's proxy (an outage without stopping the
 machine's server); the test reads it directly. Killed backends are only the replicas' own,
 in the test's own database.
 """
@@ -35,7 +36,8 @@ def _count(cluster: Cluster, needle: str) -> int:
     return sum(len(cluster.log_lines(s, needle)) for s in cluster.procs.schedulers())
 
 
-def test_postgres_unreachable_for_30s_keeps_replicas_alive_and_catches_up_per_policy(
+@pytest.mark.parametrize("cluster", ["postgresql", "mariadb"], indirect=True)
+def test_store_unreachable_for_30s_keeps_replicas_alive_and_catches_up_per_policy(
     cluster: Cluster,
 ) -> None:
     start = utcnow()
@@ -52,7 +54,7 @@ def test_postgres_unreachable_for_30s_keeps_replicas_alive_and_catches_up_per_po
     cut_at = utcnow()
     cluster.pg_proxy.cut()
     threading.Event().wait(OUTAGE_S)
-    assert all(r.alive() for r in replicas), "a replica died while PostgreSQL was away"
+    assert all(r.alive() for r in replicas), "a replica died while the store was away"
     restored_at = utcnow()
     cluster.pg_proxy.restore()
     verdict = cluster.settle(restored_at, timeout=30)
@@ -66,7 +68,7 @@ def test_postgres_unreachable_for_30s_keeps_replicas_alive_and_catches_up_per_po
     coalesced = [r for r in verdict.runs_of("every1-coalesced") if r.state is RunState.SKIPPED]
     terms = [t.token for t in cluster.leadership.terms()]
     print(
-        f"\nPostgreSQL cut {OUTAGE_S:.0f}s: {len(outage)} outage fires settled "
+        f"\n{cluster.engine.dialect.name} cut {OUTAGE_S:.0f}s: {len(outage)} outage fires settled "
         f"{caught_up_s:.2f}s after restore ({len(backlog)} older ones too); "
         f"{len(missed)} missed beyond grace, {len(coalesced)} coalesced; terms {terms}; "
         f"{_count(cluster, 'store unavailable')} store errors caught, "

@@ -14,9 +14,10 @@ from sqlalchemy import column, insert, inspect, select, table
 from scheduler.store import migrate
 from scheduler.store.db import make_engine
 from scheduler.store.models import changes, leader, metadata, schedules
+from tests.conftest import DATABASES
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", DATABASES)
 def test_upgrade_downgrade_upgrade_leaves_no_drift(
     kind: str, new_database_url: Callable[[str], str]
 ) -> None:
@@ -59,7 +60,7 @@ def test_upgrade_takes_a_url_with_percent_escapes(tmp_path: Path) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("kind", DATABASES)
 def test_upgrade_records_each_existing_schedule_as_its_history_baseline(
     kind: str, new_database_url: Callable[[str], str]
 ) -> None:

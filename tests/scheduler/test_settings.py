@@ -38,5 +38,7 @@ def test_urls_stay_out_of_the_settings_repr_and_validation_errors(tmp_path: Path
 
     assert "hunter2" not in repr(settings)
     with pytest.raises(ValidationError) as refused:
-        Settings(_env_file=None, database_url="mysql://app:hunter2@db/sundial")
+        Settings(_env_file=None, database_url="oracle://app:hunter2@db/sundial")
     assert "hunter2" not in str(refused.value)
+    mysql = "mysql+pymysql://app:hunter2@db/sundial"
+    assert Settings(_env_file=None, database_url=mysql).database_url == mysql

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from scheduler.runs.alerts import AlertKind, raise_alert
 from sundial.client import Client
-from tests.conftest import DATABASES
+from tests.conftest import LAYER_DATABASES
 from tests.services import free_port, unique_name, wait_for
 
 WRITE_KEY = "rw-" + "s3cret-write"
@@ -62,7 +62,7 @@ class LiveApi:
         return env
 
 
-@pytest.fixture(scope="session", params=DATABASES)
+@pytest.fixture(scope="session", params=LAYER_DATABASES)
 def live_api(
     request: pytest.FixtureRequest,
     new_database_url: Callable[[str], str],
