@@ -145,6 +145,7 @@ def sundial_env(
     Redis unless ``broker_url`` says otherwise)."""
     env = {
         "SUNDIAL_DATABASE_URL": database_url,
+        "SUNDIAL_SCHEDULER_METRICS_PORT": "0",  # many replicas on one machine
         "SUNDIAL_REDIS_URL": redis_url,
         "SUNDIAL_BROKER_URL": broker_url or redis_url,
     }

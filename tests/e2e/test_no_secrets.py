@@ -82,6 +82,7 @@ def world(tmp_path: Path, postgres_role: tuple[str, str]) -> Iterator[World]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")}
     env |= {
         "SUNDIAL_DATABASE_URL": database_url,
+        "SUNDIAL_SCHEDULER_METRICS_PORT": "0",  # many replicas on one machine
         "SUNDIAL_REDIS_URL": f"{redis_url}/0",
         "SUNDIAL_RESULT_BACKEND": f"{redis_url}/1",
         "SUNDIAL_API_KEYS": f"{write_key},{read_key}:read",

@@ -45,6 +45,7 @@ def test_second_embedded_replica_fires_nothing_twice_and_takes_over_on_sigterm(
     engine = make_engine(url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")} | {
         "SUNDIAL_DATABASE_URL": url,
+        "SUNDIAL_SCHEDULER_METRICS_PORT": "0",  # many replicas on one machine
         "SUNDIAL_DATA_DIR": str(tmp_path / "data"),
         "SUNDIAL_LEASE_TTL_SECONDS": str(TTL_S),
     }

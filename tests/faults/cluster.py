@@ -285,6 +285,7 @@ def build_cluster(folder: Path, database_url: str, broker: str = "redis") -> Ite
         ).render_as_string(hide_password=False)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SUNDIAL_")} | {
             "SUNDIAL_DATABASE_URL": proxied,
+            "SUNDIAL_SCHEDULER_METRICS_PORT": "0",  # many replicas on one machine
             "SUNDIAL_REDIS_URL": lease_redis.url,
             "SUNDIAL_BROKER_URL": broker_url,
             "SUNDIAL_LEASE_TTL_SECONDS": str(TTL_S),
