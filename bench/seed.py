@@ -84,9 +84,10 @@ def one_off_fires(prefix: str, count: int, run_at: datetime) -> Fires:
     return Fires({(schedule_id(prefix, i), due) for i in range(count)})
 
 
-def phase_us(i: int, count: int, period_s: float) -> int:
-    """Schedule ``i``'s offset into the period: phases spread evenly over it."""
-    return i * round(period_s * 1e6) // count
+def phase_us(i: int, count: int, period_s: float, aligned: bool = False) -> int:
+    """Schedule ``i``'s offset into the period: phases spread evenly over it (none when
+    ``aligned``)."""
+    return 0 if aligned else i * round(period_s * 1e6) // count
 
 
 def intervals(
@@ -97,10 +98,14 @@ def intervals(
     period_s: float,
     queue: str,
     grace_s: float | None,
+    aligned: bool = False,
 ) -> None:
     """``count`` interval schedules whose first fires spread evenly over
-    ``[first_fire, first_fire + period)``; each was anchored (created) one period earlier."""
+    ``[first_fire, first_fire + period)`` (``aligned``: all at ``first_fire``, the way cron
+    load lands on ``:00``); each was anchored (created) one period earlier."""
     offset = "(g * CAST(:period_us AS bigint) / CAST(:n_rows AS bigint)) * interval '1 microsecond'"
+    if aligned:
+        offset = "interval '0 seconds'"
     _insert(
         engine,
         count,
@@ -119,14 +124,20 @@ def intervals(
 
 
 def interval_fires(
-    prefix: str, count: int, first_fire: datetime, period_s: float, start: datetime, end: datetime
+    prefix: str,
+    count: int,
+    first_fire: datetime,
+    period_s: float,
+    start: datetime,
+    end: datetime,
+    aligned: bool = False,
 ) -> Fires:
     """The fires of :func:`intervals`' schedules due in ``[start, end)``."""
     period = round(period_s * 1e6)
     base, lo, hi = epoch_us(first_fire), epoch_us(start), epoch_us(end)
     keys: set[tuple[str, int]] = set()
     for i in range(count):
-        due = base + phase_us(i, count, period_s)
+        due = base + phase_us(i, count, period_s, aligned)
         if due < lo:
             due += -(-(lo - due) // period) * period
         sid = schedule_id(prefix, i)
