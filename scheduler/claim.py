@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
-from scheduler.bulk import advance_schedules, insert_runs, new_run
+from scheduler.bulk import advance_schedules, insert_runs, new_run, pending_among, withdraw_changed
 from scheduler.calendar_store import CalendarCache
 from scheduler.errors import LeadershipLost, SundialError
 from scheduler.firing import FireTimesCache, calendar_names, plan
@@ -48,6 +48,8 @@ class Dispatch:
     queue: str
     priority: int | None
     expires_at: datetime | None
+    # A fire prepared ahead of its instant: it may not be published before this.
+    due_at: datetime | None = None
 
 
 def check_fencing(conn: Connection, token: int) -> None:
@@ -73,6 +75,7 @@ def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
         queue=schedule["queue"],
         priority=schedule["priority"],
         expires_at=None if expires is None else run["scheduled_for"] + timedelta(seconds=expires),
+        due_at=run["due_at"],
     )
 
 
@@ -119,14 +122,28 @@ def claim_due(
     token: int,
     limit: int,
     cache: FireTimesCache | None = None,
+    ahead: timedelta = timedelta(0),
 ) -> Claim:
-    """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish."""
+    """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish.
+
+    With ``ahead``, fires due within that much of ``now`` are recorded too, prepared: pending
+    with their ``due_at``, to be published at their instant (:mod:`scheduler.outbox`). Only
+    schedules whose overlap policy is ``allow`` are prepared ahead: the others decide from
+    the runs in flight at the instant itself.
+    """
+    horizon = now + ahead
+    when_due = schedules.c.next_due_at <= now
+    if ahead > timedelta(0):
+        when_due = and_(
+            schedules.c.next_due_at <= horizon,
+            or_(schedules.c.next_due_at <= now, schedules.c.overlap == Overlap.ALLOW.value),
+        )
     with engine.begin() as conn:
         check_fencing(conn, token)
         due = (
             conn.execute(
                 select(*_CLAIM_COLUMNS)
-                .where(schedules.c.next_due_at <= now)
+                .where(when_due)
                 .order_by(schedules.c.next_due_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -149,7 +166,13 @@ def claim_due(
         quarantined: dict[str, str] = {}
         for row in due:
             try:
-                outcome = plan(cast(Mapping[str, Any], row), now, cache=cache, calendars=calendars)
+                outcome = plan(
+                    cast(Mapping[str, Any], row),
+                    now,
+                    cache=cache,
+                    calendars=calendars,
+                    horizon=horizon if row["overlap"] == Overlap.ALLOW else None,
+                )
             except (ValueError, TypeError, KeyError, SundialError) as exc:
                 # A row no trigger can be built from must not stall every other schedule.
                 quarantined[row["id"]] = f"{type(exc).__name__}: {exc}"
@@ -175,6 +198,7 @@ def claim_due(
                         reason=fire.reason,
                         hold_while_busy=run_id in held,
                         schedule_version=row["version"],
+                        due_at=fire.due_at,
                     )
                 )
             fired = [f.scheduled_for for f in decision.fires if f.state is RunState.PENDING]
@@ -240,11 +264,25 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
     )
 
 
-def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
-    """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
-    a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight."""
+def release(engine: Engine, token: int, run_ids: Sequence[str], now: datetime) -> set[str]:
+    """At their instant, which of these runs prepared ahead may go out: in one fenced
+    transaction, those whose schedule was paused or changed since are withdrawn (recorded
+    ``skipped`` with the reason) and those no longer pending (deleted with their schedule,
+    cancelled) are left out. A stale term raises :class:`LeadershipLost`."""
     with engine.begin() as conn:
         check_fencing(conn, token)
+        withdraw_changed(conn, now, run_ids)
+        return pending_among(conn, run_ids)
+
+
+def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
+    """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
+    a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight.
+    Runs prepared ahead (by this term or an earlier one) whose schedule was paused or
+    changed since are withdrawn first, as at their instant."""
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        withdraw_changed(conn, now, None)
         rows = (
             conn.execute(
                 select(

@@ -133,6 +133,7 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         poll_s=settings.poll_interval_s,
         batch_size=settings.claim_batch_size,
         clock=clock,
+        ahead=timedelta(milliseconds=settings.fire_ahead_ms),
     )
     housekeeper = Housekeeper(
         engine,
