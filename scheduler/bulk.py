@@ -170,7 +170,7 @@ def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> No
         )
 
 
-# Why a fire prepared ahead of its instant was not published (the timeline reads it back).
+# The reason of a fire prepared ahead of its instant and withdrawn before it.
 WITHDRAWN = "withdrawn before its instant"
 _WHY_WITHDRAWN = (
     f"'{WITHDRAWN}: ' || CASE WHEN s.state = 'paused' THEN 'the schedule was paused' "
