@@ -333,20 +333,24 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
 
 class DueTimes(NamedTuple):
     """When the store next needs the leader: a schedule's next fire, and the earliest
-    instant a run waiting in the store (a retry's backoff, a paced backfill) may go out."""
+    instant a run waiting in the store (a retry's backoff, a paced backfill) may go out;
+    ``policed`` is the next fire of a schedule with an overlap policy (never fired ahead)."""
 
     fire: datetime | None
     run: datetime | None
+    policed: datetime | None = None
 
 
 def due_times(engine: Engine) -> DueTimes:
-    """Both instants of :class:`DueTimes`, in one query."""
+    """The instants of :class:`DueTimes`, in one query."""
+    next_due = func.min(schedules.c.next_due_at)
     query = select(
-        select(func.min(schedules.c.next_due_at)).scalar_subquery(),
+        select(next_due).where(schedules.c.overlap == Overlap.ALLOW.value).scalar_subquery(),
         select(func.min(runs.c.due_at))
         .where(runs.c.state == RunState.PENDING.value)
         .scalar_subquery(),
+        select(next_due).where(schedules.c.overlap != Overlap.ALLOW.value).scalar_subquery(),
     )
     with engine.connect() as conn:
-        fire, run = conn.execute(query).one()
-    return DueTimes(fire, run)
+        fire, run, policed = conn.execute(query).one()
+    return DueTimes(fire, run, policed)

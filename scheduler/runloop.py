@@ -104,7 +104,7 @@ class FireCycle:
             return min(STORE_RETRY_S, self._poll_s)
         claim_at = None if due.fire is None else due.fire - self._ahead
         now = self._clock()
-        wait = self._until(now, claim_at, self._outbox.wake_at(due.run))
+        wait = self._until(now, claim_at, due.policed, self._outbox.wake_at(due.run))
         if self._fired:
             wait = max(wait, BUSY_GAP_S)
         # A prepared fire's instant is kept to the millisecond: no gap, no polling slack.
