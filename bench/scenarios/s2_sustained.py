@@ -125,7 +125,7 @@ def measure_sundial(
         check_ready_before(time.time(), start, "the bulk load")
         sleep_watching(start.timestamp(), [sched])
         watch = CpuWatch(sched.pid)
-        with bench.profiled(sched.pid, f"{NAME} {k} sundial"):
+        with bench.profiled(sched.pid, _case(k, aligned, "sundial")):
             watch.start()
             sleep_watching(start.timestamp() + duration, [sched])
             cpu = watch.stop()
