@@ -275,6 +275,50 @@ def release(engine: Engine, token: int, run_ids: Sequence[str], now: datetime) -
         return pending_among(conn, run_ids)
 
 
+def prepared_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
+    """Runs an earlier term prepared ahead of an instant still to come, by due time: a new
+    term holds them like its own, so that they go out at their instant and in order."""
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        rows = (
+            conn.execute(
+                _pending_query()
+                .where(
+                    runs.c.state == RunState.PENDING.value,
+                    runs.c.trigger == RunTrigger.SCHEDULE.value,
+                    runs.c.due_at > now,
+                )
+                .order_by(runs.c.due_at, runs.c.id)
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    return [_dispatch(row, _schedule_of(row)) for row in rows]
+
+
+def _pending_query() -> Any:
+    return select(
+        runs,
+        schedules.c.args.label("s_args"),
+        schedules.c.kwargs.label("s_kwargs"),
+        schedules.c.queue.label("s_queue"),
+        schedules.c.priority.label("s_priority"),
+        schedules.c.expires_seconds.label("s_expires_seconds"),
+    ).join(schedules, schedules.c.id == runs.c.schedule_id)
+
+
+def _schedule_of(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": row["schedule_id"],
+        "args": row["s_args"],
+        "kwargs": row["s_kwargs"],
+        "queue": row["s_queue"],
+        "priority": row["s_priority"],
+        "expires_seconds": row["s_expires_seconds"],
+    }
+
+
 def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
     """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
     a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight.
@@ -285,15 +329,7 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
         withdraw_changed(conn, now, None)
         rows = (
             conn.execute(
-                select(
-                    runs,
-                    schedules.c.args.label("s_args"),
-                    schedules.c.kwargs.label("s_kwargs"),
-                    schedules.c.queue.label("s_queue"),
-                    schedules.c.priority.label("s_priority"),
-                    schedules.c.expires_seconds.label("s_expires_seconds"),
-                )
-                .join(schedules, schedules.c.id == runs.c.schedule_id)
+                _pending_query()
                 .where(
                     runs.c.state == RunState.PENDING.value,
                     or_(runs.c.due_at.is_(None), runs.c.due_at <= now),
@@ -315,19 +351,7 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
             if sid in busy or sid in released:
                 continue
             released.add(sid)
-        out.append(
-            _dispatch(
-                row,
-                {
-                    "id": row["schedule_id"],
-                    "args": row["s_args"],
-                    "kwargs": row["s_kwargs"],
-                    "queue": row["s_queue"],
-                    "priority": row["s_priority"],
-                    "expires_seconds": row["s_expires_seconds"],
-                },
-            )
-        )
+        out.append(_dispatch(row, _schedule_of(row)))
     return out
 
 

@@ -42,7 +42,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.bulk import mark_dispatched
-from scheduler.claim import Claim, Dispatch, pending_dispatches, release
+from scheduler.claim import Claim, Dispatch, pending_dispatches, prepared_dispatches, release
 from scheduler.clock import Clock
 from scheduler.dispatch import Publisher
 from scheduler.lease import Lease
@@ -61,6 +61,9 @@ BUSY_RELAY_S = 0.05
 MARK_RETRY_S = 0.5
 # Batches claimed ahead of the broker: enough to overlap, few enough to bound memory.
 QUEUE_BATCHES = 2
+# At most this many of an earlier term's prepared runs are taken over; any beyond stay
+# pending and the relay sends them once due.
+ADOPT_LIMIT = 100_000
 
 
 def _due(dispatch: Dispatch) -> datetime:
@@ -97,6 +100,7 @@ class Outbox:
         self._open = False  # this cycle's new fires may be published
         # Runs prepared ahead of their instant, by due time; their messages are built.
         self._prepared: list[Dispatch] = []
+        self._adopt = False  # an earlier term's prepared runs are still to be taken over
         self._queue: queue.Queue[Sequence[Dispatch] | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -118,6 +122,7 @@ class Outbox:
             self._backlog = True
             self._next_relay = None
             self.drop_prepared()
+            self._adopt = True
         self._retry_marks()
         self._open = self._relay_when_due(token)
 
@@ -131,12 +136,15 @@ class Outbox:
         now = self._clock()
         ready = [d for d in claim.dispatches if d.due_at is None or d.due_at <= now]
         ahead = [d for d in claim.dispatches if d.due_at is not None and d.due_at > now]
+        self._hold(ahead)
+        # A full batch means a burst: it goes to the sending thread while the next is claimed.
+        self._send(ready, background=len(ready) >= self._batch)
+
+    def _hold(self, ahead: Sequence[Dispatch]) -> None:
         if ahead:
             self._publisher.prepare(ahead)
             self._prepared.extend(ahead)
             self._prepared.sort(key=_due)
-        # A full batch means a burst: it goes to the sending thread while the next is claimed.
-        self._send(ready, background=len(ready) >= self._batch)
 
     def release_due(self, token: int) -> None:
         """Publish the prepared runs whose instant has come, never one before it; each batch
@@ -231,6 +239,11 @@ class Outbox:
             return True
         self._next_relay = now + timedelta(seconds=RELAY_EVERY_S)
         self._backlog = not self._relay(token)
+        if not self._backlog and self._adopt:
+            # Fires an earlier term prepared for instants still to come: held here like
+            # ours, they go out at their instant and before any later fire of theirs.
+            self._adopt = False
+            self._hold(prepared_dispatches(self._engine, token, ADOPT_LIMIT, now))
         return not self._backlog
 
     def _relay(self, token: int) -> bool:

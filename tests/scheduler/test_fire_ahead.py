@@ -277,8 +277,9 @@ def test_a_new_term_publishes_an_earlier_terms_prepared_fire_once_at_its_instant
     cycle()
     assert new.sent == []  # not before its instant, even through the relay
 
-    clock.now = T1
+    clock.now = T1  # taken over at the term's start: it goes out at its instant, in order
     cycle()
+    assert [d.run_id for d in new.sent] == [run_id_for("s", T1)]
     clock.now = T1 + timedelta(milliseconds=600)
     cycle()
     assert [d.run_id for d in new.sent] == [run_id_for("s", T1)]
