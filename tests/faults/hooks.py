@@ -34,7 +34,7 @@ def _claim(trigger: Path) -> Path | None:
 
 def kill_before_mark(trigger: Path) -> None:
     """SIGKILL between publishing a batch and recording it, once triggered."""
-    import scheduler.outbox as outbox  # noqa: PLC0415 - patched before sundial starts
+    import scheduler.firing.outbox as outbox  # noqa: PLC0415 - patched before sundial starts
 
     # The outbox's own name for the store write, so the hook also fits older outboxes.
     name = "mark_dispatched"

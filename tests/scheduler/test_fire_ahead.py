@@ -12,14 +12,13 @@ import pytest
 from sqlalchemy import Engine, update
 
 from scheduler.errors import Conflict
-from scheduler.firing import plan
-from scheduler.history import Audit
-from scheduler.jobstore import SqlJobStore
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import LEADER_ROW, RunState, leader, run_id_for
-from scheduler.outbox import Outbox
-from scheduler.runloop import FireCycle
-from scheduler.schedules import (
+from scheduler.firing.outbox import Outbox
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.leadership.runloop import FireCycle
+from scheduler.store.history import Audit
+from scheduler.store.jobstore import SqlJobStore
+from scheduler.store.models import LEADER_ROW, RunState, leader, run_id_for
+from scheduler.store.schedules import (
     ScheduleValues,
     delete_schedule,
     get_schedule,
@@ -27,6 +26,7 @@ from scheduler.schedules import (
     replace_schedule,
     resume_schedule,
 )
+from scheduler.timing.fire_policy import plan
 from tests.factories import add_schedule, runs_of, schedule, schedule_row
 from tests.scheduler.test_runloop import Clock, RecordingPublisher
 

@@ -1,0 +1,271 @@
+"""Batched writes of the fire path: runs recorded, schedules advanced, runs marked sent.
+
+On PostgreSQL each is one statement of constant text whose rows travel as one JSON
+document: planned once by the server, and no thousand-row VALUES list for the driver to
+parse or a dozen arrays to adapt element by element. SQLite takes the portable form.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, bindparam, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from scheduler.store.models import RunState, RunTrigger, ScheduleState, runs, schedules
+
+
+def _insert_ignoring_duplicates(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(runs).on_conflict_do_nothing()
+    return sqlite.insert(runs).on_conflict_do_nothing()
+
+
+# Columns a claim or backfill writes, with their PostgreSQL types.
+_RUN_COLUMNS = {
+    "id": "text",
+    "schedule_id": "text",
+    "scheduled_for": "timestamptz",
+    "attempt": "int",
+    "trigger": "text",
+    "state": "text",
+    "task": "text",
+    "fencing_token": "bigint",
+    "reason": "text",
+    "due_at": "timestamptz",
+    "hold_while_busy": "bool",
+    "created_at": "timestamptz",
+    "schedule_version": "int",
+}
+_ADVANCE_COLUMNS = {
+    "b_id": "text",
+    "b_next_run_at": "timestamptz",
+    "b_next_due_at": "timestamptz",
+    "b_last_run_at": "timestamptz",
+    "b_state": "text",
+    "b_runs": "int",
+    "b_missed": "int",
+    "b_skipped": "int",
+}
+
+
+def new_run(
+    *,
+    run_id: str,
+    schedule_id: str,
+    scheduled_for: datetime,
+    task: str,
+    trigger: RunTrigger,
+    now: datetime,
+    schedule_version: int | None,
+    attempt: int = 1,
+    state: RunState = RunState.PENDING,
+    fencing_token: int | None = None,
+    reason: str | None = None,
+    due_at: datetime | None = None,
+    hold_while_busy: bool = False,
+) -> dict[str, Any]:
+    """A run row as :func:`insert_runs` writes it: a fire recorded, nothing known yet;
+    ``schedule_version`` is the version of the schedule it fires under."""
+    return {
+        "id": run_id,
+        "schedule_id": schedule_id,
+        "scheduled_for": scheduled_for,
+        "attempt": attempt,
+        "trigger": trigger.value,
+        "state": state.value,
+        "task": task,
+        "fencing_token": fencing_token,
+        "reason": reason,
+        "due_at": due_at,
+        "hold_while_busy": hold_while_busy,
+        "created_at": now,
+        "schedule_version": schedule_version,
+    }
+
+
+def _recordset(columns: Mapping[str, str]) -> str:
+    fields = ", ".join(f"{name} {kind}" for name, kind in columns.items())
+    return f"json_to_recordset(CAST(:rows AS json)) AS v({fields})"
+
+
+_PG_INSERT_RUNS = text(
+    f"INSERT INTO runs ({', '.join(_RUN_COLUMNS)}) SELECT {', '.join(_RUN_COLUMNS)} "
+    f"FROM {_recordset(_RUN_COLUMNS)} ON CONFLICT DO NOTHING RETURNING id"
+)
+_PG_ADVANCE = text(
+    "UPDATE schedules AS s SET next_run_at = v.b_next_run_at, next_due_at = v.b_next_due_at, "
+    "last_run_at = v.b_last_run_at, state = v.b_state, run_count = s.run_count + v.b_runs, "
+    "missed_count = s.missed_count + v.b_missed, skipped_count = s.skipped_count + v.b_skipped "
+    f"FROM {_recordset(_ADVANCE_COLUMNS)} WHERE s.id = v.b_id"
+)
+
+
+_PG_MARK_DISPATCHED = text(
+    "UPDATE runs SET state = 'dispatched', dispatched_at = :now WHERE state = 'pending' "
+    "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
+)
+
+
+def _json_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    return {"rows": json.dumps(rows, default=_iso)}
+
+
+def _iso(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def insert_runs(conn: Connection, new_runs: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert runs; a fire already recorded (same schedule, time, attempt) is left alone."""
+    if not new_runs:
+        return set()
+    if conn.dialect.name == "postgresql":
+        result = conn.execute(_PG_INSERT_RUNS, _json_rows(new_runs))
+    else:
+        result = conn.execute(
+            _insert_ignoring_duplicates(conn).returning(runs.c.id), list(new_runs)
+        )
+    return {row[0] for row in result.all()}
+
+
+def advance_schedules(conn: Connection, advances: Sequence[dict[str, Any]]) -> None:
+    """Move each claimed schedule to its next fire and add to its counters."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_ADVANCE, _json_rows(advances))
+        return
+    conn.execute(
+        update(schedules)
+        .where(schedules.c.id == bindparam("b_id"))
+        .values(
+            next_run_at=bindparam("b_next_run_at"),
+            next_due_at=bindparam("b_next_due_at"),
+            last_run_at=bindparam("b_last_run_at"),
+            state=bindparam("b_state"),
+            run_count=schedules.c.run_count + bindparam("b_runs"),
+            missed_count=schedules.c.missed_count + bindparam("b_missed"),
+            skipped_count=schedules.c.skipped_count + bindparam("b_skipped"),
+        ),
+        advances,
+    )
+
+
+def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> None:
+    """Record that the broker accepted these runs' messages."""
+    ids = list(run_ids)
+    if not ids:
+        return
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(_PG_MARK_DISPATCHED, {"ids": json.dumps(ids), "now": now})
+            return
+        conn.execute(
+            update(runs)
+            .where(runs.c.id.in_(ids), runs.c.state == RunState.PENDING.value)
+            .values(state=RunState.DISPATCHED.value, dispatched_at=now)
+        )
+
+
+# The reason of a fire prepared ahead of its instant and withdrawn before it.
+WITHDRAWN = "withdrawn before its instant"
+_WHY_WITHDRAWN = (
+    f"'{WITHDRAWN}: ' || CASE WHEN s.state = 'paused' THEN 'the schedule was paused' "
+    "ELSE 'the schedule changed (now version ' || s.version || ')' END"
+)
+_PG_WITHDRAW = (
+    f"UPDATE runs AS r SET state = 'skipped', finished_at = :now, reason = {_WHY_WITHDRAWN} "
+    "FROM schedules AS s WHERE s.id = r.schedule_id AND r.state = 'pending' "
+    "AND r.trigger = 'schedule' AND r.due_at IS NOT NULL AND r.schedule_version <> s.version "
+)
+_PG_WITHDRAW_LISTED = text(
+    _PG_WITHDRAW + "AND r.id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json)))) "
+    "RETURNING r.schedule_id"
+)
+_PG_WITHDRAW_DUE = text(_PG_WITHDRAW + "AND r.due_at <= :now RETURNING r.schedule_id")
+_PG_PENDING_AMONG = text(
+    "SELECT id FROM runs WHERE state = 'pending' "
+    "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
+)
+
+
+def withdraw_changed(conn: Connection, now: datetime, run_ids: Sequence[str] | None) -> int:
+    """Record ``skipped`` the runs prepared ahead of their instant (``run_ids``, or all due by
+    ``now``) whose schedule was paused or changed since: they fired a version that is no
+    longer the schedule. A deleted schedule's runs went with it. Returns how many."""
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {"now": now}
+        if run_ids is None:
+            statement = _PG_WITHDRAW_DUE
+        else:
+            statement, params["ids"] = _PG_WITHDRAW_LISTED, json.dumps(list(run_ids))
+        withdrawn = [row[0] for row in conn.execute(statement, params)]
+    else:
+        withdrawn = _withdraw_portable(conn, now, run_ids)
+    if withdrawn:
+        _count_withdrawn(conn, withdrawn)
+    return len(withdrawn)
+
+
+def _withdraw_portable(conn: Connection, now: datetime, run_ids: Sequence[str] | None) -> list[str]:
+    query = (
+        select(runs.c.id, runs.c.schedule_id, schedules.c.state, schedules.c.version)
+        .join(schedules, schedules.c.id == runs.c.schedule_id)
+        .where(
+            runs.c.state == RunState.PENDING.value,
+            runs.c.trigger == RunTrigger.SCHEDULE.value,
+            runs.c.due_at.is_not(None),
+            runs.c.schedule_version != schedules.c.version,
+            runs.c.id.in_(list(run_ids)) if run_ids is not None else runs.c.due_at <= now,
+        )
+    )
+    withdrawn: list[str] = []
+    for run_id, schedule_id, state, version in conn.execute(query).all():
+        why = (
+            "the schedule was paused"
+            if state == ScheduleState.PAUSED
+            else f"the schedule changed (now version {version})"
+        )
+        conn.execute(
+            update(runs)
+            .where(and_(runs.c.id == run_id, runs.c.state == RunState.PENDING.value))
+            .values(state=RunState.SKIPPED.value, finished_at=now, reason=f"{WITHDRAWN}: {why}")
+        )
+        withdrawn.append(schedule_id)
+    return withdrawn
+
+
+def _count_withdrawn(conn: Connection, schedule_ids: Sequence[str]) -> None:
+    """A withdrawn fire was counted as a run when prepared: count it skipped instead."""
+    per_schedule: dict[str, int] = {}
+    for sid in schedule_ids:
+        per_schedule[sid] = per_schedule.get(sid, 0) + 1
+    conn.execute(
+        update(schedules)
+        .where(schedules.c.id == bindparam("w_id"))
+        .values(
+            run_count=func.greatest(schedules.c.run_count - bindparam("w_n"), 0)
+            if conn.dialect.name == "postgresql"
+            else func.max(schedules.c.run_count - bindparam("w_n"), 0),
+            skipped_count=schedules.c.skipped_count + bindparam("w_n"),
+        ),
+        [{"w_id": sid, "w_n": n} for sid, n in per_schedule.items()],
+    )
+
+
+def pending_among(conn: Connection, run_ids: Sequence[str]) -> set[str]:
+    """Which of ``run_ids`` are still pending (not withdrawn, cancelled or deleted)."""
+    if not run_ids:
+        return set()
+    if conn.dialect.name == "postgresql":
+        result = conn.execute(_PG_PENDING_AMONG, {"ids": json.dumps(list(run_ids))})
+    else:
+        result = conn.execute(
+            select(runs.c.id).where(
+                runs.c.id.in_(list(run_ids)), runs.c.state == RunState.PENDING.value
+            )
+        )
+    return {row[0] for row in result}
