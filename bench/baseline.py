@@ -116,14 +116,20 @@ def seed_one_offs(database_url: str, prefix: str, count: int, run_at: datetime, 
 
 
 def seed_intervals(
-    database_url: str, prefix: str, count: int, first_fire: datetime, period_s: float, queue: str
+    database_url: str,
+    prefix: str,
+    count: int,
+    first_fire: datetime,
+    period_s: float,
+    queue: str,
+    aligned: bool = False,
 ) -> None:
     """``count`` interval jobs phased exactly like :func:`bench.seed.intervals`."""
     period = timedelta(seconds=period_s)
 
     def specs() -> Iterator[tuple[str, Any, datetime]]:
         for i in range(count):
-            first = first_fire + timedelta(microseconds=phase_us(i, count, period_s))
+            first = first_fire + timedelta(microseconds=phase_us(i, count, period_s, aligned))
             trigger = IntervalTrigger(seconds=period_s, start_date=first - period, timezone=UTC)
             yield schedule_id(prefix, i), trigger, first
 

@@ -139,9 +139,10 @@ def one_off_fires(prefix: str, count: int, run_at: datetime) -> Fires:
     return Fires({(schedule_id(prefix, i), due) for i in range(count)})
 
 
-def phase_us(i: int, count: int, period_s: float) -> int:
-    """Schedule ``i``'s offset into the period: phases spread evenly over it."""
-    return i * round(period_s * 1e6) // count
+def phase_us(i: int, count: int, period_s: float, aligned: bool = False) -> int:
+    """Schedule ``i``'s offset into the period: phases spread evenly over it (none when
+    ``aligned``)."""
+    return 0 if aligned else i * round(period_s * 1e6) // count
 
 
 def intervals(
@@ -152,11 +153,15 @@ def intervals(
     period_s: float,
     queue: str,
     grace_s: float | None,
+    aligned: bool = False,
 ) -> None:
     """``count`` interval schedules whose first fires spread evenly over
-    ``[first_fire, first_fire + period)``; each was anchored (created) one period earlier."""
+    ``[first_fire, first_fire + period)`` (``aligned``: all at ``first_fire``, the way cron
+    load lands on ``:00``); each was anchored (created) one period earlier."""
     if is_mysql(engine.dialect):
         step = "INTERVAL (seq * :period_us DIV :n_rows) MICROSECOND"
+        if aligned:
+            step = "INTERVAL 0 MICROSECOND"
         _insert_mariadb(
             engine,
             count,
@@ -173,6 +178,8 @@ def intervals(
         )
         return
     offset = "(g * CAST(:period_us AS bigint) / CAST(:n_rows AS bigint)) * interval '1 microsecond'"
+    if aligned:
+        offset = "interval '0 seconds'"
     _insert(
         engine,
         count,
@@ -191,14 +198,20 @@ def intervals(
 
 
 def interval_fires(
-    prefix: str, count: int, first_fire: datetime, period_s: float, start: datetime, end: datetime
+    prefix: str,
+    count: int,
+    first_fire: datetime,
+    period_s: float,
+    start: datetime,
+    end: datetime,
+    aligned: bool = False,
 ) -> Fires:
     """The fires of :func:`intervals`' schedules due in ``[start, end)``."""
     period = round(period_s * 1e6)
     base, lo, hi = epoch_us(first_fire), epoch_us(start), epoch_us(end)
     keys: set[tuple[str, int]] = set()
     for i in range(count):
-        due = base + phase_us(i, count, period_s)
+        due = base + phase_us(i, count, period_s, aligned)
         if due < lo:
             due += -(-(lo - due) // period) * period
         sid = schedule_id(prefix, i)

@@ -1,6 +1,8 @@
-"""S2 sustained: K interval schedules at 1 s, phases spread evenly over the second, for a
-window of D seconds. Achieved fires/s against K/s, lateness, and misses (fires of the
-window never published, or recorded ``missed``) — sundial and the baseline."""
+"""S2 sustained: K interval schedules at 1 s, phases spread evenly over the second (or, in
+the aligned variant, all due at the same instant each second, as cron load lands on
+``:00``), for a window of D seconds. Achieved fires/s against K/s, lateness, misses (fires
+of the window never published, or recorded ``missed``) and skipped (coalesced) fires —
+sundial and the baseline."""
 
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class Sustained:
     pg_cpu_pct: float | None  # all PostgreSQL processes together, likewise
     redis_cpu_pct: float | None
     runs: dict[str, int] | None = None  # the window's runs by state in the store (sundial)
+    skipped: int | None = None  # runs of the window recorded skipped (coalesced; sundial)
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -110,40 +113,46 @@ def measure_sundial(
     prefix: str,
     k: int,
     duration: float | None = None,
+    aligned: bool = False,
 ) -> Sustained:
     """Load K interval schedules into a running leader's store and watch one window."""
     window, drain = durations(bench)
     duration = window if duration is None else duration
     with bench.consumer(queue) as consumer:
         start = utc_in(bench.load_lead_s(k, 1.5))
-        seed.intervals(engine, prefix, k, start, PERIOD_S, queue, grace_s=60.0)
+        seed.intervals(engine, prefix, k, start, PERIOD_S, queue, grace_s=60.0, aligned=aligned)
         seed.notify(bench.redis_url)
         check_ready_before(time.time(), start, "the bulk load")
         sleep_watching(start.timestamp(), [sched])
         watch = CpuWatch(sched.pid)
-        with bench.profiled(sched.pid, f"{NAME} {k} sundial"):
+        with bench.profiled(sched.pid, _case(k, aligned, "sundial")):
             watch.start()
             sleep_watching(start.timestamp() + duration, [sched])
             cpu = watch.stop()
         sleep_watching(start.timestamp() + duration + drain, [sched])
     end = start + timedelta(seconds=duration)
-    expected = seed.interval_fires(prefix, k, start, PERIOD_S, start, end)
+    expected = seed.interval_fires(prefix, k, start, PERIOD_S, start, end, aligned)
     result = summarize_window(
         consumer.receipts(), expected, k, start, duration, recorded_missed(engine, start, end), cpu
     )
-    return replace(result, runs=run_states(engine, start, end))
+    states = run_states(engine, start, end)
+    return replace(result, runs=states, skipped=states.get(RunState.SKIPPED.value, 0))
 
 
-def sustained_sundial(bench: Bench, k: int) -> Sustained:
+def _case(k: int, aligned: bool, system: str) -> str:
+    return f"{NAME} {k}{' aligned' if aligned else ''} {system}"
+
+
+def sustained_sundial(bench: Bench, k: int, aligned: bool = False) -> Sustained:
     """S2 on a fresh store with one leader."""
     queue = unique_name("bench_s2")
-    case = f"{NAME} {k} sundial"
+    case = _case(k, aligned, "sundial")
     with bench.services.database("s2") as url, bench.processes(case) as procs:
         engine = make_engine(url)
         try:
             sched = procs.sundial("scheduler", bench.env(url))
             wait_leader(engine, [sched], timeout=30)
-            result = measure_sundial(bench, engine, sched, queue, "s2-", k)
+            result = measure_sundial(bench, engine, sched, queue, "s2-", k, aligned=aligned)
             bench.record(case, result.as_json())
             return result
         finally:
@@ -151,10 +160,10 @@ def sustained_sundial(bench: Bench, k: int) -> Sustained:
             bench.services.drop_queue(queue)
 
 
-def sustained_baseline(bench: Bench, k: int) -> Sustained:
+def sustained_baseline(bench: Bench, k: int, aligned: bool = False) -> Sustained:
     """The same K interval jobs through the tutorial pattern."""
     queue = unique_name("bench_s2b")
-    case = f"{NAME} {k} baseline"
+    case = _case(k, aligned, "baseline")
     duration, drain = durations(bench)
     with (
         bench.services.database("s2b", sundial_schema=False) as url,
@@ -162,7 +171,7 @@ def sustained_baseline(bench: Bench, k: int) -> Sustained:
     ):
         try:
             start = utc_in(2.5 + k / 4_000)
-            seed_intervals(url, "s2-", k, start, PERIOD_S, queue)
+            seed_intervals(url, "s2-", k, start, PERIOD_S, queue, aligned)
             with bench.consumer(queue) as consumer:
                 start_baseline(bench, procs, url)
                 check_ready_before(time.time(), start, "the baseline scheduler")
@@ -174,7 +183,7 @@ def sustained_baseline(bench: Bench, k: int) -> Sustained:
                 cpu = watch.stop()
                 sleep_watching(start.timestamp() + duration + drain, [child])
             end = start + timedelta(seconds=duration)
-            expected = seed.interval_fires("s2-", k, start, PERIOD_S, start, end)
+            expected = seed.interval_fires("s2-", k, start, PERIOD_S, start, end, aligned)
             result = summarize_window(consumer.receipts(), expected, k, start, duration, None, cpu)
             bench.record(case, result.as_json())
             return result
@@ -196,6 +205,7 @@ def metrics(
         ("lateness p50", "s", "p50_s", "lower", None),
         ("lateness p99", "s", "p99_s", "lower", p99_target),
         ("misses", "", "misses", "lower", 0),
+        ("skipped (coalesced)", "", "skipped", "lower", 0),
         ("scheduler CPU", "% of a core", "cpu_pct", "lower", None),
         ("PostgreSQL CPU", "% of a core", "pg_cpu_pct", "lower", None),
     ]
@@ -203,14 +213,21 @@ def metrics(
 
 
 def run(bench: Bench) -> None:
-    """S2 at K = 1,000, 5,000 and 10,000 for 60 s (``--quick``: K = 200 for 5 s)."""
-    for k in [200] if bench.quick else [1_000, 5_000, 10_000]:
-        ours = bench.case(f"{NAME} {k} sundial", lambda k=k: sustained_sundial(bench, k))  # type: ignore[misc]
-        base = (
-            bench.case(f"{NAME} {k} baseline", lambda k=k: sustained_baseline(bench, k))  # type: ignore[misc]
-            if bench.baseline
-            else None
-        )
-        bench.report.add(
-            *metrics(f"S2 sustained {k:,}/s{bench.label}", ours, base, k, headline=k == 5_000)
-        )
+    """S2 at K = 1,000, 5,000 and 10,000 for 60 s, spread then aligned (``--quick``: K = 200
+    for 5 s)."""
+    for aligned in (False, True):
+        for k in [200] if bench.quick else [1_000, 5_000, 10_000]:
+            ours = bench.case(
+                _case(k, aligned, "sundial"),
+                lambda k=k, a=aligned: sustained_sundial(bench, k, a),  # type: ignore[misc]
+            )
+            base = (
+                bench.case(
+                    _case(k, aligned, "baseline"),
+                    lambda k=k, a=aligned: sustained_baseline(bench, k, a),  # type: ignore[misc]
+                )
+                if bench.baseline
+                else None
+            )
+            scenario = f"S2 {'aligned' if aligned else 'sustained'} {k:,}/s{bench.label}"
+            bench.report.add(*metrics(scenario, ours, base, k, headline=k == 5_000))

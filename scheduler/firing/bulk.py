@@ -20,7 +20,9 @@ from sqlalchemy import (
     Engine,
     Table,
     TextClause,
+    and_,
     bindparam,
+    func,
     insert,
     select,
     text,
@@ -29,7 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, sqlite
 
 from scheduler.store.db import is_mysql
-from scheduler.store.models import RunState, RunTrigger, runs, schedules
+from scheduler.store.models import RunState, RunTrigger, ScheduleState, runs, schedules
 
 # Columns a claim or backfill writes, with their PostgreSQL types.
 _RUN_COLUMNS = {
@@ -261,3 +263,105 @@ def mark_dispatched(engine: Engine, run_ids: Iterable[str], now: datetime) -> No
             .where(runs.c.id.in_(ids), runs.c.state == RunState.PENDING.value)
             .values(state=RunState.DISPATCHED.value, dispatched_at=now)
         )
+
+
+# The reason of a fire prepared ahead of its instant and withdrawn before it.
+WITHDRAWN = "withdrawn before its instant"
+_WHY_WITHDRAWN = (
+    f"'{WITHDRAWN}: ' || CASE WHEN s.state = 'paused' THEN 'the schedule was paused' "
+    "ELSE 'the schedule changed (now version ' || s.version || ')' END"
+)
+_PG_WITHDRAW = (
+    f"UPDATE runs AS r SET state = 'skipped', finished_at = :now, reason = {_WHY_WITHDRAWN} "
+    "FROM schedules AS s WHERE s.id = r.schedule_id AND r.state = 'pending' "
+    "AND r.trigger = 'schedule' AND r.due_at IS NOT NULL AND r.schedule_version <> s.version "
+)
+_PG_WITHDRAW_LISTED = text(
+    _PG_WITHDRAW + "AND r.id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json)))) "
+    "RETURNING r.schedule_id"
+)
+_PG_WITHDRAW_DUE = text(_PG_WITHDRAW + "AND r.due_at <= :now RETURNING r.schedule_id")
+_PG_PENDING_AMONG = text(
+    "SELECT id FROM runs WHERE state = 'pending' "
+    "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
+)
+
+
+def withdraw_changed(conn: Connection, now: datetime, run_ids: Sequence[str] | None) -> int:
+    """Record ``skipped`` the runs prepared ahead of their instant (``run_ids``, or all due by
+    ``now``) whose schedule was paused or changed since: they fired a version that is no
+    longer the schedule. A deleted schedule's runs went with it. Returns how many."""
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {"now": now}
+        if run_ids is None:
+            statement = _PG_WITHDRAW_DUE
+        else:
+            statement, params["ids"] = _PG_WITHDRAW_LISTED, json.dumps(list(run_ids))
+        withdrawn = [row[0] for row in conn.execute(statement, params)]
+    else:
+        withdrawn = _withdraw_portable(conn, now, run_ids)
+    if withdrawn:
+        _count_withdrawn(conn, withdrawn)
+    return len(withdrawn)
+
+
+def _withdraw_portable(conn: Connection, now: datetime, run_ids: Sequence[str] | None) -> list[str]:
+    query = (
+        select(runs.c.id, runs.c.schedule_id, schedules.c.state, schedules.c.version)
+        .join(schedules, schedules.c.id == runs.c.schedule_id)
+        .where(
+            runs.c.state == RunState.PENDING.value,
+            runs.c.trigger == RunTrigger.SCHEDULE.value,
+            runs.c.due_at.is_not(None),
+            runs.c.schedule_version != schedules.c.version,
+            runs.c.id.in_(list(run_ids)) if run_ids is not None else runs.c.due_at <= now,
+        )
+    )
+    withdrawn: list[str] = []
+    for run_id, schedule_id, state, version in conn.execute(query).all():
+        why = (
+            "the schedule was paused"
+            if state == ScheduleState.PAUSED
+            else f"the schedule changed (now version {version})"
+        )
+        conn.execute(
+            update(runs)
+            .where(and_(runs.c.id == run_id, runs.c.state == RunState.PENDING.value))
+            .values(state=RunState.SKIPPED.value, finished_at=now, reason=f"{WITHDRAWN}: {why}")
+        )
+        withdrawn.append(schedule_id)
+    return withdrawn
+
+
+def _count_withdrawn(conn: Connection, schedule_ids: Sequence[str]) -> None:
+    """A withdrawn fire was counted as a run when prepared: count it skipped instead."""
+    per_schedule: dict[str, int] = {}
+    for sid in schedule_ids:
+        per_schedule[sid] = per_schedule.get(sid, 0) + 1
+    conn.execute(
+        update(schedules)
+        .where(schedules.c.id == bindparam("w_id"))
+        .values(
+            # SQLite's two-argument max() is its greatest().
+            run_count=func.max(schedules.c.run_count - bindparam("w_n"), 0)
+            if conn.dialect.name == "sqlite"
+            else func.greatest(schedules.c.run_count - bindparam("w_n"), 0),
+            skipped_count=schedules.c.skipped_count + bindparam("w_n"),
+        ),
+        [{"w_id": sid, "w_n": n} for sid, n in per_schedule.items()],
+    )
+
+
+def pending_among(conn: Connection, run_ids: Sequence[str]) -> set[str]:
+    """Which of ``run_ids`` are still pending (not withdrawn, cancelled or deleted)."""
+    if not run_ids:
+        return set()
+    if conn.dialect.name == "postgresql":
+        result = conn.execute(_PG_PENDING_AMONG, {"ids": json.dumps(list(run_ids))})
+    else:
+        result = conn.execute(
+            select(runs.c.id).where(
+                runs.c.id.in_(list(run_ids)), runs.c.state == RunState.PENDING.value
+            )
+        )
+    return {row[0] for row in result}

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 
 from scheduler.errors import LeadershipLost, SundialError
-from scheduler.firing.bulk import advance_schedules, insert_runs, new_run
+from scheduler.firing.bulk import (
+    advance_schedules,
+    insert_runs,
+    new_run,
+    pending_among,
+    withdraw_changed,
+)
 from scheduler.runs.outcomes import IN_FLIGHT, record_auto_pause
 from scheduler.store.calendar_store import CalendarCache
 from scheduler.store.db import is_mysql
@@ -56,6 +62,8 @@ class Dispatch:
     exchange: str | None = None
     routing_key: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    # A fire prepared ahead of its instant: it may not be published before this.
+    due_at: datetime | None = None
 
 
 # The schedule columns a message carries beside its queue, priority and expiry.
@@ -97,6 +105,7 @@ def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
         exchange=schedule["exchange"],
         routing_key=schedule["routing_key"],
         headers=dict(schedule["headers"] or {}),
+        due_at=run["due_at"],
     )
 
 
@@ -146,14 +155,28 @@ def claim_due(
     token: int,
     limit: int,
     cache: FireTimesCache | None = None,
+    ahead: timedelta = timedelta(0),
 ) -> Claim:
-    """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish."""
+    """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish.
+
+    With ``ahead``, fires due within that much of ``now`` are recorded too, prepared: pending
+    with their ``due_at``, to be published at their instant (:mod:`scheduler.firing.outbox`). Only
+    schedules whose overlap policy is ``allow`` are prepared ahead: the others decide from
+    the runs in flight at the instant itself.
+    """
+    horizon = now + ahead
+    when_due = schedules.c.next_due_at <= now
+    if ahead > timedelta(0):
+        when_due = and_(
+            schedules.c.next_due_at <= horizon,
+            or_(schedules.c.next_due_at <= now, schedules.c.overlap == Overlap.ALLOW.value),
+        )
     with engine.begin() as conn:
         check_fencing(conn, token)
         due = (
             conn.execute(
                 select(*_CLAIM_COLUMNS)
-                .where(schedules.c.next_due_at <= now)
+                .where(when_due)
                 .order_by(schedules.c.next_due_at)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -176,7 +199,13 @@ def claim_due(
         quarantined: dict[str, str] = {}
         for row in due:
             try:
-                outcome = plan(cast(Mapping[str, Any], row), now, cache=cache, calendars=calendars)
+                outcome = plan(
+                    cast(Mapping[str, Any], row),
+                    now,
+                    cache=cache,
+                    calendars=calendars,
+                    horizon=horizon if row["overlap"] == Overlap.ALLOW else None,
+                )
             except (ValueError, TypeError, KeyError, SundialError) as exc:
                 # A row no trigger can be built from must not stall every other schedule.
                 quarantined[row["id"]] = f"{type(exc).__name__}: {exc}"
@@ -202,6 +231,7 @@ def claim_due(
                         reason=fire.reason,
                         hold_while_busy=run_id in held,
                         schedule_version=row["version"],
+                        due_at=fire.due_at,
                     )
                 )
             fired = [f.scheduled_for for f in decision.fires if f.state is RunState.PENDING]
@@ -268,23 +298,74 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
     )
 
 
-def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
-    """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
-    a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight."""
+def release(engine: Engine, token: int, run_ids: Sequence[str], now: datetime) -> set[str]:
+    """At their instant, which of these runs prepared ahead may go out: in one fenced
+    transaction, those whose schedule was paused or changed since are withdrawn (recorded
+    ``skipped`` with the reason) and those no longer pending (deleted with their schedule,
+    cancelled) are left out. A stale term raises :class:`LeadershipLost`."""
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        withdraw_changed(conn, now, run_ids)
+        return pending_among(conn, run_ids)
+
+
+def prepared_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
+    """Runs an earlier term prepared ahead of an instant still to come, by due time: a new
+    term holds them like its own, so that they go out at their instant and in order."""
     with engine.begin() as conn:
         check_fencing(conn, token)
         rows = (
             conn.execute(
-                select(
-                    runs,
-                    schedules.c.args.label("s_args"),
-                    schedules.c.kwargs.label("s_kwargs"),
-                    schedules.c.queue.label("s_queue"),
-                    schedules.c.priority.label("s_priority"),
-                    schedules.c.expires_seconds.label("s_expires_seconds"),
-                    *(schedules.c[name].label(f"s_{name}") for name in DISPATCH_OPTIONS),
+                _pending_query()
+                .where(
+                    runs.c.state == RunState.PENDING.value,
+                    runs.c.trigger == RunTrigger.SCHEDULE.value,
+                    runs.c.due_at > now,
                 )
-                .join(schedules, schedules.c.id == runs.c.schedule_id)
+                .order_by(runs.c.due_at, runs.c.id)
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+    return [_dispatch(row, _schedule_of(row)) for row in rows]
+
+
+def _pending_query() -> Any:
+    return select(
+        runs,
+        schedules.c.args.label("s_args"),
+        schedules.c.kwargs.label("s_kwargs"),
+        schedules.c.queue.label("s_queue"),
+        schedules.c.priority.label("s_priority"),
+        schedules.c.expires_seconds.label("s_expires_seconds"),
+        *(schedules.c[name].label(f"s_{name}") for name in DISPATCH_OPTIONS),
+    ).join(schedules, schedules.c.id == runs.c.schedule_id)
+
+
+def _schedule_of(row: Mapping[Any, Any]) -> dict[str, Any]:
+    return {
+        "id": row["schedule_id"],
+        "args": row["s_args"],
+        "kwargs": row["s_kwargs"],
+        "queue": row["s_queue"],
+        "priority": row["s_priority"],
+        "expires_seconds": row["s_expires_seconds"],
+        **{name: row[f"s_{name}"] for name in DISPATCH_OPTIONS},
+    }
+
+
+def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
+    """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
+    a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight.
+    Runs prepared ahead (by this term or an earlier one) whose schedule was paused or
+    changed since are withdrawn first, as at their instant."""
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        withdraw_changed(conn, now, None)
+        rows = (
+            conn.execute(
+                _pending_query()
                 .where(
                     runs.c.state == RunState.PENDING.value,
                     or_(runs.c.due_at.is_(None), runs.c.due_at <= now),
@@ -306,39 +387,30 @@ def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) ->
             if sid in busy or sid in released:
                 continue
             released.add(sid)
-        out.append(
-            _dispatch(
-                row,
-                {
-                    "id": row["schedule_id"],
-                    "args": row["s_args"],
-                    "kwargs": row["s_kwargs"],
-                    "queue": row["s_queue"],
-                    "priority": row["s_priority"],
-                    "expires_seconds": row["s_expires_seconds"],
-                    **{name: row[f"s_{name}"] for name in DISPATCH_OPTIONS},
-                },
-            )
-        )
+        out.append(_dispatch(row, _schedule_of(row)))
     return out
 
 
 class DueTimes(NamedTuple):
     """When the store next needs the leader: a schedule's next fire, and the earliest
-    instant a run waiting in the store (a retry's backoff, a paced backfill) may go out."""
+    instant a run waiting in the store (a retry's backoff, a paced backfill) may go out;
+    ``policed`` is the next fire of a schedule with an overlap policy (never fired ahead)."""
 
     fire: datetime | None
     run: datetime | None
+    policed: datetime | None = None
 
 
 def due_times(engine: Engine) -> DueTimes:
-    """Both instants of :class:`DueTimes`, in one query."""
+    """The instants of :class:`DueTimes`, in one query."""
+    next_due = func.min(schedules.c.next_due_at)
     query = select(
-        select(func.min(schedules.c.next_due_at)).scalar_subquery(),
+        select(next_due).where(schedules.c.overlap == Overlap.ALLOW.value).scalar_subquery(),
         select(func.min(runs.c.due_at))
         .where(runs.c.state == RunState.PENDING.value)
         .scalar_subquery(),
+        select(next_due).where(schedules.c.overlap != Overlap.ALLOW.value).scalar_subquery(),
     )
     with engine.connect() as conn:
-        fire, run = conn.execute(query).one()
-    return DueTimes(fire, run)
+        fire, run, policed = conn.execute(query).one()
+    return DueTimes(fire, run, policed)

@@ -58,6 +58,12 @@ class Publisher(Protocol):
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         """Publish in order; return the run ids the broker accepted."""
 
+    def prepare(self, dispatches: Sequence[Dispatch]) -> None:
+        """Build these messages now, ahead of their instant, so publishing them only sends."""
+
+    def discard(self, run_ids: Sequence[str]) -> None:
+        """Forget messages prepared for runs that will not be published from here."""
+
     def recorded(self, run_ids: Sequence[str]) -> None:
         """The store now records these runs as dispatched (what the broker kept to recognise
         them may go)."""
@@ -115,6 +121,12 @@ class CeleryPublisher:
             **options,
         )
 
+    def prepare(self, dispatches: Sequence[Dispatch]) -> None:
+        """Nothing to do: kombu builds each message as it sends it."""
+
+    def discard(self, run_ids: Sequence[str]) -> None:
+        """Nothing to do: nothing was prepared."""
+
     def recorded(self, run_ids: Sequence[str]) -> None:
         """Nothing to do: this path leaves no marker at the broker."""
 
@@ -141,6 +153,27 @@ class RedisPublisher(CeleryPublisher):
         self._redis = client
         self._builder = MessageBuilder()
         self._once = PushOnce(client)
+        # Messages built ahead of their instant, by run id; taken when published.
+        self._built: dict[str, Message] = {}
+
+    def _message(self, item: Dispatch) -> Message:
+        return Message(
+            redis_list_key(item.queue, item.priority), item.run_id, self._builder.envelope(item)
+        )
+
+    def _take(self, item: Dispatch) -> Message:
+        built = self._built.pop(item.run_id, None)
+        return self._message(item) if built is None else built
+
+    def prepare(self, dispatches: Sequence[Dispatch]) -> None:
+        """Build the messages now; :meth:`publish` then only pushes them."""
+        for item in dispatches:
+            self._built[item.run_id] = self._message(item)
+
+    def discard(self, run_ids: Sequence[str]) -> None:
+        """Drop prepared messages that will not be sent from here."""
+        for run_id in run_ids:
+            self._built.pop(run_id, None)
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         """Publish in order, one round trip per batch; return what the broker holds.
@@ -159,16 +192,7 @@ class RedisPublisher(CeleryPublisher):
         try:
             for start in range(0, len(dispatches), BATCH):
                 chunk = dispatches[start : start + BATCH]
-                pushed = self._once.push(
-                    [
-                        Message(
-                            redis_list_key(item.queue, item.priority),
-                            item.run_id,
-                            self._builder.envelope(item),
-                        )
-                        for item in chunk
-                    ]
-                )
+                pushed = self._once.push([self._take(item) for item in chunk])
                 already += pushed.count(False)
                 sent.extend(item.run_id for item in chunk)
         except redis.RedisError as exc:

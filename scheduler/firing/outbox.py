@@ -20,10 +20,18 @@ Two rules keep a run from being published twice:
 
 With ``threaded=True`` a burst's full batches are sent from a thread of their own, so the
 leader claims the next batch while the last one is being published.
+
+**Fire ahead.** A claim may hand over runs prepared ahead of their instant (``due_at`` in
+the future): their messages are built at once and held here, and :meth:`Outbox.release_due`
+publishes them when their instant comes, after one fenced check in the store that withdraws
+those whose schedule was paused, changed or deleted meanwhile. While any are held the relay
+does not run (it would find them pending); dropped ones (a broker refusal, a new term) stay
+pending in the store and the relay sends them, once due, like any other pending run.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import threading
@@ -34,7 +42,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.firing.bulk import mark_dispatched
-from scheduler.firing.claim import Claim, Dispatch, pending_dispatches
+from scheduler.firing.claim import Claim, Dispatch, pending_dispatches, prepared_dispatches, release
 from scheduler.firing.dispatch import Publisher
 from scheduler.leadership.lease import Lease
 from scheduler.metrics import SchedulerMetrics, private
@@ -54,6 +62,14 @@ BUSY_RELAY_S = 0.05
 MARK_RETRY_S = 0.5
 # Batches claimed ahead of the broker: enough to overlap, few enough to bound memory.
 QUEUE_BATCHES = 2
+# At most this many of an earlier term's prepared runs are taken over; any beyond stay
+# pending and the relay sends them once due.
+ADOPT_LIMIT = 100_000
+
+
+def _due(dispatch: Dispatch) -> datetime:
+    assert dispatch.due_at is not None
+    return dispatch.due_at
 
 
 class Outbox:
@@ -85,6 +101,9 @@ class Outbox:
         self._backlog = True
         self._next_relay: datetime | None = None
         self._open = False  # this cycle's new fires may be published
+        # Runs prepared ahead of their instant, by due time; their messages are built.
+        self._prepared: list[Dispatch] = []
+        self._adopt = False  # an earlier term's prepared runs are still to be taken over
         self._queue: queue.Queue[Sequence[Dispatch] | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -100,10 +119,13 @@ class Outbox:
         :class:`~scheduler.errors.LeadershipLost`); the cycle deals with those.
         """
         if token != self._term:
-            # A new term relays first: the last one may have left runs pending.
+            # A new term relays first: the last one may have left runs pending (prepared
+            # ones included: their check at the instant was under the old token).
             self._term = token
             self._backlog = True
             self._next_relay = None
+            self.drop_prepared()
+            self._adopt = True
         self._retry_marks()
         self._open = self._relay_when_due(token)
 
@@ -114,8 +136,60 @@ class Outbox:
             self._publisher.revoke(claim.revoke)
         if not self._open:
             return
+        now = self._clock()
+        ready = [d for d in claim.dispatches if d.due_at is None or d.due_at <= now]
+        ahead = [d for d in claim.dispatches if d.due_at is not None and d.due_at > now]
+        self._hold(ahead)
         # A full batch means a burst: it goes to the sending thread while the next is claimed.
-        self._send(claim.dispatches, background=len(claim.dispatches) >= self._batch)
+        self._send(ready, background=len(ready) >= self._batch)
+
+    def _hold(self, ahead: Sequence[Dispatch]) -> None:
+        if ahead:
+            self._publisher.prepare(ahead)
+            self._prepared.extend(ahead)
+            self._prepared.sort(key=_due)
+
+    def release_due(self, token: int) -> None:
+        """Publish the prepared runs whose instant has come, never one before it; each batch
+        is checked in the store first (:func:`scheduler.firing.claim.release`).
+
+        Raises what that check raises (``SQLAlchemyError``,
+        :class:`~scheduler.errors.LeadershipLost`); the runs not yet sent stay pending in
+        the store for the relay.
+        """
+        now = self._clock()
+        cut = bisect.bisect_right(self._prepared, now, key=_due)
+        if not cut:
+            return
+        due, self._prepared = self._prepared[:cut], self._prepared[cut:]
+        if token != self._term or self._backing_off(now) or not self._lease.held():
+            self._publisher.discard([d.run_id for d in due])
+            return
+        for start in range(0, len(due), self._batch):
+            chunk = due[start : start + self._batch]
+            try:
+                going = release(self._engine, token, [d.run_id for d in chunk], now)
+            except BaseException:
+                self._publisher.discard([d.run_id for d in due[start:]])
+                raise
+            if len(going) < len(chunk):
+                self._publisher.discard([d.run_id for d in chunk if d.run_id not in going])
+                chunk = [d for d in chunk if d.run_id in going]
+            sent = self._send(chunk, background=len(chunk) >= self._batch)
+            if not sent and self._backing_off(self._clock()):
+                # Refused: the rest stay pending and go out behind the relay, in order.
+                self._publisher.discard([d.run_id for d in due[start + self._batch :]])
+                return
+
+    def release_at(self) -> datetime | None:
+        """The instant of the earliest prepared run, when one is held."""
+        return self._prepared[0].due_at if self._prepared else None
+
+    def drop_prepared(self) -> None:
+        """Forget the prepared runs held here; they stay pending in the store, for the relay
+        (a leader that stepped down, a new term)."""
+        self._publisher.discard([d.run_id for d in self._prepared])
+        self._prepared = []
 
     def request_relay(self) -> None:
         """Look for pending runs at the next cycle (a change notice: maybe a manual run)."""
@@ -143,6 +217,7 @@ class Outbox:
         if self._queue is not None and self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=timeout_s)
+        self.drop_prepared()
         self._retry_marks()
         if self._unmarked:
             log.warning(
@@ -167,6 +242,11 @@ class Outbox:
             return True
         self._next_relay = now + timedelta(seconds=RELAY_EVERY_S)
         self._backlog = not self._relay(token)
+        if not self._backlog and self._adopt:
+            # Fires an earlier term prepared for instants still to come: held here like
+            # ours, they go out at their instant and before any later fire of theirs.
+            self._adopt = False
+            self._hold(prepared_dispatches(self._engine, token, ADOPT_LIMIT, now))
         return not self._backlog
 
     def _relay(self, token: int) -> bool:
@@ -184,7 +264,7 @@ class Outbox:
 
     def _busy(self) -> bool:
         # Idle first: a batch finishing now adds to _unmarked before it counts as done.
-        idle = self._queue is None or self._queue.unfinished_tasks == 0
+        idle = (self._queue is None or self._queue.unfinished_tasks == 0) and not self._prepared
         with self._lock:
             return not idle or bool(self._unmarked)
 

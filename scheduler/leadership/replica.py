@@ -148,6 +148,7 @@ def build_replica(
         batch_size=settings.claim_batch_size,
         clock=clock,
         metrics=metrics,
+        ahead=timedelta(milliseconds=settings.fire_ahead_ms),
     )
     housekeeper = Housekeeper(
         engine,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
@@ -33,7 +34,9 @@ class FireCycle:
     """One pass of the leader's work; APScheduler's loop calls it and sleeps as it says.
 
     It claims what is due and asks the outbox to publish each claim; the outbox decides
-    whether older pending runs go first and when it needs the loop back.
+    whether older pending runs go first and when it needs the loop back. With ``ahead``,
+    fires due within that window are claimed before their instant and held by the outbox,
+    which only publishes them when the instant comes.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class FireCycle:
         batch_size: int,
         clock: Clock = utcnow,
         metrics: SchedulerMetrics | None = None,
+        ahead: timedelta = timedelta(0),
     ) -> None:
         self._metrics = metrics or private()
         self._engine = engine
@@ -55,26 +59,32 @@ class FireCycle:
         self._poll_s = poll_s
         self._batch = batch_size
         self._clock = clock
+        self._ahead = ahead
         self._fired = False
 
     def __call__(self) -> float:
         """Claim and publish everything due; return seconds until the next look."""
         token = self._lease.token
         if token is None or not self._lease.held():
+            self._outbox.drop_prepared()
             return self._poll_s
         try:
             self._outbox.begin(token)
+            self._outbox.release_due(token)
             self._fired = False
             while True:
                 with self._metrics.claiming():
-                    claim = self._jobstore.claim_due(self._clock(), token, self._batch)
+                    claim = self._jobstore.claim_due(self._clock(), token, self._batch, self._ahead)
                 self._metrics.claimed(claim)
                 self._fired = self._fired or bool(claim.dispatches)
                 self._outbox.publish(claim)
+                # A long burst of claims must not hold back fires whose instant came.
+                self._outbox.release_due(token)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
         except LeadershipLost as exc:
             log.error("scheduler: fenced off, stepping down: %s", exc)
+            self._outbox.drop_prepared()
             self._step_down()
             return self._poll_s
         except SQLAlchemyError as exc:
@@ -99,11 +109,20 @@ class FireCycle:
             # Raised out of the cycle, this would end APScheduler's loop and the process.
             log.error("scheduler: store unavailable (%s); retrying", type(exc).__name__)
             return min(STORE_RETRY_S, self._poll_s)
-        wakes = [t for t in (due.fire, self._outbox.wake_at(due.run)) if t is not None]
-        if not wakes:
+        claim_at = None if due.fire is None else due.fire - self._ahead
+        now = self._clock()
+        wait = self._until(now, claim_at, due.policed, self._outbox.wake_at(due.run))
+        if self._fired:
+            wait = max(wait, BUSY_GAP_S)
+        # A prepared fire's instant is kept to the millisecond: no gap, no polling slack.
+        return min(wait, self._until(now, self._outbox.release_at()))
+
+    def _until(self, now: datetime, *instants: datetime | None) -> float:
+        """Seconds from ``now`` to the earliest instant, within ``[0, poll]``."""
+        known = [t for t in instants if t is not None]
+        if not known:
             return self._poll_s
-        wait = max(0.0, min(self._poll_s, (min(wakes) - self._clock()).total_seconds()))
-        return max(wait, BUSY_GAP_S) if self._fired else wait
+        return max(0.0, min(self._poll_s, (min(known) - now).total_seconds()))
 
 
 class LeaseKeeper:

@@ -7,7 +7,7 @@ APScheduler reads them through this store to know when the next fire is due.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.job import Job
@@ -121,6 +121,9 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
     def remove_all_jobs(self) -> None:
         raise TypeError("schedules are deleted through sundial's API, never by APScheduler")
 
-    def claim_due(self, now: datetime, token: int, limit: int) -> Claim:
-        """Record every fire due by ``now`` (see :func:`scheduler.firing.claim.claim_due`)."""
-        return claim_due(self._engine, now, token, limit, self._fire_times)
+    def claim_due(
+        self, now: datetime, token: int, limit: int, ahead: timedelta = timedelta(0)
+    ) -> Claim:
+        """Record every fire due by ``now`` (and prepare those due within ``ahead``; see
+        :func:`scheduler.firing.claim.claim_due`)."""
+        return claim_due(self._engine, now, token, limit, self._fire_times, ahead)

@@ -460,7 +460,7 @@ def pause_schedule(conn: Connection, schedule_id: str, now: datetime, audit: Aud
     ``state_reason``. Pausing a paused schedule changes nothing, unless a new reason is given.
     """
     current = get_schedule(conn, schedule_id, for_update=True)
-    if current["state"] == ScheduleState.COMPLETED:
+    if current["state"] == ScheduleState.COMPLETED and not _fire_prepared(current, now):
         raise Conflict(f"schedule {schedule_id!r} is completed; it has nothing to pause")
     reason = audit.reason
     if current["state"] == ScheduleState.PAUSED:
@@ -650,6 +650,10 @@ def _arming_columns(
         return {k: current[k] for k in keep}
     arming = _arm(conn, row, now, calendars)
     last = row["last_run_at"]
+    if _fire_prepared(row, now) and arming.next_run_at is not None and arming.next_run_at <= last:
+        # The last fire is prepared ahead of its instant; this write withdraws it (the
+        # version moves on), and the schedule goes on after it.
+        arming = _arm(conn, row, last, calendars)
     # Never re-arm at or before the last fire: a finished one-off must not fire twice.
     if arming.next_run_at is None or (last is not None and arming.next_run_at <= last):
         return dict(
@@ -662,6 +666,13 @@ def _arming_columns(
             strict=True,
         )
     )
+
+
+def _fire_prepared(row: Row, now: datetime) -> bool:
+    """True when the schedule's last fire is still ahead of ``now``: the leader recorded it
+    ahead of its instant (fire-ahead) and has not published it yet."""
+    last = row["last_run_at"]
+    return last is not None and last > now
 
 
 def _arm(

@@ -33,6 +33,8 @@ class Fire:
     scheduled_for: datetime
     state: RunState
     reason: str | None = None
+    # Set on a fire prepared ahead of its instant: when it may be published, not before.
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -172,8 +174,14 @@ def plan(
     limit: int = MAX_FIRES_PER_CLAIM,
     cache: FireTimesCache | None = None,
     calendars: Calendars | None = None,
+    horizon: datetime | None = None,
 ) -> Plan:
-    """Fires of ``row`` due by ``now`` with calendars, misfire grace and coalescing applied."""
+    """Fires of ``row`` due by ``now`` with calendars, misfire grace and coalescing applied.
+
+    With ``horizon`` (later than ``now``), fires due by then are planned too: prepared ahead
+    of their instant, pending with their due time, never missed nor coalesced into.
+    """
+    until = now if horizon is None else max(now, horizon)
     # A one-off has no fire after its own: no trigger to build on the hot path of a burst.
     once = row["trigger"].get("type") == "date" and not calendar_names(row)
     fires = None
@@ -186,13 +194,14 @@ def plan(
     current: datetime | None = row["next_run_at"]
     while current is not None and len(due) < limit:
         lateness = now - (current + jitter_for(sid, current, jitter_s))
-        if lateness < timedelta(0):
+        if lateness < now - until:
             break
         due.append((current, lateness))
         current = None if fires is None else fires.next_after(current)
 
     out: list[Fire] = []
     runnable: list[datetime] = []
+    ahead: list[Fire] = []
     moved: dict[datetime, str | None] = {}
     for when, lateness in due:
         if checked:
@@ -202,7 +211,9 @@ def plan(
                 out.append(Fire(when, RunState.SKIPPED, why))
                 continue
             moved[when] = moved_reason(fires, when)
-        if grace is not None and lateness.total_seconds() > grace:
+        if lateness < timedelta(0):
+            ahead.append(Fire(when, RunState.PENDING, moved.get(when), now - lateness))
+        elif grace is not None and lateness.total_seconds() > grace:
             out.append(
                 Fire(
                     when, RunState.MISSED, f"{lateness.total_seconds():.3f}s late, grace {grace:g}s"
@@ -224,5 +235,6 @@ def plan(
         )
         runnable = [last]
     out.extend(Fire(when, RunState.PENDING, moved.get(when)) for when in runnable)
+    out.extend(ahead)
     out.sort(key=lambda f: f.scheduled_for)
     return Plan(out, arming)

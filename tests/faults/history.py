@@ -8,8 +8,9 @@
   token, and when each term started.
 * :func:`judge` reads the ``runs`` table and checks the history against the guarantees:
   every expected fire recorded once, no write under a stale token, each published run
-  delivered once (a redelivery is tolerated only across a crash of its publisher), skipped
-  and missed fires never delivered and always explained, per-schedule fire-time order.
+  delivered once (a redelivery is tolerated only across a crash of its publisher) and never
+  before its instant, skipped and missed fires never delivered and always explained,
+  per-schedule fire-time order.
 """
 
 from __future__ import annotations
@@ -295,6 +296,7 @@ class RunRow:
     reason: str | None
     created_at: datetime
     dispatched_at: datetime | None
+    due_at: datetime | None
 
 
 def load_runs(engine: Engine) -> list[RunRow]:
@@ -438,6 +440,9 @@ def judge(
         for d in by_run.get(r.id, []):
             if (d.schedule_id, d.scheduled_for) != (r.schedule_id, r.scheduled_for):
                 problems.append(f"message {r.id} headers disagree with its run")
+            if d.at < (r.due_at or r.scheduled_for):
+                # Fires are recorded ahead of their instant (fire-ahead), never sent ahead.
+                problems.append(f"run {r.id} delivered at {d.at}, before its instant")
 
     # The first delivery of each fire goes out in fire-time order, per schedule.
     ordered: dict[str, list[datetime]] = defaultdict(list)

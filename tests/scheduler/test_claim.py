@@ -130,7 +130,7 @@ def test_batch_limit_leaves_the_rest_due_for_the_next_claim(engine: Engine) -> N
 
     assert len(first) == 3 and len(second) == 2
     assert {d.schedule_id for d in first + second} == {f"s{i}" for i in range(5)}
-    assert due_times(engine) == (T0 + timedelta(seconds=20), None)
+    assert due_times(engine) == (T0 + timedelta(seconds=20), None, None)
 
 
 def test_racing_claims_record_each_fire_once(engine: Engine) -> None:

@@ -42,6 +42,12 @@ class Broker:
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
         return [] if self.down else [d.run_id for d in dispatches]
 
+    def prepare(self, dispatches: Sequence[Dispatch]) -> None:
+        pass
+
+    def discard(self, run_ids: Sequence[str]) -> None:
+        pass
+
     def recorded(self, run_ids: Sequence[str]) -> None:
         pass
 

@@ -112,6 +112,12 @@ class CutAfterPublish:
             self._proxy.cut()
         return sent
 
+    def prepare(self, dispatches: Sequence[Dispatch]) -> None:
+        self._publisher.prepare(dispatches)
+
+    def discard(self, run_ids: Sequence[str]) -> None:
+        self._publisher.discard(run_ids)
+
     def recorded(self, run_ids: Sequence[str]) -> None:
         self._publisher.recorded(run_ids)
 

@@ -37,6 +37,8 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.sent: list[Dispatch] = []
         self.revoked: list[str] = []
+        self.prepared: list[str] = []
+        self.discarded: list[str] = []
         self.down = False
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
@@ -44,6 +46,12 @@ class RecordingPublisher:
             return []
         self.sent.extend(dispatches)
         return [d.run_id for d in dispatches]
+
+    def prepare(self, dispatches: Sequence[Dispatch]) -> None:
+        self.prepared.extend(d.run_id for d in dispatches)
+
+    def discard(self, run_ids: Sequence[str]) -> None:
+        self.discarded.extend(run_ids)
 
     def recorded(self, run_ids: Sequence[str]) -> None:
         pass
