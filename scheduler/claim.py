@@ -31,6 +31,7 @@ from scheduler.models import (
 from scheduler.outcomes import IN_FLIGHT, record_auto_pause
 from scheduler.overlap import InFlight, decide, in_flight
 from scheduler.schedules import paused_values
+from scheduler.skew import ClockGuard
 
 log = logging.getLogger("sundial.scheduler")
 
@@ -119,10 +120,15 @@ def claim_due(
     token: int,
     limit: int,
     cache: FireTimesCache | None = None,
+    guard: ClockGuard | None = None,
 ) -> Claim:
-    """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish."""
+    """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish.
+
+    With a ``guard``, nothing is claimed when ``now`` disagrees with the database's clock."""
     with engine.begin() as conn:
         check_fencing(conn, token)
+        if guard is not None:
+            guard.check(conn, now)
         due = (
             conn.execute(
                 select(*_CLAIM_COLUMNS)
@@ -240,11 +246,15 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
     )
 
 
-def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
+def pending_dispatches(
+    engine: Engine, token: int, limit: int, now: datetime, guard: ClockGuard | None = None
+) -> list[Dispatch]:
     """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
     a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight."""
     with engine.begin() as conn:
         check_fencing(conn, token)
+        if guard is not None:
+            guard.check(conn, now)
         rows = (
             conn.execute(
                 select(

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, select
 from scheduler.claim import Claim, claim_due
 from scheduler.firing import Calendars, FireTimesCache, calendar_names, fire_times_of
 from scheduler.models import schedules
+from scheduler.skew import ClockGuard
 from scheduler.triggers import FireTimes
 
 
@@ -46,9 +47,10 @@ def publish_via_claim(*_args: Any, **_kwargs: Any) -> None:
 class SqlJobStore(BaseJobStore):  # type: ignore[misc]
     """Schedule rows as APScheduler jobs; claims due fires in fenced batches."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: ClockGuard | None = None) -> None:
         super().__init__()
         self._engine = engine
+        self._guard = guard
         self._fire_times = FireTimesCache()
 
     def _job(self, row: Any, calendars: Calendars) -> Job:
@@ -123,4 +125,4 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
 
     def claim_due(self, now: datetime, token: int, limit: int) -> Claim:
         """Record every fire due by ``now`` (see :func:`scheduler.claim.claim_due`)."""
-        return claim_due(self._engine, now, token, limit, self._fire_times)
+        return claim_due(self._engine, now, token, limit, self._fire_times, self._guard)

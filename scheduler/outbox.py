@@ -38,6 +38,7 @@ from scheduler.claim import Claim, Dispatch, pending_dispatches
 from scheduler.clock import Clock
 from scheduler.dispatch import Publisher
 from scheduler.lease import Lease
+from scheduler.skew import ClockGuard
 
 log = logging.getLogger("sundial.outbox")
 
@@ -66,8 +67,10 @@ class Outbox:
         clock: Clock,
         batch_size: int,
         threaded: bool = False,
+        guard: ClockGuard | None = None,
     ) -> None:
         self._engine = engine
+        self._guard = guard
         self._publisher = publisher
         self._lease = lease
         self._clock = clock
@@ -169,7 +172,9 @@ class Outbox:
     def _relay(self, token: int) -> bool:
         """Publish runs left pending, oldest fire first; True when none is left waiting."""
         while True:
-            pending = pending_dispatches(self._engine, token, self._batch, self._clock())
+            pending = pending_dispatches(
+                self._engine, token, self._batch, self._clock(), self._guard
+            )
             if not pending:
                 return True
             if not self._send(pending, background=False) or self._unmarked:

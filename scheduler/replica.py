@@ -28,6 +28,7 @@ from scheduler.notices import NoticeListener
 from scheduler.outbox import Outbox
 from scheduler.runloop import FireCycle, LeaseKeeper, SundialScheduler
 from scheduler.settings import Settings
+from scheduler.skew import ClockGuard
 from scheduler.tracking import EventTracker, result_lookup
 
 log = logging.getLogger("sundial.scheduler")
@@ -102,19 +103,22 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
     """Wire a replica from settings; nothing runs until ``run`` or ``start_background``."""
     engine = make_engine(settings.database_url)
     replica = this_replica()
+    guard = ClockGuard(timedelta(seconds=settings.max_clock_skew_seconds), clock)
     client: redis.Redis | None = None
     lease: Lease
     if settings.redis_url:
         client = redis.Redis.from_url(
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2
         )
-        redis_lease = RedisLease(client, engine, replica, settings.lease_ttl_seconds, clock=clock)
+        redis_lease = RedisLease(
+            client, engine, replica, settings.lease_ttl_seconds, clock=clock, guard=guard
+        )
         warning = redis_lease.eviction_risk()
         if warning:
             log.warning("scheduler: %s; set maxmemory-policy to noeviction", warning)
         lease = redis_lease
     else:
-        lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock)
+        lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock, guard=guard)
     app = create_publisher_app(settings)
     outbox = Outbox(
         engine,
@@ -123,8 +127,9 @@ def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica
         clock,
         batch_size=settings.claim_batch_size,
         threaded=True,
+        guard=guard,
     )
-    jobstore = SqlJobStore(engine)
+    jobstore = SqlJobStore(engine, guard)
     cycle = FireCycle(
         engine,
         lease,

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.claim import due_times
 from scheduler.clock import Clock, monotonic, utcnow
-from scheduler.errors import LeadershipLost
+from scheduler.errors import ClockSkew, LeadershipLost
 from scheduler.jobstore import SqlJobStore
 from scheduler.lease import Lease, Replica
 from scheduler.models import replicas
@@ -68,6 +68,10 @@ class FireCycle:
                 self._outbox.publish(claim)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
+        except ClockSkew as exc:
+            log.error("scheduler: %s; not firing, stepping down", exc)
+            self._step_down()
+            return self._poll_s
         except LeadershipLost as exc:
             log.error("scheduler: fenced off, stepping down: %s", exc)
             self._step_down()

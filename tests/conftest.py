@@ -21,7 +21,7 @@ from tests.services import PG_ADMIN_URL, REDIS_TEST_URL, service_missing, unique
 DATABASES = ["sqlite", "postgresql"]
 
 
-def _create_pg_database() -> str:
+def create_pg_database() -> str:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = unique_name("sundial_test")
     try:
@@ -54,7 +54,7 @@ def new_database_url(
         if kind == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'sundial.db'}"
         else:
-            url = _create_pg_database()
+            url = create_pg_database()
             made.append(url)
         migrate.upgrade(url)
         return url

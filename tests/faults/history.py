@@ -327,6 +327,15 @@ def judge(
                 f"under token {r.fencing_token}, after the next term began at {later}"
             )
 
+    # Only runs on the consumer's queue can be delivered to it; a real worker's queue is
+    # checked from that worker's own execution record.
+    with engine.connect() as conn:
+        watched = {
+            row.id
+            for row in conn.execute(
+                select(schedules.c.id).where(schedules.c.queue == consumer.queue)
+            )
+        }
     counts = Counter(d.run_id for d in deliveries)
     by_run: dict[str, list[Delivery]] = defaultdict(list)
     for d in deliveries:
@@ -346,7 +355,7 @@ def judge(
                 problems.append(f"{r.state.value} run {r.id} ({r.schedule_id}) was delivered")
             if not r.reason:
                 problems.append(f"{r.state.value} run {r.id} ({r.schedule_id}) has no reason")
-        elif r.state in PUBLISHED and n == 0:
+        elif r.state in PUBLISHED and n == 0 and r.schedule_id in watched:
             pending.append(f"dispatched run {r.id} ({r.schedule_id}) not delivered yet")
         elif r.state is RunState.PENDING and r.scheduled_for <= until:
             pending.append(f"run {r.id} ({r.schedule_id} @ {r.scheduled_for}) still pending")

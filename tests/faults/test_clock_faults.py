@@ -1,0 +1,101 @@
+"""The leader's wall clock steps an hour forward, then an hour back (FAULTS.md 14 and 15).
+
+The replica that leads runs under libfaketime (Debian's ``faketime`` package) with its
+offset in a file the test rewrites; its monotonic clock is left alone, as an NTP step
+leaves it. Its next claim reads the database's clock in the same transaction, sees the
+hour and steps down without recording anything (``scheduler/skew.py``); the replica whose
+clock agrees takes over. Nothing fires early, twice, or is lost.
+"""
+
+from __future__ import annotations
+
+import glob
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from scheduler.clock import utcnow
+from scheduler.models import RunState
+from tests.faults.cluster import TTL_S, Cluster, mixed_workload
+from tests.faults.history import Term
+from tests.faults.processes import Service
+from tests.services import service_missing
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+
+LIBFAKETIME = "/usr/lib/*/faketime/libfaketimeMT.so.1"
+
+
+def _faked_clock(offset: Path) -> dict[str, str]:
+    """Environment that runs a process with its wall clock offset by ``offset``'s text."""
+    found = glob.glob(LIBFAKETIME)
+    if not found:
+        service_missing("libfaketime is not installed (apt-get install faketime)")
+    return {
+        "LD_PRELOAD": found[0],
+        "FAKETIME_TIMESTAMP_FILE": str(offset),
+        "FAKETIME_NO_CACHE": "1",  # the step happens when the file changes
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
+def test_leader_clock_stepped_an_hour_either_way_fires_nothing_early_twice_or_never(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    offset = tmp_path / "clock-offset"
+    offset.write_text("+0\n")
+    start = utcnow()
+    cluster.add(mixed_workload(start, one_offs_for_s=60))
+    skewed = cluster.procs.start_scheduler(env=_faked_clock(offset))
+    cluster.wait_ready(skewed)
+    term = cluster.leadership.wait_term(after=0, timeout=15)
+    assert term.pid == skewed.pid
+    healthy = cluster.procs.start_scheduler()
+    cluster.wait_ready(healthy)
+    figures = {}
+    for step in ("+1h", "-1h"):
+        cluster.wait_fires_under(term.token, cluster.fires_under(term.token).count + 20)
+        stepped_at = utcnow()
+        offset.write_text(f"{step}\n")
+        new = cluster.leadership.wait_term(after=term.token, timeout=2 * TTL_S)
+        assert new.pid == healthy.pid, "the replica with the stepped clock led again"
+        cluster.wait_fires_under(new.token, 20)
+        last = cluster.fires_under(term.token).last
+        assert last is not None and last <= stepped_at + timedelta(seconds=1)
+        figures[step] = round((new.since - stepped_at).total_seconds(), 2)
+        offset.write_text("+0\n")
+        if step == "+1h":
+            # Its clock is right again: hand it the lease back for the backward step.
+            term = _hand_over(cluster, healthy, skewed)
+            healthy = cluster.procs.start_scheduler()
+            cluster.wait_ready(healthy)
+
+    verdict = cluster.settle(utcnow() - timedelta(seconds=1), crashes=[])
+    early = [
+        f"{d.schedule_id} @ {d.scheduled_for} delivered at {d.at}"
+        for d in verdict.deliveries
+        if d.at < d.scheduled_for
+    ]
+    future = [r for r in verdict.runs if r.scheduled_for > utcnow() + timedelta(seconds=2)]
+    missed = [r for r in verdict.runs if r.state is RunState.MISSED]
+    refusals = cluster.log_lines(skewed, "wall clock is")
+    print(
+        f"\nleader clock stepped (takeover s after the step): {figures}; "
+        f"{len(refusals)} refusals logged by the stepped replica; {verdict.summary()}"
+    )
+    assert verdict.violations == []
+    assert early == [] and future == [] and missed == []
+    assert any("ahead of the database" in line for line in refusals)
+    assert any("behind the database" in line for line in refusals)
+
+
+def _hand_over(cluster: Cluster, leaving: Service, to: Service) -> Term:
+    current = cluster.leadership.current()
+    assert current is not None
+    leaving.signal(signal.SIGTERM)
+    term = cluster.leadership.wait_term(after=current.token, timeout=2 * TTL_S)
+    assert term.pid == to.pid
+    assert leaving.proc.wait(timeout=15) == 0
+    return term
