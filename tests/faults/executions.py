@@ -18,7 +18,7 @@ from typing import Any
 
 from scheduler.clock import utcnow
 from scheduler.settings import Settings
-from tests.faults.cluster import Cluster
+from tests.faults.cluster import START_TIMEOUT_S, Cluster
 from tests.faults.processes import RedisServer
 from tests.services import unique_name
 from tests.worker import WorkerProcess, running_worker
@@ -85,6 +85,7 @@ class RealWorker:
                 self.queue,
                 argv=["--include", "tests.jobs.probe_tasks"],
                 concurrency=self._concurrency,
+                start_timeout_s=START_TIMEOUT_S,
             )
         )
         self.hostnames.append(self.proc.hostname)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from scheduler.clock import utcnow
-from tests.faults.cluster import Cluster
+from tests.faults.cluster import START_TIMEOUT_S, Cluster
 from tests.faults.history import parse_instant
 from tests.services import free_port, wait_for
 
@@ -51,7 +51,7 @@ def test_idle_leader_fires_creates_and_moves_within_a_second_and_never_a_deleted
             except httpx.TransportError:
                 return False
 
-        wait_for(ready, 30, "the API to be ready", interval=0.1)
+        wait_for(ready, START_TIMEOUT_S, "the API to be ready", interval=0.1)
         term = cluster.leadership.current()
         shown = http.get("/v1/scheduler").json()["leader"]
         assert term is not None and shown is not None

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from scheduler.models import apply_sources, changes, schedules
-from tests.faults.cluster import Cluster
+from tests.faults.cluster import START_TIMEOUT_S, Cluster
 from tests.faults.processes import Service
 from tests.services import free_port, wait_for
 
@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 SCHEDULES = 400
 KILLED_AFTER = 200
+APPLY_TIMEOUT_S = 120.0
 
 
 def _api(cluster: Cluster, name: str, hook: Sequence[str] = ()) -> tuple[Service, str]:
@@ -41,7 +42,7 @@ def _api(cluster: Cluster, name: str, hook: Sequence[str] = ()) -> tuple[Service
         except httpx.TransportError:
             return False
 
-    wait_for(ready, 30, f"{name} to be ready", interval=0.1)
+    wait_for(ready, START_TIMEOUT_S, f"{name} to be ready", interval=0.1)
     return service, url
 
 
@@ -73,13 +74,13 @@ def test_api_killed_inside_an_apply_stores_none_of_it_and_the_retry_stores_all(
     }
     doomed, url = _api(cluster, "api", ("kill-mid-apply", str(trigger)))
     with pytest.raises(httpx.TransportError):
-        httpx.post(f"{url}/v1/apply", json=body, timeout=60)
+        httpx.post(f"{url}/v1/apply", json=body, timeout=APPLY_TIMEOUT_S)
     assert doomed.proc.wait(timeout=10) == -signal.SIGKILL
     assert fired.read_text() == str(KILLED_AFTER), "the API died elsewhere than mid-apply"
     after_kill = _stored(cluster)
 
     _, url = _api(cluster, "api-2")
-    response = httpx.post(f"{url}/v1/apply", json=body, timeout=60)
+    response = httpx.post(f"{url}/v1/apply", json=body, timeout=APPLY_TIMEOUT_S)
     assert response.status_code == 200, response.text
     plan = response.json()
     stored = _stored(cluster)
