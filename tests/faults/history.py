@@ -116,6 +116,10 @@ class BrokerConsumer:
             with self._lock:
                 self._deliveries.append(delivery)
 
+    def alive(self) -> bool:
+        """True while the consuming thread runs."""
+        return self._thread.is_alive()
+
     def deliveries(self) -> list[Delivery]:
         """Everything consumed so far, in arrival order."""
         with self._lock:

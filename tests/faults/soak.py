@@ -38,6 +38,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import make_url
+
 from scheduler import migrate
 from scheduler.clock import monotonic, utcnow
 from scheduler.models import RunState
@@ -246,6 +248,12 @@ def _figures(
     executions = tally(worker.executions())
     tokens = {r.fencing_token for r in runs if r.fencing_token is not None}
     violations = verdict.violations + chaos.dead_replicas()
+    undelivered = [
+        r
+        for r in runs
+        if r.state in PUBLISHED and not r.schedule_id.startswith("w-") and not delivered[r.id]
+    ]
+    by_minute = Counter((r.dispatched_at or r.created_at).strftime("%H:%M") for r in undelivered)
     return {
         "minutes": round((until - start).total_seconds() / 60, 1),
         "schedules": len({r.schedule_id for r in verdict.runs}),
@@ -263,6 +271,19 @@ def _figures(
         "duplicate_executions": len(executions.twice()),
         "unexplained_misses": len(verdict.incomplete),
         "violations": violations,
+        "undelivered_by_minute_published": dict(sorted(by_minute.items())),
+        "undelivered_sample": [
+            f"{r.schedule_id} @ {r.scheduled_for} token {r.fencing_token} "
+            f"recorded {r.created_at} dispatched {r.dispatched_at}"
+            for r in undelivered[:20]
+        ],
+        "consumer_alive": cluster.consumer.alive(),
+        "last_delivery": str(max((d.at for d in verdict.deliveries), default=None)),
+        "left_in_the_queue": int(cluster.broker_redis.command("LLEN", cluster.queue)),  # type: ignore[call-overload]
+        "broker_keys": sorted(
+            str(k)
+            for k in cluster.broker_redis.command("KEYS", "*")  # type: ignore[attr-defined]
+        )[:30],
         "incomplete": verdict.incomplete[:50],
         "events": chaos.events,
         "folder": str(cluster.folder),
@@ -280,11 +301,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(tempfile.mkdtemp(prefix="sundial-soak-"))
     print(f"soak: {args.minutes:g} min, seed {seed}, logs in {folder}", flush=True)
     database_url = create_pg_database()
+    clean = False
     try:
         migrate.upgrade(database_url)
         figures = soak(args.minutes, seed, folder, database_url) | {"seed": seed}
+        clean = not (figures["violations"] or figures["unexplained_misses"])
     finally:
-        drop_pg_database(database_url)
+        if clean:
+            drop_pg_database(database_url)
+        else:  # kept for a look at what went wrong
+            print(f"soak: database kept: {make_url(database_url).database}", flush=True)
     text = json.dumps(figures, indent=2, default=str)
     if args.report is not None:
         args.report.write_text(text)
