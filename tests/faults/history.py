@@ -84,6 +84,7 @@ class BrokerConsumer:
         self._lock = threading.Lock()
         self._deliveries: list[Delivery] = []
         self.undecodable: list[bytes] = []
+        self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="broker-consumer", daemon=True)
 
@@ -101,7 +102,9 @@ class BrokerConsumer:
         while not self._stop.is_set():
             try:
                 item = self._client.brpop([self.queue], timeout=0.2)
-            except redis.RedisError:
+            except Exception as exc:  # the checker's thread must outlive any surprise
+                if not isinstance(exc, redis.RedisError):
+                    self.errors.append(repr(exc))
                 self._stop.wait(0.2)
                 continue
             if item is None:
