@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import redis
 from sqlalchemy import Engine, select
@@ -41,6 +41,7 @@ PUBLISHED = {
     RunState.REVOKED,
 }
 NOT_RUN = {RunState.SKIPPED, RunState.MISSED}
+POP_BATCH = 500
 
 
 def parse_instant(text: str) -> datetime:
@@ -98,26 +99,34 @@ class BrokerConsumer:
         self._thread.join(timeout=5)
         self._client.close()
 
+    def _pop(self) -> list[Any]:
+        """Up to a batch of messages, oldest first, or one after a short wait: one message
+        per round trip fell behind a soak's firing rate on a loaded machine."""
+        batch = self._client.rpop(self.queue, POP_BATCH)
+        if batch:
+            return list(cast(list[Any], batch))
+        item = self._client.brpop([self.queue], timeout=0.2)
+        return [] if item is None else [item[1]]
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                item = self._client.brpop([self.queue], timeout=0.2)
+                items = self._pop()
             except Exception as exc:  # the checker's thread must outlive any surprise
                 if not isinstance(exc, redis.RedisError):
                     self.errors.append(repr(exc))
                 self._stop.wait(0.2)
                 continue
-            if item is None:
-                continue
             at = utcnow()
-            raw = item[1] if isinstance(item[1], bytes) else str(item[1]).encode()
-            try:
-                delivery = decode_message(raw, at)
-            except (ValueError, KeyError, IndexError, TypeError):
-                self.undecodable.append(raw)
-                continue
+            decoded = []
+            for item in items:
+                raw = item if isinstance(item, bytes) else str(item).encode()
+                try:
+                    decoded.append(decode_message(raw, at))
+                except (ValueError, KeyError, IndexError, TypeError):
+                    self.undecodable.append(raw)
             with self._lock:
-                self._deliveries.append(delivery)
+                self._deliveries.extend(decoded)
 
     def alive(self) -> bool:
         """True while the consuming thread runs."""
