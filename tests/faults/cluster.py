@@ -34,6 +34,9 @@ TTL_S = 3.0
 # Bounds on a process starting, not paces: on this 2-core machine, loaded to 30 by other
 # test runs, a Python process took over 30 s to import and connect.
 START_TIMEOUT_S = 90.0
+# The same for the history settling after a fault: under that load one pass of the checker
+# over a few thousand runs took seconds, and a 30 s bound ran out just before it settled.
+SETTLE_S = 90.0
 # Replicas connect with this application_name, so a test can kill their backends (and
 # only theirs, in its own database) with pg_terminate_backend.
 REPLICA_APP = "sundial_faults_replica"
@@ -160,7 +163,7 @@ class Cluster:
         kwargs.setdefault("crashes", self.crashes)
         return judge(self.engine, self.consumer, self.leadership, until=until, **kwargs)
 
-    def settle(self, until: datetime, timeout: float = 30, **kwargs: Any) -> Verdict:
+    def settle(self, until: datetime, timeout: float = SETTLE_S, **kwargs: Any) -> Verdict:
         """Wait until every fire due by ``until`` is recorded, published and delivered."""
 
         def settled() -> Verdict | None:
