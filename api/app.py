@@ -28,10 +28,10 @@ from api.routes import (
     timeline,
 )
 from api.ui.mount import mount_dashboard
-from scheduler.clock import Clock, utcnow
-from scheduler.db import make_engine
-from scheduler.notices import ChangeNotifier, NullNotifier, RedisNotifier
+from scheduler.leadership.notices import ChangeNotifier, NullNotifier, RedisNotifier
 from scheduler.settings import Settings
+from scheduler.store.db import make_engine
+from scheduler.timing.clock import Clock, utcnow
 
 log = logging.getLogger("sundial.api")
 

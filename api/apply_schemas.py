@@ -17,9 +17,9 @@ from api.schemas import (
     Trigger,
     example_config,
 )
-from scheduler.apply import CalendarPlan, FieldChange, Plan, PlanEntry
-from scheduler.calendar_store import CalendarSpec
-from scheduler.triggers import DelaySpec
+from scheduler.store.apply import CalendarPlan, FieldChange, Plan, PlanEntry
+from scheduler.store.calendar_store import CalendarSpec
+from scheduler.timing.triggers import DelaySpec
 
 MAX_APPLY_ENTRIES = 10_000
 # Fields of a schedule as the API returns it that no one sets: a file may carry them (an

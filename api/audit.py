@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 
 from api.auth import require_write
-from scheduler.history import MAX_REASON_CHARS, Audit
+from scheduler.store.history import MAX_REASON_CHARS, Audit
 
 
 def change_audit(

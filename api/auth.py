@@ -12,8 +12,8 @@ from fastapi import Depends, HTTPException
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import Context
-from scheduler.history import ANONYMOUS_ACTOR
 from scheduler.settings import ApiKey, Settings
+from scheduler.store.history import ANONYMOUS_ACTOR
 
 Role = Literal["read", "write"]
 

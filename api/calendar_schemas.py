@@ -1,4 +1,4 @@
-"""Calendar bodies: the spec is :class:`scheduler.calendar_store.CalendarSpec`."""
+"""Calendar bodies: the spec is :class:`scheduler.store.calendar_store.CalendarSpec`."""
 
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine
 
 from api.metrics import Metrics
-from scheduler.clock import Clock
-from scheduler.notices import ChangeNotifier
+from scheduler.leadership.notices import ChangeNotifier
 from scheduler.settings import Settings
+from scheduler.timing.clock import Clock
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from scheduler.alerts import AlertKind, schedules_in_breach
-from scheduler.clock import monotonic
-from scheduler.models import RunState, ScheduleState
-from scheduler.schedules import count_by_state
+from scheduler.runs.alerts import AlertKind, schedules_in_breach
+from scheduler.store.models import RunState, ScheduleState
+from scheduler.store.schedules import count_by_state
+from scheduler.timing.clock import monotonic
 
 log = logging.getLogger("sundial.api.metrics")
 

@@ -28,9 +28,9 @@ from api.examples import (
     TRIGGER_EXAMPLES,
 )
 from api.strict_json import printable_value
-from scheduler.models import ExcludedPolicy, Overlap, RunState, RunTrigger, ScheduleState
-from scheduler.schedules import ScheduleValues
-from scheduler.triggers import StoredTrigger, Timestamp, TriggerSpec, resolve
+from scheduler.store.models import ExcludedPolicy, Overlap, RunState, RunTrigger, ScheduleState
+from scheduler.store.schedules import ScheduleValues
+from scheduler.timing.triggers import StoredTrigger, Timestamp, TriggerSpec, resolve
 
 SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 # Label keys exclude ':' so that the list filter `label=k:v` is unambiguous.

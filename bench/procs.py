@@ -18,7 +18,7 @@ from typing import IO, TypeVar
 from sqlalchemy import Engine, select
 
 from bench.services import REPO
-from scheduler.models import LEADER_ROW, leader
+from scheduler.store.models import LEADER_ROW, leader
 
 T = TypeVar("T")
 STOP_TIMEOUT_S = 10.0

@@ -11,7 +11,7 @@ import redis
 from sqlalchemy import Engine, text
 
 from bench.consumer import epoch_us
-from scheduler.notices import CHANNEL
+from scheduler.leadership.notices import CHANNEL
 
 TASK = "bench.noop"
 _COLUMNS = (

@@ -19,7 +19,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from scheduler import migrate
+from scheduler.store import migrate
 
 PG_ADMIN_URL = os.environ.get(
     "SUNDIAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

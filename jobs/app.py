@@ -9,7 +9,7 @@ from celery import Celery
 from jobs.dedupe import install
 from jobs.ledger import ledger_url
 from jobs.tasks import register_tasks
-from scheduler.broker import celery_config
+from scheduler.firing.broker import celery_config
 from scheduler.settings import Settings
 
 

@@ -36,7 +36,7 @@ from celery.exceptions import Ignore, Reject
 
 from jobs.headers import header
 from jobs.ledger import DONE_TTL_S, RUNNING_TTL_S, Execution, ExecutionLedger, Seen
-from scheduler.models import HEADER_RUN_ID
+from scheduler.store.models import HEADER_RUN_ID
 
 log = logging.getLogger("sundial.dedupe")
 

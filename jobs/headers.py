@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from scheduler.models import HEADER_RUN_ID as RUN_ID
-from scheduler.models import HEADER_SCHEDULE_ID as SCHEDULE_ID
-from scheduler.models import HEADER_SCHEDULED_FOR as SCHEDULED_FOR
+from scheduler.store.models import HEADER_RUN_ID as RUN_ID
+from scheduler.store.models import HEADER_SCHEDULE_ID as SCHEDULE_ID
+from scheduler.store.models import HEADER_SCHEDULED_FOR as SCHEDULED_FOR
 
 DISPATCH_HEADERS = (SCHEDULE_ID, SCHEDULED_FOR, RUN_ID)
 

@@ -19,7 +19,7 @@ from types import TracebackType
 
 import redis
 
-from scheduler.lease import COMPARE_AND_DELETE, COMPARE_AND_EXTEND
+from scheduler.leadership.lease import COMPARE_AND_DELETE, COMPARE_AND_EXTEND
 from scheduler.settings import Settings
 
 log = logging.getLogger("sundial.ledger")

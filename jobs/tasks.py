@@ -9,8 +9,8 @@ from celery import Celery
 
 from jobs.headers import dispatch_headers
 from jobs.webhook import DEFAULT_TIMEOUT_S, send_webhook
-from scheduler.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCHEDULED_FOR
 from scheduler.settings import Settings
+from scheduler.store.models import HEADER_RUN_ID, HEADER_SCHEDULE_ID, HEADER_SCHEDULED_FOR
 
 ECHO = "sundial.echo"
 WEBHOOK = "sundial.webhook"

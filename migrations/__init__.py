@@ -1,1 +1,1 @@
-"""Alembic migrations of sundial's schema; ``scheduler.migrate`` runs them."""
+"""Alembic migrations of sundial's schema; ``scheduler.store.migrate`` runs them."""

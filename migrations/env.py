@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from scheduler.db import make_engine
-from scheduler.models import metadata
+from scheduler.store.db import make_engine
+from scheduler.store.models import metadata
 
 config = context.config
 

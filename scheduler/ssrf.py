@@ -2,7 +2,7 @@
 
 A target is resolved once; every address it resolves to must be public unless its host
 is allow-listed. The caller then connects to one of the vetted addresses itself (see
-:mod:`jobs.webhook` and :mod:`scheduler.alert_webhook`), so a second DNS answer can never
+:mod:`jobs.webhook` and :mod:`scheduler.runs.alert_webhook`), so a second DNS answer can never
 redirect the request. Shared by the ``sundial.webhook`` task and the alert webhook.
 """
 

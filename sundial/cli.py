@@ -51,7 +51,7 @@ def main() -> None:
 @main.command()
 def migrate() -> None:
     """Upgrade the configured database to the newest schema (alembic upgrade head)."""
-    from scheduler import migrate as migrations
+    from scheduler.store import migrate as migrations
 
     _configure_logging()
     settings = load_settings()
@@ -97,7 +97,7 @@ def api(host: str, port: int, workers: int | None) -> None:
 @main.command()
 def scheduler() -> None:
     """Run one scheduler replica until SIGTERM (run several for high availability)."""
-    from scheduler.replica import build_replica
+    from scheduler.leadership.replica import build_replica
 
     _configure_logging()
     build_replica(load_settings()).run()

@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Mapping
 
-from scheduler import migrate
-from scheduler.broker import EMBEDDED_TRANSPORT_OPTIONS, embedded_broker
+from scheduler.firing.broker import EMBEDDED_TRANSPORT_OPTIONS, embedded_broker
 from scheduler.settings import Settings
+from scheduler.store import migrate
 
 log = logging.getLogger("sundial.dev")
 

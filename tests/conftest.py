@@ -11,11 +11,11 @@ import redis
 from sqlalchemy import Engine, create_engine, delete, insert, text
 from sqlalchemy.engine import make_url
 
-from scheduler import migrate
-from scheduler.db import make_engine
-from scheduler.embedded_broker import STATE_FILE, EmbeddedBroker
-from scheduler.models import LEADER_ROW, leader, metadata
+from scheduler.firing.embedded_broker import STATE_FILE, EmbeddedBroker
 from scheduler.settings import Settings
+from scheduler.store import migrate
+from scheduler.store.db import make_engine
+from scheduler.store.models import LEADER_ROW, leader, metadata
 from tests.services import PG_ADMIN_URL, REDIS_TEST_URL, service_missing, unique_name
 
 DATABASES = ["sqlite", "postgresql"]

@@ -8,10 +8,10 @@ from typing import Any, cast
 
 from sqlalchemy import Engine, insert, select
 
-from scheduler.calendar_store import link_calendars, load_calendars
-from scheduler.exclusions import Calendar
-from scheduler.firing import arm, calendar_names
-from scheduler.models import ScheduleState, run_id_for, runs, schedules
+from scheduler.store.calendar_store import link_calendars, load_calendars
+from scheduler.store.models import ScheduleState, run_id_for, runs, schedules
+from scheduler.timing.exclusions import Calendar
+from scheduler.timing.fire_policy import arm, calendar_names
 
 
 def schedule_row(

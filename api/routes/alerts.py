@@ -13,8 +13,8 @@ from api.history_schemas import AlertPage, AlertPublic
 from api.pagination import decode_cursor, encode_cursor
 from api.schemas import UTCDatetime
 from api.strict_route import StrictRoute
-from scheduler import alerts as repo
-from scheduler.alerts import AlertKind
+from scheduler.runs import alerts as repo
+from scheduler.runs.alerts import AlertKind
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], route_class=StrictRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}

@@ -10,9 +10,9 @@ from api.auth import Write
 from api.deps import Context
 from api.errors import invalid_input
 from api.strict_route import StrictRoute
-from scheduler import schedules as repo
-from scheduler.apply import Desired, DesiredCalendar, apply_schedules
 from scheduler.errors import TaskNotAllowed
+from scheduler.store import schedules as repo
+from scheduler.store.apply import Desired, DesiredCalendar, apply_schedules
 
 router = APIRouter(tags=["apply"], route_class=StrictRoute)
 

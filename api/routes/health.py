@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from api.deps import AppContext, Context
 from api.status_schemas import Health
 from api.strict_route import StrictRoute
-from scheduler.migrate import schema_is_current
+from scheduler.store.migrate import schema_is_current
 
 router = APIRouter(tags=["health"], route_class=StrictRoute)
 

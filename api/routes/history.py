@@ -19,11 +19,11 @@ from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId, public, upsert
 from api.schemas import ScheduleCreate, SchedulePublic, UTCDatetime
 from api.strict_route import StrictRoute
-from scheduler import history
-from scheduler import schedules as repo
 from scheduler.errors import NotFound
-from scheduler.history import Kind
-from scheduler.models import ScheduleState
+from scheduler.store import history
+from scheduler.store import schedules as repo
+from scheduler.store.history import Kind
+from scheduler.store.models import ScheduleState
 
 router = APIRouter(tags=["history"], route_class=StrictRoute)
 _ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "Missing or invalid API key"}}

@@ -14,11 +14,11 @@ from api.errors import invalid_input
 from api.routes.schedules import ScheduleId
 from api.schemas import ExcludedFire, PreviewRequest, PreviewResponse, UTCDatetime
 from api.strict_route import StrictRoute
-from scheduler import schedules as repo
-from scheduler.calendar_store import load_calendars
 from scheduler.errors import InvalidSchedule
-from scheduler.firing import calendar_names, fire_times_of, upcoming
-from scheduler.triggers import FireTimes, jitter, resolve
+from scheduler.store import schedules as repo
+from scheduler.store.calendar_store import load_calendars
+from scheduler.timing.fire_policy import calendar_names, fire_times_of, upcoming
+from scheduler.timing.triggers import FireTimes, jitter, resolve
 
 router = APIRouter(route_class=StrictRoute)
 

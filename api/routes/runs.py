@@ -14,8 +14,8 @@ from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId
 from api.schemas import RunPage, RunPublic, UTCDatetime
 from api.strict_route import StrictRoute
-from scheduler import schedules as repo
-from scheduler.models import RunState, RunTrigger
+from scheduler.store import schedules as repo
+from scheduler.store.models import RunState, RunTrigger
 
 router = APIRouter(tags=["runs"], route_class=StrictRoute)
 

@@ -20,8 +20,8 @@ from api.schemas import (
     StateChange,
 )
 from api.strict_route import StrictRoute
-from scheduler import schedules as repo
-from scheduler.backfill import MAX_BACKFILL_FIRES, backfill
+from scheduler.firing.backfill import MAX_BACKFILL_FIRES, backfill
+from scheduler.store import schedules as repo
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 

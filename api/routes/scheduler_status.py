@@ -11,7 +11,7 @@ from api.auth import Read
 from api.deps import Context
 from api.status_schemas import LeaderPublic, ReplicaPublic, SchedulerStatus
 from api.strict_route import StrictRoute
-from scheduler.models import LEADER_ROW, leader, replicas
+from scheduler.store.models import LEADER_ROW, leader, replicas
 
 router = APIRouter(prefix="/v1", tags=["scheduler"], route_class=StrictRoute)
 

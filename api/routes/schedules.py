@@ -29,11 +29,11 @@ from api.schemas import (
     SchedulePut,
 )
 from api.strict_route import StrictRoute
-from scheduler import schedules as repo
 from scheduler.errors import PreconditionFailed
-from scheduler.history import Audit
-from scheduler.models import ScheduleState
-from scheduler.schedules import ScheduleValues
+from scheduler.store import schedules as repo
+from scheduler.store.history import Audit
+from scheduler.store.models import ScheduleState
+from scheduler.store.schedules import ScheduleValues
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)

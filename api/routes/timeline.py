@@ -16,7 +16,7 @@ from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId
 from api.schemas import UTCDatetime
 from api.strict_route import StrictRoute
-from scheduler.timeline import timeline
+from scheduler.runs.timeline import timeline
 
 router = APIRouter(tags=["schedules"], route_class=StrictRoute)
 # A window longer than this is refused: ask for it in parts.

@@ -16,8 +16,8 @@ from fastapi import Depends, Request
 from api.auth import Role
 from api.ui.refusals import Refused
 from api.ui.session import CSRF_FIELD, CSRF_HEADER, Session, Sessions, served_securely
-from scheduler.history import ANONYMOUS_ACTOR, Audit
 from scheduler.settings import Settings
+from scheduler.store.history import ANONYMOUS_ACTOR, Audit
 
 
 class LoginRequired(Exception):

@@ -2,7 +2,7 @@
 
 The leader and replicas come from the same code as ``GET /v1/scheduler``; run counts,
 fire lateness and the schedules needing a look from bounded, indexed reads of the store
-(:mod:`scheduler.run_history`, :mod:`scheduler.lateness`). When the scheduler exports
+(:mod:`scheduler.runs.run_history`, :mod:`scheduler.runs.lateness`). When the scheduler exports
 figures of its own, this is where the overview reads them too.
 """
 
@@ -15,9 +15,8 @@ from typing import Any
 from api.deps import AppContext
 from api.routes.scheduler_status import scheduler_status
 from api.status_schemas import SchedulerStatus
-from scheduler.lateness import LatenessSummary, recent_samples, summarize
-from scheduler.models import RunState
-from scheduler.run_history import (
+from scheduler.runs.lateness import LatenessSummary, recent_samples, summarize
+from scheduler.runs.run_history import (
     FAILURE_PAUSE_PREFIX,
     QUARANTINE_PREFIX,
     StateCounts,
@@ -25,6 +24,7 @@ from scheduler.run_history import (
     failing_schedules,
     held_schedules,
 )
+from scheduler.store.models import RunState
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)

@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.ui import describe
 from api.ui.access import Access, Viewer
 from api.ui.forms import unplaced
-from scheduler.calendar_words import describe_rule
-from scheduler.models import RunState
+from scheduler.store.models import RunState
+from scheduler.timing.calendar_words import describe_rule
 
 UI = "/ui"
 SECURITY_HEADERS = {

@@ -21,7 +21,7 @@ from bench.procs import BenchError, Child, Processes, processes, sundial_env, wa
 from bench.profile import Profiler, summarize
 from bench.report import Report
 from bench.services import Services
-from scheduler.models import runs
+from scheduler.store.models import runs
 
 T = TypeVar("T")
 log = logging.getLogger("bench")

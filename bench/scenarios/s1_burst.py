@@ -16,7 +16,7 @@ from bench.report import Metric
 from bench.scenarios.common import Bench, check_ready_before, run_states, utc_in
 from bench.services import unique_name
 from bench.stats import deliveries, percentile, rate
-from scheduler.db import make_engine
+from scheduler.store.db import make_engine
 
 NAME = "S1"
 

@@ -20,8 +20,8 @@ from bench.scenarios.common import Bench, check_ready_before, run_states, sleep_
 from bench.scenarios.s1_burst import start_baseline
 from bench.services import unique_name
 from bench.stats import deliveries, percentile
-from scheduler.db import make_engine
-from scheduler.models import RunState, runs
+from scheduler.store.db import make_engine
+from scheduler.store.models import RunState, runs
 
 NAME = "S2"
 PERIOD_S = 1.0

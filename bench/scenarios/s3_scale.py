@@ -18,7 +18,7 @@ from bench.scenarios import s2_sustained
 from bench.scenarios.common import Bench, start_api, utc_in
 from bench.services import unique_name
 from bench.stats import percentile
-from scheduler.db import make_engine
+from scheduler.store.db import make_engine
 
 NAME = "S3"
 MB = 2**20

@@ -18,7 +18,7 @@ from bench.report import Metric
 from bench.scenarios.common import Bench, start_api
 from bench.services import unique_name
 from bench.stats import percentile
-from scheduler.db import make_engine
+from scheduler.store.db import make_engine
 
 NAME = "S4"
 CONCURRENCY = 16

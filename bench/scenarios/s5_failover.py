@@ -18,8 +18,8 @@ from bench.report import Metric
 from bench.scenarios.common import Bench, start_api, utc_in
 from bench.services import unique_name
 from bench.stats import deliveries, percentile
-from scheduler.db import make_engine
-from scheduler.models import replicas
+from scheduler.store.db import make_engine
+from scheduler.store.models import replicas
 
 NAME = "S5"
 TTL_S = 3.0

@@ -29,10 +29,10 @@ from bench.report import Metric
 from bench.scenarios.common import Bench, free_port
 from bench.services import REPO
 from bench.stats import percentile
-from scheduler.broker import celery_config, embedded_broker
-from scheduler.db import make_engine
-from scheduler.models import runs
+from scheduler.firing.broker import celery_config, embedded_broker
 from scheduler.settings import Settings
+from scheduler.store.db import make_engine
+from scheduler.store.models import runs
 from sundial.dev import WORKER_ARGS, child_env
 
 NAME = "S6"

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from scheduler.db import UTCDateTime
+from scheduler.store.db import UTCDateTime
 
 revision: str = "0006_i13"
 down_revision: str | None = "0005_i9"

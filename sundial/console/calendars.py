@@ -8,7 +8,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from scheduler.calendar_words import describe_rule
+from scheduler.timing.calendar_words import describe_rule
 from sundial.client import Calendar, CalendarSpec, Client, InvalidInput, NotFound
 from sundial.client.errors import describe
 from sundial.console import render

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
-from scheduler.models import runs, schedules
+from scheduler.store.models import runs, schedules
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2 over httpx; the TestClient works the same with either.

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, update
 
-from scheduler.models import schedules
+from scheduler.store.models import schedules
 from tests.api.support import T0, FakeClock, RecordingNotifier, TestClient, put, z
 
 

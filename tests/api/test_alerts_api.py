@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine
 
-from scheduler.alerts import AlertKind, raise_alert, resolve_deleted
+from scheduler.runs.alerts import AlertKind, raise_alert, resolve_deleted
 from tests.api.support import T0, TestClient, z
 
 

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine
 
 from api.apply_schemas import ApplyEntry
-from scheduler.apply import Desired, apply_schedules
-from scheduler.history import Audit
+from scheduler.store.apply import Desired, apply_schedules
+from scheduler.store.history import Audit
 from tests.api.support import (
     CRON,
     T0,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from scheduler.models import calendars, changes
+from scheduler.store.models import calendars, changes
 from tests.api.support import RecordingNotifier, TestClient, count_schedules, schedule_body
 
 HOURLY = {"type": "cron", "expression": "0 * * * *", "timezone": "Europe/Berlin"}

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from scheduler.claim import claim_due
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import RunState
+from scheduler.firing.claim import claim_due
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.store.models import RunState
 from tests.api.support import FakeClock, TestClient, z
 from tests.conftest import reset_database
 from tests.factories import runs_of, schedule

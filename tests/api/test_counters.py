@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from scheduler.models import RunState, schedules
-from scheduler.outcomes import record_outcome
+from scheduler.runs.outcomes import record_outcome
+from scheduler.store.models import RunState, schedules
 from tests.api.support import T0, FakeClock, TestClient, add_run, create, put, z
 
 COUNTERS = ("run_count", "failure_count", "consecutive_failures", "missed_count", "skipped_count")

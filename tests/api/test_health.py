@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from scheduler.db import make_engine
+from scheduler.store.db import make_engine
 from tests.api.support import T0, TestClient, add_run, put
 from tests.services import free_port
 

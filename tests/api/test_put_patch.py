@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
-from scheduler.models import schedules
+from scheduler.store.models import schedules
 from tests.api.support import (
     CRON,
     T0,

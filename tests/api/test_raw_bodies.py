@@ -26,7 +26,7 @@ from sqlalchemy import Engine, select
 
 from api import strict_json
 from api.merge_patch import merge_patch
-from scheduler.models import (
+from scheduler.store.models import (
     apply_sources,
     calendars,
     changes,

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
-from scheduler.models import runs
+from scheduler.store.models import runs
 from tests.api.support import T0, TestClient, add_run, assert_invalid, put, z
 
 

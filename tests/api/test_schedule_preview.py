@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from scheduler.firing import arm
-from scheduler.models import schedules
-from scheduler.triggers import jitter
+from scheduler.store.models import schedules
+from scheduler.timing.fire_policy import arm
+from scheduler.timing.triggers import jitter
 from tests.api.support import T0, FakeClock, TestClient, assert_invalid, put, z
 
 EVERY_5_MIN = {"type": "cron", "expression": "*/5 * * * *", "timezone": "UTC"}

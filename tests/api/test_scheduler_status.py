@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, update
 
-from scheduler.models import LEADER_ROW, leader, replicas
+from scheduler.store.models import LEADER_ROW, leader, replicas
 from tests.api.support import T0, TestClient, z
 
 

@@ -14,8 +14,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from api.app import create_app
-from scheduler.db import make_engine
 from scheduler.settings import Settings
+from scheduler.store.db import make_engine
 
 EXAMPLES_PER_OPERATION = 30
 

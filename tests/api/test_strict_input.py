@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, update
 
 from api import strict_json
-from scheduler.models import runs
+from scheduler.store.models import runs
 from tests.api.support import (
     T0,
     TestClient,

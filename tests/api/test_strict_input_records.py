@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from scheduler.models import calendars, changes
+from scheduler.store.models import calendars, changes
 from tests.api.support import TestClient, put
 
 JSON = {"content-type": "application/json"}

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from scheduler.claim import claim_due
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import RunState
-from scheduler.outcomes import record_outcome
+from scheduler.firing.claim import claim_due
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.runs.outcomes import record_outcome
+from scheduler.store.models import RunState
 from tests.api.support import T0, FakeClock, TestClient, put, z
 
 HOURLY = {"type": "cron", "expression": "0 * * * *", "timezone": "UTC"}

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scheduler.embedded_broker import STATE_FILE
+from scheduler.firing.embedded_broker import STATE_FILE
 from tests.services import free_port, wait_for
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from scheduler import migrate
-from scheduler.clock import utcnow
-from scheduler.db import make_engine
-from scheduler.models import leader, replicas, runs
+from scheduler.store import migrate
+from scheduler.store.db import make_engine
+from scheduler.store.models import leader, replicas, runs
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule
 from tests.services import wait_for
 

@@ -21,10 +21,10 @@ import redis
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
-from scheduler.clock import utcnow
-from scheduler.db import make_engine
-from scheduler.models import replicas, runs, schedules
-from scheduler.notices import CHANNEL
+from scheduler.leadership.notices import CHANNEL
+from scheduler.store.db import make_engine
+from scheduler.store.models import replicas, runs, schedules
+from scheduler.timing.clock import utcnow
 from tests.factories import schedule_row
 from tests.faults.history import BrokerConsumer, LeadershipLog, Verdict, judge
 from tests.faults.processes import ProcessGroup, RedisServer, Service, TcpProxy

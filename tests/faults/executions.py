@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from scheduler.clock import utcnow
 from scheduler.settings import Settings
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import START_TIMEOUT_S, Cluster
 from tests.faults.processes import RedisServer
 from tests.services import unique_name

@@ -25,9 +25,9 @@ from typing import Any, cast
 import redis
 from sqlalchemy import Engine, select
 
-from scheduler.clock import utcnow
-from scheduler.firing import fire_times_of
-from scheduler.models import LEADER_ROW, RunState, leader, run_id_for, runs, schedules
+from scheduler.store.models import LEADER_ROW, RunState, leader, run_id_for, runs, schedules
+from scheduler.timing.clock import utcnow
+from scheduler.timing.fire_policy import fire_times_of
 from tests.services import wait_for
 
 # Runs in these states were published (or are past it): each must have been delivered.

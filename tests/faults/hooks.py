@@ -39,7 +39,7 @@ def _claim(trigger: Path) -> Path | None:
 
 def kill_before_mark(trigger: Path) -> None:
     """SIGKILL between publishing a batch and recording it, once triggered."""
-    import scheduler.outbox as outbox  # noqa: PLC0415 - patched before sundial starts
+    import scheduler.firing.outbox as outbox  # noqa: PLC0415 - patched before sundial starts
 
     # The outbox's own name for the store write, so the hook also fits older outboxes.
     name = "mark_dispatched"
@@ -61,7 +61,7 @@ def starve_renew(trigger: Path) -> None:
     Only the leader renews, so the leader's lease thread alone is stuck; its scheduler
     thread and everything else run on (FAULTS.md scenario 5).
     """
-    import scheduler.lease as lease  # noqa: PLC0415 - patched before sundial starts
+    import scheduler.leadership.lease as lease  # noqa: PLC0415 - patched before sundial starts
 
     real = lease.RedisLease.renew
 
@@ -78,7 +78,7 @@ def starve_renew(trigger: Path) -> None:
 def kill_mid_apply(trigger: Path) -> None:
     """SIGKILL inside an apply's transaction, after the number of schedules the trigger file
     holds were written and before the rest (and the commit)."""
-    import scheduler.apply as apply  # noqa: PLC0415 - patched before sundial starts
+    import scheduler.store.apply as apply  # noqa: PLC0415 - patched before sundial starts
 
     real = apply._apply_one
     written = 0

@@ -40,9 +40,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from scheduler import migrate
-from scheduler.clock import monotonic, utcnow
-from scheduler.models import RunState
+from scheduler.store import migrate
+from scheduler.store.models import RunState
+from scheduler.timing.clock import monotonic, utcnow
 from tests.conftest import create_pg_database, drop_pg_database
 from tests.faults.cluster import TTL_S, Cluster, Spec, build_cluster, cron, interval, once
 from tests.faults.executions import RealWorker, tally

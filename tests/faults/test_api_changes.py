@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from scheduler.clock import utcnow
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import START_TIMEOUT_S, Cluster
 from tests.faults.history import parse_instant
 from tests.services import free_port, wait_for

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from scheduler.models import apply_sources, changes, schedules
+from scheduler.store.models import apply_sources, changes, schedules
 from tests.faults.cluster import START_TIMEOUT_S, Cluster
 from tests.faults.processes import Service
 from tests.services import free_port, wait_for

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from scheduler.clock import utcnow
-from scheduler.models import RunState
+from scheduler.store.models import RunState
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import Cluster, mixed_workload
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]

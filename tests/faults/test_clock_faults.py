@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.clock import utcnow
-from scheduler.models import RunState
+from scheduler.store.models import RunState
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import START_TIMEOUT_S, TTL_S, Cluster, mixed_workload
 from tests.faults.history import Term
 from tests.faults.processes import Service

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.clock import utcnow
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import TTL_S, Cluster, interval
 from tests.services import wait_for
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.clock import utcnow
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import TTL_S, Cluster, mixed_workload
 from tests.services import wait_for
 

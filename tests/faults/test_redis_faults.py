@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from scheduler.clock import utcnow
-from scheduler.models import RunState
+from scheduler.store.models import RunState
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import TTL_S, Cluster, interval, mixed_workload
 from tests.faults.history import Verdict
 from tests.faults.processes import Service

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from scheduler.clock import monotonic, utcnow
-from scheduler.models import RunState
+from scheduler.store.models import RunState
+from scheduler.timing.clock import monotonic, utcnow
 from tests.faults.cluster import TTL_S, Cluster, interval, mixed_workload
 from tests.services import wait_for
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from scheduler.clock import utcnow
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import Cluster, Spec, cron, once
 from tests.services import wait_for
 

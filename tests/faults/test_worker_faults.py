@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from scheduler.clock import utcnow
-from scheduler.models import RunState, runs
+from scheduler.store.models import RunState, runs
+from scheduler.timing.clock import utcnow
 from tests.faults.cluster import Cluster, once
 from tests.faults.executions import RealWorker, tally
 from tests.faults.history import RunRow, load_runs

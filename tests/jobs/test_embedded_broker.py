@@ -11,7 +11,7 @@ import redis
 from celery import Celery
 
 from jobs.tasks import ECHO
-from scheduler.broker import embedded_broker
+from scheduler.firing.broker import embedded_broker
 from tests.services import wait_for
 from tests.worker import WorkerProcess, running_worker
 

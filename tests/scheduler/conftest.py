@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import Engine
 
-from scheduler.clock import utcnow
-from scheduler.dispatch import create_publisher, create_publisher_app
-from scheduler.jobstore import SqlJobStore
-from scheduler.lease import Replica, SqlLease
-from scheduler.outbox import Outbox
-from scheduler.runloop import FireCycle
+from scheduler.firing.dispatch import create_publisher, create_publisher_app
+from scheduler.firing.outbox import Outbox
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.leadership.runloop import FireCycle
+from scheduler.runs.tracking import EventTracker
 from scheduler.settings import Settings
-from scheduler.tracking import EventTracker
+from scheduler.store.jobstore import SqlJobStore
+from scheduler.timing.clock import utcnow
 from tests.services import unique_name, wait_for
 
 T = TypeVar("T")

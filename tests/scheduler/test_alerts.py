@@ -13,13 +13,13 @@ from typing import Any
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from scheduler.alert_watch import AlertWatcher, retry_delay
-from scheduler.alert_webhook import AlertWebhook
-from scheduler.alerts import list_alerts
-from scheduler.claim import claim_due
-from scheduler.history import list_changes
-from scheduler.models import RunState, alerts
-from scheduler.outcomes import record_outcome
+from scheduler.firing.claim import claim_due
+from scheduler.runs.alert_watch import AlertWatcher, retry_delay
+from scheduler.runs.alert_webhook import AlertWebhook
+from scheduler.runs.alerts import list_alerts
+from scheduler.runs.outcomes import record_outcome
+from scheduler.store.history import list_changes
+from scheduler.store.models import RunState, alerts
 from tests.factories import add_schedule, runs_of, schedule
 from tests.scheduler.conftest import Receiver
 

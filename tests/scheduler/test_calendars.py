@@ -11,12 +11,12 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine, insert
 
-from scheduler.calendar_rules import CalendarRule
-from scheduler.claim import claim_due
-from scheduler.exclusions import Calendar, Exclusions
-from scheduler.firing import FireTimesCache, fire_times_of, upcoming
-from scheduler.jobstore import SqlJobStore
-from scheduler.models import calendars
+from scheduler.firing.claim import claim_due
+from scheduler.store.jobstore import SqlJobStore
+from scheduler.store.models import calendars
+from scheduler.timing.calendar_rules import CalendarRule
+from scheduler.timing.exclusions import Calendar, Exclusions
+from scheduler.timing.fire_policy import FireTimesCache, fire_times_of, upcoming
 from tests.factories import add_schedule, runs_of, schedule
 
 BERLIN = ZoneInfo("Europe/Berlin")

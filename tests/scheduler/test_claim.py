@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert, update
 
-from scheduler.bulk import insert_runs, mark_dispatched, new_run
-from scheduler.claim import claim_due, due_times, pending_dispatches
 from scheduler.errors import LeadershipLost
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import (
+from scheduler.firing.bulk import insert_runs, mark_dispatched, new_run
+from scheduler.firing.claim import claim_due, due_times, pending_dispatches
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.store.models import (
     LEADER_ROW,
     RunState,
     RunTrigger,

@@ -11,8 +11,8 @@ from apscheduler.triggers.cron import CronTrigger
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.cron import Crontab
 from scheduler.errors import InvalidSchedule
+from scheduler.timing.cron import Crontab
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
-from scheduler.clock import utcnow
-from scheduler.models import schedules
+from scheduler.store.models import schedules
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule, schedule_row
 
 

@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from scheduler.claim import Dispatch
-from scheduler.clock import utcnow
-from scheduler.dispatch import (
+from scheduler.firing.claim import Dispatch
+from scheduler.firing.dispatch import (
     CeleryPublisher,
     RedisPublisher,
     create_publisher,
     create_publisher_app,
 )
-from scheduler.messages import MessageBuilder, redis_list_key, sundial_headers
-from scheduler.models import run_id_for
+from scheduler.firing.messages import MessageBuilder, redis_list_key, sundial_headers
+from scheduler.store.models import run_id_for
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule, runs_of
 from tests.scheduler.conftest import LiveLeader
 from tests.services import free_port, wait_for

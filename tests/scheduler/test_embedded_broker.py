@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from scheduler.broker import broker_url, embedded_broker
-from scheduler.embedded_broker import EmbeddedBroker
+from scheduler.firing.broker import broker_url, embedded_broker
+from scheduler.firing.embedded_broker import EmbeddedBroker
 from scheduler.settings import Settings
 from tests.services import free_port, wait_for
 
@@ -57,7 +57,7 @@ def test_second_process_of_a_data_dir_joins_the_running_server(broker: EmbeddedB
 def test_processes_starting_together_share_one_server(broker: EmbeddedBroker) -> None:
     code = (
         "import sys; from pathlib import Path;"
-        "from scheduler.embedded_broker import EmbeddedBroker;"
+        "from scheduler.firing.embedded_broker import EmbeddedBroker;"
         "print(EmbeddedBroker(Path(sys.argv[1])).ensure_running()[0])"
     )
     procs = [

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from scheduler.firing import MAX_FIRES_PER_CLAIM, Arming, arm, plan
-from scheduler.models import RunState
-from scheduler.triggers import jitter
+from scheduler.store.models import RunState
+from scheduler.timing.fire_policy import MAX_FIRES_PER_CLAIM, Arming, arm, plan
+from scheduler.timing.triggers import jitter
 
 CREATED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, insert
 
-from scheduler.backfill import backfill
-from scheduler.bulk import mark_dispatched
-from scheduler.claim import claim_due, pending_dispatches
 from scheduler.errors import InvalidSchedule
-from scheduler.history import Audit
-from scheduler.housekeeping import Housekeeper, Retention, prune_runs, settle_stale_runs
-from scheduler.models import Overlap, RunState, run_id_for, runs
+from scheduler.firing.backfill import backfill
+from scheduler.firing.bulk import mark_dispatched
+from scheduler.firing.claim import claim_due, pending_dispatches
+from scheduler.runs.housekeeping import Housekeeper, Retention, prune_runs, settle_stale_runs
+from scheduler.store.history import Audit
+from scheduler.store.models import Overlap, RunState, run_id_for, runs
 from tests.factories import add_schedule, runs_of, schedule
 from tests.services import wait_for
 

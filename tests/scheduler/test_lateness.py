@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from scheduler.lateness import BUCKETS_S, percentile, recent_samples, summarize
+from scheduler.runs.lateness import BUCKETS_S, percentile, recent_samples, summarize
 from tests.factories import add_run, add_schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -11,10 +11,10 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 
-import scheduler.lease as lease_module
-from scheduler.db import make_engine
-from scheduler.lease import SAFETY_MARGIN, RedisLease, Replica, SqlLease
-from scheduler.models import leader, leader_terms
+import scheduler.leadership.lease as lease_module
+from scheduler.leadership.lease import SAFETY_MARGIN, RedisLease, Replica, SqlLease
+from scheduler.store.db import make_engine
+from scheduler.store.models import leader, leader_terms
 from tests.services import unique_name
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

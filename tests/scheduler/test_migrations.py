@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import column, insert, inspect, select, table
 
-from scheduler import migrate
-from scheduler.db import make_engine
-from scheduler.models import changes, leader, metadata, schedules
+from scheduler.store import migrate
+from scheduler.store.db import make_engine
+from scheduler.store.models import changes, leader, metadata, schedules
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

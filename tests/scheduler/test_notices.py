@@ -8,7 +8,7 @@ import threading
 import pytest
 import redis
 
-from scheduler.notices import NoticeListener, RedisNotifier
+from scheduler.leadership.notices import NoticeListener, RedisNotifier
 from tests.services import unique_name, wait_for
 
 

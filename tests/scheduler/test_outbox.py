@@ -16,19 +16,19 @@ from celery import Celery
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from scheduler.claim import Dispatch, claim_due
-from scheduler.db import make_engine
-from scheduler.dispatch import (
+from scheduler.firing.claim import Dispatch, claim_due
+from scheduler.firing.dispatch import (
     CeleryPublisher,
     Publisher,
     RedisPublisher,
     create_publisher_app,
 )
-from scheduler.jobstore import SqlJobStore
-from scheduler.lease import Replica, SqlLease
-from scheduler.outbox import Outbox
-from scheduler.runloop import STORE_RETRY_S, FireCycle
+from scheduler.firing.outbox import Outbox
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.leadership.runloop import STORE_RETRY_S, FireCycle
 from scheduler.settings import Settings
+from scheduler.store.db import make_engine
+from scheduler.store.jobstore import SqlJobStore
 from tests.factories import add_schedule, runs_of
 from tests.faults.history import decode_message
 from tests.faults.processes import TcpProxy

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, update
 
-from scheduler.bulk import mark_dispatched
-from scheduler.claim import claim_due, pending_dispatches
-from scheduler.models import RunState, run_id_for, runs
-from scheduler.outcomes import backoff, record_outcome
+from scheduler.firing.bulk import mark_dispatched
+from scheduler.firing.claim import claim_due, pending_dispatches
+from scheduler.runs.outcomes import backoff, record_outcome
+from scheduler.store.models import RunState, run_id_for, runs
 from tests.factories import add_schedule, runs_of, schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from scheduler.push_once import DAY_S, PREFIX, WINDOW_S, Message, PushOnce
+from scheduler.firing.push_once import DAY_S, PREFIX, WINDOW_S, Message, PushOnce
 from tests.services import unique_name
 
 pytestmark = pytest.mark.services

@@ -6,11 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, update
 
-from scheduler.bulk import mark_dispatched
-from scheduler.claim import claim_due
-from scheduler.models import RunState, schedules
-from scheduler.outcomes import record_outcome
-from scheduler.run_history import (
+from scheduler.firing.bulk import mark_dispatched
+from scheduler.firing.claim import claim_due
+from scheduler.runs.outcomes import record_outcome
+from scheduler.runs.run_history import (
     FAILURE_PAUSE_PREFIX,
     QUARANTINE_PREFIX,
     attempts_of,
@@ -20,6 +19,7 @@ from scheduler.run_history import (
     recent_states,
     runs_in_state,
 )
+from scheduler.store.models import RunState, schedules
 from tests.factories import add_run, add_schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.exc import OperationalError
 
-from scheduler import outbox as outbox_module
-from scheduler.bulk import insert_runs, mark_dispatched, new_run
-from scheduler.claim import Dispatch
-from scheduler.jobstore import SqlJobStore
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import LEADER_ROW, RunTrigger, leader, run_id_for
-from scheduler.outbox import Outbox
-from scheduler.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
+from scheduler.firing import outbox as outbox_module
+from scheduler.firing.bulk import insert_runs, mark_dispatched, new_run
+from scheduler.firing.claim import Dispatch
+from scheduler.firing.outbox import Outbox
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.leadership.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
+from scheduler.store.jobstore import SqlJobStore
+from scheduler.store.models import LEADER_ROW, RunTrigger, leader, run_id_for
 from tests.factories import add_schedule, runs_of, schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

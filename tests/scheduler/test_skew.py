@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from scheduler.claim import claim_due, pending_dispatches
-from scheduler.clock import utcnow
 from scheduler.errors import ClockSkew
-from scheduler.lease import Replica, SqlLease
-from scheduler.models import LEADER_ROW, leader
-from scheduler.skew import ClockGuard, database_now
+from scheduler.firing.claim import claim_due, pending_dispatches
+from scheduler.leadership.lease import Replica, SqlLease
+from scheduler.leadership.skew import ClockGuard, database_now
+from scheduler.store.models import LEADER_ROW, leader
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule, runs_of
 
 ALLOWED = timedelta(seconds=2)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from scheduler.models import RunState
-from scheduler.tracking import outcome
+from scheduler.runs.tracking import outcome
+from scheduler.store.models import RunState
 
 
 def test_a_rejected_message_fails_the_run() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from scheduler.errors import InvalidSchedule
-from scheduler.triggers import (
+from scheduler.timing.triggers import (
     CronSpec,
     DateSpec,
     DelaySpec,

@@ -10,11 +10,11 @@ from datetime import UTC, timedelta
 import pytest
 from pydantic import SecretStr
 
-from scheduler.alert_watch import AlertWatcher
-from scheduler.alert_webhook import AlertWebhook
-from scheduler.calendar_store import CalendarSpec, put_calendar
-from scheduler.clock import utcnow
-from scheduler.history import Audit
+from scheduler.runs.alert_watch import AlertWatcher
+from scheduler.runs.alert_webhook import AlertWebhook
+from scheduler.store.calendar_store import CalendarSpec, put_calendar
+from scheduler.store.history import Audit
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule, runs_of
 from tests.scheduler.conftest import LiveLeader, Receiver
 from tests.worker import running_worker

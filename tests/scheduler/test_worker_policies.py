@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.clock import utcnow
+from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule, runs_of, schedule
 from tests.scheduler.conftest import LiveLeader
 from tests.worker import running_worker

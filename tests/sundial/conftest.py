@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine
 
-from scheduler.alerts import AlertKind, raise_alert
+from scheduler.runs.alerts import AlertKind, raise_alert
 from sundial.client import Client
 from tests.conftest import DATABASES
 from tests.services import free_port, unique_name, wait_for

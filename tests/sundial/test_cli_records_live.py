@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scheduler.alerts import AlertKind
+from scheduler.runs.alerts import AlertKind
 from tests.services import wait_for
 from tests.sundial.conftest import WRITER, LiveApi
 from tests.sundial.test_cli_live import failed, ok, run

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler.alerts import AlertKind
+from scheduler.runs.alerts import AlertKind
 from sundial.client import (
     CalendarSpec,
     Conflict,

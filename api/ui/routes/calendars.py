@@ -17,9 +17,9 @@ from api.ui import describe
 from api.ui.access import Reader
 from api.ui.pages import UI, PagesDep
 from api.ui.refusals import Refused, api_refusals
-from scheduler import schedules as repo
-from scheduler.calendar_store import compile_row
 from scheduler.errors import NotFound
+from scheduler.store import schedules as repo
+from scheduler.store.calendar_store import compile_row
 
 router = APIRouter(prefix=UI)
 

@@ -16,9 +16,9 @@ from api.ui.overview import DAY, HOUR
 from api.ui.pages import UI, PagesDep
 from api.ui.refusals import Refused, api_refusals
 from api.ui.routes.schedule import run_cursor, runs_page
-from scheduler import schedules as repo
-from scheduler.models import RunState
-from scheduler.run_history import attempts_of, runs_in_state
+from scheduler.runs.run_history import attempts_of, runs_in_state
+from scheduler.store import schedules as repo
+from scheduler.store.models import RunState
 
 router = APIRouter(prefix=UI)
 

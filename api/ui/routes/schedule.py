@@ -25,7 +25,7 @@ from api.ui.forms import FormFields, document_of, document_of_json, fields_of
 from api.ui.pages import UI, Pages, PagesDep, redirect
 from api.ui.refusals import Refused, api_refusals
 from api.ui.timeline_window import TimelineWindow, default_window, window_of
-from scheduler import schedules as repo
+from scheduler.store import schedules as repo
 
 router = APIRouter(prefix=UI)
 

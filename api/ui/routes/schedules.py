@@ -16,10 +16,10 @@ from api.ui.access import Reader, Viewer, Writer
 from api.ui.forms import NEW_FORM, FormFields, document_of, document_of_json
 from api.ui.pages import UI, PagesDep, redirect
 from api.ui.refusals import Refused, api_refusals
-from scheduler import schedules as repo
-from scheduler.history import Audit
-from scheduler.models import ScheduleState
-from scheduler.run_history import recent_states
+from scheduler.runs.run_history import recent_states
+from scheduler.store import schedules as repo
+from scheduler.store.history import Audit
+from scheduler.store.models import ScheduleState
 
 router = APIRouter(prefix=UI)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
-from scheduler.models import schedules
+from scheduler.store.models import schedules
 from tests.api.support import T0, TestClient, count_runs, count_schedules, put
 from tests.api.ui.support import field_error, post_form
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import Engine, insert, update
 
-from scheduler.models import LEADER_ROW, leader, replicas, schedules
+from scheduler.store.models import LEADER_ROW, leader, replicas, schedules
 from tests.api.support import T0, FakeClock, TestClient, put
 from tests.factories import add_run
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
-from scheduler.alerts import AlertKind, raise_alert, resolve_deleted
+from scheduler.runs.alerts import AlertKind, raise_alert, resolve_deleted
 from tests.api.support import T0, FakeClock, TestClient, put
 from tests.api.ui.support import csrf_of, login, post_form
 

@@ -1,0 +1,1 @@
+"""Firing: the fenced claim, its batched writes, and the outbox that publishes runs."""

@@ -1,0 +1,1 @@
+"""Leadership: the lease, change notices, the leader's chores, and one replica's run loop."""

@@ -1,0 +1,190 @@
+"""One ``sundial scheduler`` replica, assembled from settings: lease, store, publisher,
+notices and event tracking around APScheduler's loop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import FrameType
+
+import redis
+from celery import Celery
+from sqlalchemy import Engine
+
+from scheduler.firing.dispatch import create_publisher, create_publisher_app
+from scheduler.firing.outbox import Outbox
+from scheduler.leadership.lease import Lease, RedisLease, Replica, SqlLease
+from scheduler.leadership.notices import NoticeListener
+from scheduler.leadership.runloop import FireCycle, LeaseKeeper, SundialScheduler
+from scheduler.leadership.skew import ClockGuard
+from scheduler.runs.alert_watch import AlertWatcher
+from scheduler.runs.alert_webhook import AlertWebhook
+from scheduler.runs.housekeeping import Housekeeper, Retention
+from scheduler.runs.tracking import EventTracker, result_lookup
+from scheduler.settings import Settings
+from scheduler.store.db import make_engine
+from scheduler.store.jobstore import SqlJobStore
+from scheduler.timing.clock import Clock, utcnow
+
+log = logging.getLogger("sundial.scheduler")
+
+
+def this_replica() -> Replica:
+    """A fresh identity for this process."""
+    return Replica(replica_id=uuid.uuid4().hex[:12], hostname=socket.gethostname(), pid=os.getpid())
+
+
+@dataclass
+class SchedulerReplica:
+    """The parts of a replica, built by :func:`build_replica`; ``run`` blocks until stopped."""
+
+    settings: Settings
+    engine: Engine
+    lease: Lease
+    keeper: LeaseKeeper
+    scheduler: SundialScheduler
+    tracker: EventTracker
+    cycle: FireCycle
+    outbox: Outbox
+    app: Celery
+    housekeeper: Housekeeper
+    alerts: AlertWatcher
+    listener: NoticeListener | None = None
+    redis_client: redis.Redis | None = None
+    _stopping: bool = field(default=False, init=False)
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT; on the way out release the lease for a fast handover."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.start_background()
+        try:
+            self.scheduler.start()  # blocks in APScheduler's main loop
+        finally:
+            self.stop_background()
+
+    def start_background(self) -> None:
+        """Start the lease keeper, the notice listener and the event tracker."""
+        self.keeper.start()
+        if self.listener is not None:
+            self.listener.start()
+        self.tracker.start()
+        self.housekeeper.start(self.lease.held)
+        self.alerts.start(self.lease.held)
+
+    def stop_background(self) -> None:
+        """Stop publishing first, then give the lease up, then the rest."""
+        self.outbox.close()
+        self.housekeeper.stop()
+        self.alerts.stop()
+        self.keeper.stop()
+        if self.listener is not None:
+            self.listener.stop()
+        self.tracker.stop()
+        self.app.close()
+        if self.redis_client is not None:
+            self.redis_client.close()
+        self.engine.dispose()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("scheduler: signal %s, shutting down", signum)
+        self.scheduler.shutdown(wait=False)
+
+
+def build_replica(settings: Settings, clock: Clock = utcnow) -> SchedulerReplica:
+    """Wire a replica from settings; nothing runs until ``run`` or ``start_background``."""
+    engine = make_engine(settings.database_url)
+    replica = this_replica()
+    guard = ClockGuard(timedelta(seconds=settings.max_clock_skew_seconds), clock)
+    client: redis.Redis | None = None
+    lease: Lease
+    if settings.redis_url:
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=2, socket_connect_timeout=2
+        )
+        redis_lease = RedisLease(
+            client, engine, replica, settings.lease_ttl_seconds, clock=clock, guard=guard
+        )
+        warning = redis_lease.eviction_risk()
+        if warning:
+            log.warning("scheduler: %s; set maxmemory-policy to noeviction", warning)
+        lease = redis_lease
+    else:
+        lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock, guard=guard)
+    app = create_publisher_app(settings)
+    outbox = Outbox(
+        engine,
+        create_publisher(app),
+        lease,
+        clock,
+        batch_size=settings.claim_batch_size,
+        threaded=True,
+        guard=guard,
+    )
+    jobstore = SqlJobStore(engine, guard)
+    cycle = FireCycle(
+        engine,
+        lease,
+        outbox,
+        jobstore,
+        poll_s=settings.poll_interval_s,
+        batch_size=settings.claim_batch_size,
+        clock=clock,
+    )
+    housekeeper = Housekeeper(
+        engine,
+        interval=timedelta(seconds=settings.housekeeping_interval_seconds),
+        timeout=timedelta(seconds=settings.run_outcome_timeout_seconds),
+        retention=Retention(
+            max_age=timedelta(days=settings.run_retention_days),
+            per_schedule=settings.run_retention_per_schedule,
+        ),
+        lookup=result_lookup(app) if settings.result_backend else None,
+        clock=clock,
+    )
+    webhook = None
+    if settings.alert_webhook_url:
+        webhook = AlertWebhook(
+            settings.alert_webhook_url,
+            settings.alert_webhook_secret,
+            settings.webhook_allowed_hosts,
+        )
+    alerts = AlertWatcher(
+        engine, timedelta(seconds=settings.alert_interval_seconds), webhook, clock=clock
+    )
+    scheduler = SundialScheduler(cycle, jobstore)
+    keeper = LeaseKeeper(
+        lease, engine, replica, settings.lease_ttl_seconds, on_change=scheduler.wakeup, clock=clock
+    )
+    listener = None
+    if client is not None:
+
+        def on_notice(_schedule_id: str) -> None:
+            outbox.request_relay()
+            scheduler.wakeup()
+
+        listener = NoticeListener(client, on_notice)
+    tracker = EventTracker(app, engine, active=lease.held)
+    return SchedulerReplica(
+        settings,
+        engine,
+        lease,
+        keeper,
+        scheduler,
+        tracker,
+        cycle,
+        outbox,
+        app,
+        housekeeper,
+        alerts,
+        listener,
+        client,
+    )

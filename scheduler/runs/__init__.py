@@ -1,0 +1,1 @@
+"""Runs: outcomes from task events, housekeeping, run history, timelines, deadlines, alerts."""

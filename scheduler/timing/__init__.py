@@ -1,0 +1,1 @@
+"""Timing: the clock, triggers and their fire times, fire policy, overlap and calendars (pure)."""
