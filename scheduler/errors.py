@@ -34,3 +34,7 @@ class TaskNotAllowed(InvalidSchedule):
 
 class LeadershipLost(SundialError):
     """This replica's fencing token is no longer current; it must stop firing."""
+
+
+class ClockSkew(LeadershipLost):
+    """This replica's wall clock disagrees with the database's: it must not fire or lead."""

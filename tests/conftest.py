@@ -36,7 +36,7 @@ LAYER_DATABASES = ["sqlite", "postgresql"]
 _SERVERS = {"postgresql": (PG_ADMIN_URL, "PostgreSQL"), "mariadb": (MYSQL_ADMIN_URL, "MariaDB")}
 
 
-def _create_server_database(kind: str) -> str:
+def create_server_database(kind: str) -> str:
     admin_url, server = _SERVERS[kind]
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = unique_name("sundial_test")
@@ -79,7 +79,7 @@ def new_database_url(
         if kind == "sqlite":
             url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'sundial.db'}"
         else:
-            url = _create_server_database(kind)
+            url = create_server_database(kind)
             made.append(url)
         migrate.upgrade(url)
         return url

@@ -20,6 +20,7 @@ from scheduler.firing.bulk import (
     pending_among,
     withdraw_changed,
 )
+from scheduler.leadership.skew import ClockGuard
 from scheduler.runs.outcomes import IN_FLIGHT, record_auto_pause
 from scheduler.store.calendar_store import CalendarCache
 from scheduler.store.db import is_mysql
@@ -156,13 +157,15 @@ def claim_due(
     limit: int,
     cache: FireTimesCache | None = None,
     ahead: timedelta = timedelta(0),
+    guard: ClockGuard | None = None,
 ) -> Claim:
     """Record every fire due by ``now`` of up to ``limit`` schedules; return what to publish.
 
     With ``ahead``, fires due within that much of ``now`` are recorded too, prepared: pending
     with their ``due_at``, to be published at their instant (:mod:`scheduler.firing.outbox`). Only
     schedules whose overlap policy is ``allow`` are prepared ahead: the others decide from
-    the runs in flight at the instant itself.
+    the runs in flight at the instant itself. With a ``guard``, nothing is claimed when
+    ``now`` disagrees with the database's clock.
     """
     horizon = now + ahead
     when_due = schedules.c.next_due_at <= now
@@ -173,6 +176,8 @@ def claim_due(
         )
     with engine.begin() as conn:
         check_fencing(conn, token)
+        if guard is not None:
+            guard.check(conn, now)
         due = (
             conn.execute(
                 select(*_CLAIM_COLUMNS)
@@ -298,13 +303,22 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
     )
 
 
-def release(engine: Engine, token: int, run_ids: Sequence[str], now: datetime) -> set[str]:
+def release(
+    engine: Engine,
+    token: int,
+    run_ids: Sequence[str],
+    now: datetime,
+    guard: ClockGuard | None = None,
+) -> set[str]:
     """At their instant, which of these runs prepared ahead may go out: in one fenced
     transaction, those whose schedule was paused or changed since are withdrawn (recorded
     ``skipped`` with the reason) and those no longer pending (deleted with their schedule,
-    cancelled) are left out. A stale term raises :class:`LeadershipLost`."""
+    cancelled) are left out. A stale term raises :class:`LeadershipLost`; a ``guard``
+    refuses when ``now`` (the instant the leader waited for) disagrees with the database."""
     with engine.begin() as conn:
         check_fencing(conn, token)
+        if guard is not None:
+            guard.check(conn, now)
         withdraw_changed(conn, now, run_ids)
         return pending_among(conn, run_ids)
 
@@ -355,13 +369,17 @@ def _schedule_of(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def pending_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
+def pending_dispatches(
+    engine: Engine, token: int, limit: int, now: datetime, guard: ClockGuard | None = None
+) -> list[Dispatch]:
     """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
     a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight.
     Runs prepared ahead (by this term or an earlier one) whose schedule was paused or
     changed since are withdrawn first, as at their instant."""
     with engine.begin() as conn:
         check_fencing(conn, token)
+        if guard is not None:
+            guard.check(conn, now)
         withdraw_changed(conn, now, None)
         rows = (
             conn.execute(

@@ -45,6 +45,7 @@ from scheduler.firing.bulk import mark_dispatched
 from scheduler.firing.claim import Claim, Dispatch, pending_dispatches, prepared_dispatches, release
 from scheduler.firing.dispatch import Publisher
 from scheduler.leadership.lease import Lease
+from scheduler.leadership.skew import ClockGuard
 from scheduler.metrics import SchedulerMetrics, private
 from scheduler.timing.clock import Clock
 
@@ -84,9 +85,11 @@ class Outbox:
         batch_size: int,
         threaded: bool = False,
         metrics: SchedulerMetrics | None = None,
+        guard: ClockGuard | None = None,
     ) -> None:
         self._metrics = metrics or private()
         self._engine = engine
+        self._guard = guard
         self._publisher = publisher
         self._lease = lease
         self._clock = clock
@@ -168,7 +171,7 @@ class Outbox:
         for start in range(0, len(due), self._batch):
             chunk = due[start : start + self._batch]
             try:
-                going = release(self._engine, token, [d.run_id for d in chunk], now)
+                going = release(self._engine, token, [d.run_id for d in chunk], now, self._guard)
             except BaseException:
                 self._publisher.discard([d.run_id for d in due[start:]])
                 raise
@@ -252,7 +255,9 @@ class Outbox:
     def _relay(self, token: int) -> bool:
         """Publish runs left pending, oldest fire first; True when none is left waiting."""
         while True:
-            pending = pending_dispatches(self._engine, token, self._batch, self._clock())
+            pending = pending_dispatches(
+                self._engine, token, self._batch, self._clock(), self._guard
+            )
             if not pending:
                 return True
             if not self._send(pending, background=False) or self._unmarked:

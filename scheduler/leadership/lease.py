@@ -21,6 +21,8 @@ from typing import Protocol
 import redis
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from scheduler.errors import ClockSkew
+from scheduler.leadership.skew import ClockGuard
 from scheduler.store.models import LEADER_ROW, leader, leader_terms
 from scheduler.timing.clock import Clock, monotonic, utcnow
 
@@ -121,6 +123,19 @@ def _new_term(conn: Connection, replica: Replica, now: datetime, ttl_s: float) -
     return token
 
 
+def _check_clock(conn: Connection, guard: ClockGuard | None, now: datetime) -> None:
+    """Refuse to open or extend a term with a wall clock the database disagrees with: the
+    expiry written would be read by the other replicas' clocks, and the fires claimed
+    under it would be timed by this one."""
+    if guard is not None:
+        guard.check(conn, now)
+
+
+def _give_up(lease: Lease, reason: ClockSkew) -> None:
+    log.error("lease: %s; giving up token %s", reason, lease.token)
+    lease.release()
+
+
 def _vacate(conn: Connection, replica: Replica, token: int, now: datetime) -> None:
     conn.execute(
         update(leader_terms)
@@ -142,12 +157,18 @@ class SqlLease:
     """The lease in the SQL leader row: for embedded mode, where there is no Redis."""
 
     def __init__(
-        self, engine: Engine, replica: Replica, ttl_s: float, clock: Clock = utcnow
+        self,
+        engine: Engine,
+        replica: Replica,
+        ttl_s: float,
+        clock: Clock = utcnow,
+        guard: ClockGuard | None = None,
     ) -> None:
         self._engine = engine
         self._replica = replica
         self._ttl = timedelta(seconds=ttl_s)
         self._clock = clock
+        self._guard = guard
         self._deadline = _Deadline(ttl_s)
         self.token: int | None = None
 
@@ -163,6 +184,7 @@ class SqlLease:
             ).one()
             if row.holder is not None and row.lease_expires_at and row.lease_expires_at > now:
                 return False
+            _check_clock(conn, self._guard, now)
             self.token = _new_term(conn, self._replica, now, self._ttl.total_seconds())
         self._deadline.extend(started)
         log.info("lease: %s acquired, fencing token %s", self._replica.replica_id, self.token)
@@ -174,16 +196,21 @@ class SqlLease:
             return False
         started = monotonic()
         now = self._clock()
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                update(leader)
-                .where(
-                    leader.c.name == LEADER_ROW,
-                    leader.c.holder == self._replica.replica_id,
-                    leader.c.fencing_token == self.token,
+        try:
+            with self._engine.begin() as conn:
+                _check_clock(conn, self._guard, now)
+                result = conn.execute(
+                    update(leader)
+                    .where(
+                        leader.c.name == LEADER_ROW,
+                        leader.c.holder == self._replica.replica_id,
+                        leader.c.fencing_token == self.token,
+                    )
+                    .values(lease_expires_at=now + self._ttl)
                 )
-                .values(lease_expires_at=now + self._ttl)
-            )
+        except ClockSkew as exc:
+            _give_up(self, exc)
+            return False
         if result.rowcount != 1:
             self._lost()
             return False
@@ -235,7 +262,9 @@ class RedisLease:
         ttl_s: float,
         key: str = "sundial:leader",
         clock: Clock = utcnow,
+        guard: ClockGuard | None = None,
     ) -> None:
+        self._guard = guard
         self._redis = client
         self._engine = engine
         self._replica = replica
@@ -256,7 +285,9 @@ class RedisLease:
             return False
         try:
             with self._engine.begin() as conn:
-                self.token = _new_term(conn, self._replica, self._clock(), self._ttl_ms / 1000)
+                now = self._clock()
+                _check_clock(conn, self._guard, now)
+                self.token = _new_term(conn, self._replica, now, self._ttl_ms / 1000)
         except Exception:
             # No term without its fencing token: free the key rather than hold it idle.
             self._release(keys=[self._key], args=[secret])
@@ -277,12 +308,17 @@ class RedisLease:
             return False
         self._deadline.extend(started)
         now = self._clock()
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(leader)
-                .where(leader.c.name == LEADER_ROW, leader.c.fencing_token == self.token)
-                .values(lease_expires_at=now + timedelta(milliseconds=self._ttl_ms))
-            )
+        try:
+            with self._engine.begin() as conn:
+                _check_clock(conn, self._guard, now)
+                conn.execute(
+                    update(leader)
+                    .where(leader.c.name == LEADER_ROW, leader.c.fencing_token == self.token)
+                    .values(lease_expires_at=now + timedelta(milliseconds=self._ttl_ms))
+                )
+        except ClockSkew as exc:
+            _give_up(self, exc)
+            return False
         return True
 
     def release(self) -> None:

@@ -21,6 +21,7 @@ from scheduler.firing.outbox import Outbox
 from scheduler.leadership.lease import Lease, RedisLease, Replica, SqlLease
 from scheduler.leadership.notices import NoticeListener
 from scheduler.leadership.runloop import FireCycle, LeaseKeeper, SundialScheduler
+from scheduler.leadership.skew import ClockGuard
 from scheduler.metrics import SchedulerMetrics, private
 from scheduler.runs.alert_watch import AlertWatcher
 from scheduler.runs.alert_webhook import AlertWebhook
@@ -115,19 +116,22 @@ def build_replica(
     metrics = metrics or private()
     engine = make_engine(settings.database_url)
     replica = this_replica()
+    guard = ClockGuard(timedelta(seconds=settings.max_clock_skew_seconds), clock)
     client: redis.Redis | None = None
     lease: Lease
     if settings.redis_url:
         client = redis.Redis.from_url(
             settings.redis_url, socket_timeout=2, socket_connect_timeout=2
         )
-        redis_lease = RedisLease(client, engine, replica, settings.lease_ttl_seconds, clock=clock)
+        redis_lease = RedisLease(
+            client, engine, replica, settings.lease_ttl_seconds, clock=clock, guard=guard
+        )
         warning = redis_lease.eviction_risk()
         if warning:
             log.warning("scheduler: %s; set maxmemory-policy to noeviction", warning)
         lease = redis_lease
     else:
-        lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock)
+        lease = SqlLease(engine, replica, settings.lease_ttl_seconds, clock=clock, guard=guard)
     app = create_publisher_app(settings)
     outbox = Outbox(
         engine,
@@ -137,8 +141,9 @@ def build_replica(
         batch_size=settings.claim_batch_size,
         threaded=True,
         metrics=metrics,
+        guard=guard,
     )
-    jobstore = SqlJobStore(engine)
+    jobstore = SqlJobStore(engine, guard)
     cycle = FireCycle(
         engine,
         lease,

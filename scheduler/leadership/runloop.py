@@ -12,7 +12,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.errors import LeadershipLost
+from scheduler.errors import ClockSkew, LeadershipLost
 from scheduler.firing.claim import due_times
 from scheduler.firing.outbox import Outbox
 from scheduler.leadership.lease import Lease, Replica
@@ -82,6 +82,10 @@ class FireCycle:
                 self._outbox.release_due(token)
                 if len(claim.dispatches) < self._batch or not self._lease.held():
                     break
+        except ClockSkew as exc:
+            log.error("scheduler: %s; not firing, stepping down", exc)
+            self._step_down()
+            return self._poll_s
         except LeadershipLost as exc:
             log.error("scheduler: fenced off, stepping down: %s", exc)
             self._outbox.drop_prepared()

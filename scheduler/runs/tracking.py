@@ -64,10 +64,13 @@ def outcome(event: Mapping[str, Any]) -> tuple[RunState, dict[str, Any]] | None:
     worker = event.get("hostname")
     if kind == "task-started":
         return RunState.STARTED, {"started_at": when, "worker": worker}
+    # The worker that ended a run is recorded too: after a redelivery (a worker killed
+    # mid-task, the message acknowledged late) it is not the one that started it.
     if kind == "task-succeeded":
-        return RunState.SUCCEEDED, {"finished_at": when, "result": _result(event.get("result"))}
+        result = _result(event.get("result"))
+        return RunState.SUCCEEDED, {"finished_at": when, "worker": worker, "result": result}
     if kind == "task-failed":
-        return RunState.FAILED, {"finished_at": when, "error": _error(event)}
+        return RunState.FAILED, {"finished_at": when, "worker": worker, "error": _error(event)}
     if kind == "task-retried":
         return RunState.RETRYING, {"error": _error(event)}
     if kind == "task-revoked":

@@ -16,6 +16,7 @@ from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Connection, Engine, select
 
 from scheduler.firing.claim import Claim, claim_due
+from scheduler.leadership.skew import ClockGuard
 from scheduler.store.models import schedules
 from scheduler.timing.fire_policy import Calendars, FireTimesCache, calendar_names, fire_times_of
 from scheduler.timing.triggers import FireTimes
@@ -46,9 +47,10 @@ def publish_via_claim(*_args: Any, **_kwargs: Any) -> None:
 class SqlJobStore(BaseJobStore):  # type: ignore[misc]
     """Schedule rows as APScheduler jobs; claims due fires in fenced batches."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: ClockGuard | None = None) -> None:
         super().__init__()
         self._engine = engine
+        self._guard = guard
         self._fire_times = FireTimesCache()
 
     def _job(self, row: Any, calendars: Calendars) -> Job:
@@ -126,4 +128,4 @@ class SqlJobStore(BaseJobStore):  # type: ignore[misc]
     ) -> Claim:
         """Record every fire due by ``now`` (and prepare those due within ``ahead``; see
         :func:`scheduler.firing.claim.claim_due`)."""
-        return claim_due(self._engine, now, token, limit, self._fire_times, ahead)
+        return claim_due(self._engine, now, token, limit, self._fire_times, ahead, self._guard)

@@ -40,6 +40,12 @@ from tests.faults.processes import ProcessGroup, RedisServer, Service, TcpProxy
 from tests.services import AMQP_TEST_URL, PG_ADMIN_URL, unique_name, wait_for
 
 TTL_S = 3.0
+# Bounds on a process starting, not paces: on this 2-core machine, loaded to 30 by other
+# test runs, a Python process took over 30 s to import and connect.
+START_TIMEOUT_S = 90.0
+# The same for the history settling after a fault: under that load one pass of the checker
+# over a few thousand runs took seconds, and a 30 s bound ran out just before it settled.
+SETTLE_S = 90.0
 # Replicas connect with this application_name, so a test can kill their backends (and
 # only theirs, in its own database) with pg_terminate_backend.
 REPLICA_APP = "sundial_faults_replica"
@@ -134,10 +140,10 @@ class Cluster:
         started = [self.procs.start_scheduler(hook) for _ in range(count)]
         for service in started:
             self.wait_ready(service)
-        self.leadership.wait_term(after=0, timeout=15, what="a first leader")
+        self.leadership.wait_term(after=0, timeout=START_TIMEOUT_S, what="a first leader")
         return started
 
-    def wait_ready(self, service: Service, timeout: float = 30) -> None:
+    def wait_ready(self, service: Service, timeout: float = START_TIMEOUT_S) -> None:
         """Wait until a replica registered itself: it seeks the lease from then on."""
 
         def registered() -> bool:
@@ -169,7 +175,7 @@ class Cluster:
         kwargs.setdefault("crashes", self.crashes)
         return judge(self.engine, self.consumer, self.leadership, until=until, **kwargs)
 
-    def settle(self, until: datetime, timeout: float = 30, **kwargs: Any) -> Verdict:
+    def settle(self, until: datetime, timeout: float = SETTLE_S, **kwargs: Any) -> Verdict:
         """Wait until every fire due by ``until`` is recorded, published and delivered."""
 
         def settled() -> Verdict | None:

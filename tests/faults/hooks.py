@@ -9,6 +9,10 @@ Hooks:
 
 * ``kill-before-mark`` — the broker has accepted a batch of runs and the leader is about
   to record them ``dispatched``: the published-but-unrecorded window, scenario 3(b).
+* ``starve-renew`` — the leader's next lease renewal blocks until the test deletes the
+  fired file: a starved renew thread in a process otherwise alive, scenario 5.
+* ``kill-mid-apply`` — the API dies inside an apply's transaction, after as many
+  schedules as the trigger file says were written.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +55,57 @@ def kill_before_mark(trigger: Path) -> None:
     setattr(outbox, name, mark)
 
 
-HOOKS: dict[str, Callable[[Path], None]] = {"kill-before-mark": kill_before_mark}
+def starve_renew(trigger: Path) -> None:
+    """Block the lease thread's next renewal until the test deletes the fired file.
+
+    Only the leader renews, so the leader's lease thread alone is stuck; its scheduler
+    thread and everything else run on (FAULTS.md scenario 5).
+    """
+    import scheduler.leadership.lease as lease  # noqa: PLC0415 - patched before sundial starts
+
+    real = lease.RedisLease.renew
+
+    def renew(self: Any) -> bool:
+        if trigger.exists() and (fired := _claim(trigger)) is not None:
+            fired.write_text(str(os.getpid()))
+            while fired.exists():
+                threading.Event().wait(0.05)
+        return bool(real(self))
+
+    setattr(lease.RedisLease, "renew", renew)  # noqa: B010 - mypy refuses assigning a method
+
+
+def kill_mid_apply(trigger: Path) -> None:
+    """SIGKILL inside an apply's transaction, after the number of schedules the trigger file
+    holds were written and before the rest (and the commit)."""
+    import scheduler.store.apply as apply  # noqa: PLC0415 - patched before sundial starts
+
+    real = apply._apply_one
+    written = 0
+
+    def threshold() -> int | None:
+        try:
+            return int(trigger.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def apply_one(*args: Any, **kwargs: Any) -> None:
+        nonlocal written
+        limit = threshold()
+        if limit is not None and written >= limit and (fired := _claim(trigger)) is not None:
+            fired.write_text(str(written))
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(*args, **kwargs)
+        written += 1
+
+    setattr(apply, "_apply_one", apply_one)  # noqa: B010 - a private name, patched
+
+
+HOOKS: dict[str, Callable[[Path], None]] = {
+    "kill-before-mark": kill_before_mark,
+    "starve-renew": starve_renew,
+    "kill-mid-apply": kill_mid_apply,
+}
 
 
 def main(argv: Sequence[str]) -> None:

@@ -236,16 +236,23 @@ class ProcessGroup:
         self.env = dict(env)
         self.services: list[Service] = []
 
-    def start(self, command: list[str], name: str, hook: Sequence[str] = ()) -> Service:
+    def start(
+        self,
+        command: list[str],
+        name: str,
+        hook: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Service:
         """Start ``sundial <command>`` from the repository root; ``hook`` (a hook name and
-        its trigger file) runs it under :mod:`tests.faults.hooks`."""
+        its trigger file) runs it under :mod:`tests.faults.hooks`; ``env`` is laid over the
+        group's environment."""
         log_path = self.folder / f"{name}.log"
         runner = ["tests.faults.hooks", *hook] if hook else ["sundial"]
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", *runner, *command],
                 cwd=REPO_ROOT,
-                env=self.env,
+                env=self.env | dict(env or {}),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -255,10 +262,12 @@ class ProcessGroup:
         self.services.append(service)
         return service
 
-    def start_scheduler(self, hook: Sequence[str] = ()) -> Service:
+    def start_scheduler(
+        self, hook: Sequence[str] = (), env: Mapping[str, str] | None = None
+    ) -> Service:
         """One more ``sundial scheduler`` replica, under a fault hook if given."""
         count = sum(1 for s in self.services if s.name.startswith("scheduler"))
-        return self.start(["scheduler"], f"scheduler-{count + 1}", hook)
+        return self.start(["scheduler"], f"scheduler-{count + 1}", hook, env)
 
     def schedulers(self) -> list[Service]:
         """Every replica started, dead or alive."""

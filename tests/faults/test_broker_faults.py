@@ -32,7 +32,7 @@ def test_broker_outage_keeps_fires_pending_then_publishes_each_once_in_fire_time
     during = cluster.judge(utcnow())
     restored_at = utcnow()
     cluster.broker_proxy.restore()
-    verdict = cluster.settle(restored_at, timeout=30)
+    verdict = cluster.settle(restored_at)
     published_s = (utcnow() - restored_at).total_seconds()
     cluster.wait_fires_since(utcnow(), 10)
 

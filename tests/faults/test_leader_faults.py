@@ -1,10 +1,12 @@
-"""The leader process fails: SIGKILL, SIGSTOP past its lease, SIGTERM."""
+"""The leader process fails: SIGKILL, SIGSTOP past its lease, SIGTERM, a starved renew
+thread."""
 
 from __future__ import annotations
 
 import signal
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +131,45 @@ def test_sigterm_hands_the_lease_over_in_under_a_second(cluster: Cluster) -> Non
     print(f"\nSIGTERM handovers (lease, first fire) s: {rounded}; {verdict.summary()}")
     assert verdict.violations == []
     assert all(lease < 1.0 for lease, _ in handovers), f"slow handover: {handovers}"
+
+
+def test_leader_whose_renew_thread_is_starved_stops_at_its_deadline_and_is_fenced(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    trigger = tmp_path / "starve-renew"
+    fired = trigger.with_name(trigger.name + ".fired")
+    start = utcnow()
+    cluster.add(mixed_workload(start, one_offs_for_s=30))
+    cluster.start_replicas(2, hook=("starve-renew", str(trigger)))
+    term = cluster.leadership.wait_term(after=0, timeout=10)
+    assert term.pid is not None
+    victim = cluster.procs.by_pid(term.pid)
+    cluster.wait_fires_under(term.token, 20)
+
+    # Only the leader renews: its lease thread blocks; its fire loop runs on.
+    trigger.touch()
+    wait_for(fired.exists, TTL_S, "the leader's renewal to block")
+    starved_at = utcnow()
+    new = cluster.leadership.wait_term(after=term.token, timeout=2 * TTL_S)
+    cluster.wait_fires_under(new.token, cluster.fires_under(new.token).count + 10)
+    before = cluster.step_downs(victim)
+    stale = cluster.fires_under(term.token)
+    fired.unlink()  # the renewal goes through now, a whole term late
+    resumed_at = utcnow()
+    wait_for(lambda: cluster.step_downs(victim) > before, 5, "the ex-leader to step down")
+    cluster.wait_fires_under(new.token, cluster.fires_under(new.token).count + 20)
+
+    assert victim.alive()
+    assert new.pid != victim.pid
+    assert cluster.fires_under(term.token) == stale, "the starved leader recorded afterwards"
+    assert stale.last is not None and stale.last < new.since
+    # Its last fire came before its local deadline (TTL less the safety margin), not later.
+    assert (stale.last - starved_at).total_seconds() < TTL_S
+    verdict = cluster.settle(utcnow() - timedelta(seconds=1), crashes=[])
+    print(
+        f"\nrenew thread starved: last fire {(stale.last - starved_at).total_seconds():.2f}s "
+        f"after the block, new term {(new.since - starved_at).total_seconds():.2f}s after it; "
+        f"ex-leader stepped down {(utcnow() - resumed_at).total_seconds():.2f}s after the "
+        f"renewal returned; {verdict.summary()}"
+    )
+    assert verdict.violations == []

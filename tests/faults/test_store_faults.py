@@ -57,7 +57,7 @@ def test_store_unreachable_for_30s_keeps_replicas_alive_and_catches_up_per_polic
     assert all(r.alive() for r in replicas), "a replica died while the store was away"
     restored_at = utcnow()
     cluster.pg_proxy.restore()
-    verdict = cluster.settle(restored_at, timeout=30)
+    verdict = cluster.settle(restored_at)
     caught_up_s = (utcnow() - restored_at).total_seconds()
     cluster.wait_fires_since(utcnow(), 10)
 
@@ -102,7 +102,7 @@ def test_replica_backends_killed_mid_claim_leave_the_loop_running_and_nothing_do
         rounds += 1
         threading.Event().wait(0.3)
     stopped_at = utcnow()
-    verdict = cluster.settle(stopped_at, timeout=30)
+    verdict = cluster.settle(stopped_at)
     cluster.wait_fires_since(utcnow(), 200)
     wait_for(lambda: all(r.alive() for r in replicas), 1, "replicas alive")
 

@@ -64,6 +64,17 @@ def _sleep(task: Any, seconds: float, ledger: str | None = None) -> float:
     return seconds
 
 
+def _record(task: Any, ledger: str, seconds: float = 0.0) -> str:
+    """Records each execution's start and end (run id, worker) in ``ledger``, working
+    ``seconds`` in between. It acknowledges late: a worker killed meanwhile leaves the
+    message on the broker, to be delivered again."""
+    entry = {"run": task.request.id, "worker": task.request.hostname}
+    _ledger(ledger, entry | {"event": "start", "at": time.time()})
+    time.sleep(seconds)
+    _ledger(ledger, entry | {"event": "end", "at": time.time()})
+    return str(task.request.hostname)
+
+
 def _flaky(task: Any) -> str:
     """Asks Celery to retry once, then succeeds: the run passes through ``retrying``."""
     if task.request.retries == 0:
@@ -73,4 +84,5 @@ def _flaky(task: Any) -> str:
 
 fail = shared_task(name="sundial_test.fail")(_fail)
 sleep = shared_task(name="sundial_test.sleep", bind=True)(_sleep)
+record = shared_task(name="sundial_test.record", bind=True, acks_late=True)(_record)
 flaky = shared_task(name="sundial_test.flaky", bind=True, max_retries=1)(_flaky)

@@ -43,3 +43,15 @@ def test_an_ordinary_failure_keeps_its_type_and_message() -> None:
 
     assert found is not None
     assert found[1]["error"] == {"type": "ValueError", "message": "boom", "traceback": None}
+
+
+def test_the_worker_that_ended_a_run_is_recorded_not_only_the_one_that_started_it() -> None:
+    # After a redelivery (a worker killed mid-task, acks_late) they differ.
+    started = outcome({"type": "task-started", "uuid": "r1", "timestamp": 1.0, "hostname": "a@h"})
+    ended = outcome(
+        {"type": "task-succeeded", "uuid": "r1", "timestamp": 2.0, "hostname": "b@h", "result": "1"}
+    )
+    failed = outcome({"type": "task-failed", "uuid": "r1", "timestamp": 2.0, "hostname": "c@h"})
+    assert started is not None and started[1]["worker"] == "a@h"
+    assert ended is not None and ended[1]["worker"] == "b@h"
+    assert failed is not None and failed[1]["worker"] == "c@h"
