@@ -27,6 +27,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):
+        # InnoDB needs an index for the foreign key and refuses to drop the only one: give
+        # back the one it had made itself (named after the constraint) before this revision.
+        op.create_index(
+            "fk_idempotency_keys_schedule_id_schedules", "idempotency_keys", ["schedule_id"]
+        )
     op.drop_index("ix_idempotency_keys_schedule_id", table_name="idempotency_keys")
     op.drop_index("ix_changes_actor_at", table_name="changes")
     op.create_index("ix_changes_actor", "changes", ["actor"])
