@@ -5,7 +5,6 @@ the task, and an exchange with a routing key delivers to the queue bound that wa
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -28,11 +27,10 @@ from scheduler.store.models import run_id_for
 from scheduler.timing.clock import utcnow
 from tests.factories import add_schedule, runs_of
 from tests.scheduler.conftest import LiveLeader, leading
-from tests.services import port_open, service_missing, unique_name
+from tests.services import unique_name
 from tests.worker import running_worker
 
 PROBES = ["--include", "tests.jobs.probe_tasks"]
-AMQP_TEST_URL = os.environ.get("SUNDIAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 HEADERS = {"tenant": "acme", "attempt-budget": 3, "ratio": 0.5, "dry_run": False}
 
 
@@ -185,11 +183,7 @@ def broker_leader(
     request: pytest.FixtureRequest, engine: Engine, settings_factory: Any, redis_url: str
 ) -> Iterator[LiveLeader]:
     """A live leader on the Redis broker, then on RabbitMQ (events and all)."""
-    broker_url = redis_url
-    if request.param == "amqp":
-        if not port_open("127.0.0.1", 5672):
-            service_missing("RabbitMQ at 127.0.0.1:5672 unreachable")
-        broker_url = AMQP_TEST_URL
+    broker_url = redis_url if request.param == "redis" else request.getfixturevalue("amqp_url")
     with leading(engine, settings_factory(redis_url=redis_url, broker_url=broker_url)) as leader:
         yield leader
 
