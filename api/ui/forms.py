@@ -172,11 +172,20 @@ def _trigger(fields: Mapping[str, str]) -> dict[str, Any]:
     return {"type": kind, "seconds": _number(fields.get("trigger.seconds", ""))}
 
 
-def document_of(fields: Mapping[str, str]) -> dict[str, Any]:
+def document_of(
+    fields: Mapping[str, str], stored: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The schedule document the form describes; :class:`Refused` (422) naming the field
-    when a JSON box or the labels cannot be read."""
+    when a JSON box or the labels cannot be read.
+
+    ``stored`` is the edited schedule's document (``SchedulePublic.spec_document``): the
+    form overrides only the fields it shows, so a field it does not show (calendars, the
+    success deadline, any added later) survives an edit unchanged instead of falling back
+    to its default.
+    """
     errors: dict[str, str] = {}
-    document: dict[str, Any] = {
+    document: dict[str, Any] = dict(stored or {})
+    document |= {
         "task": fields.get("task", "").strip(),
         "description": fields.get("description", ""),
         "trigger": _trigger(fields),

@@ -26,6 +26,7 @@ from selenium.common.exceptions import (
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.faults.processes import RedisServer
@@ -161,3 +162,21 @@ def until(
             f"timed out after {timeout}s waiting for {what} on {driver.current_url}"
         ) from exc
     return result
+
+
+def click(
+    driver: WebDriver, find: Callable[[WebDriver], WebElement], what: str, timeout: float = 15
+) -> None:
+    """Find an element and click it, finding it again while a refresh replaces it.
+
+    htmx swaps refreshed panels (the run history every 2 s): an element found a moment
+    before the click may be gone by the click, which then raises
+    StaleElementReferenceException; :func:`until` ignores that and the next poll finds
+    the element the refresh put in its place.
+    """
+
+    def clicked(d: WebDriver) -> bool:
+        find(d).click()
+        return True
+
+    until(driver, clicked, f"{what} to be clickable", timeout)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select
 
 from tests.e2e.browser import (
@@ -23,6 +24,7 @@ from tests.e2e.browser import (
     WRITE_KEY,
     WRITER,
     Deployment,
+    click,
     require_chromium,
     start_chromium,
     until,
@@ -33,6 +35,7 @@ pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HOURLY = {"type": "interval", "seconds": 3600}
+RUN_ROW = "#runs tr.run-row"
 
 
 @pytest.fixture(scope="module")
@@ -143,13 +146,28 @@ def test_a_schedule_created_in_the_browser_runs_and_the_page_shows_it_succeed(
 
     # The history refreshed in place: the page was never reloaded.
     assert writer.execute_script("return window.sundialTestMarker") == "same page"
-    row = writer.find_element(By.CSS_SELECTOR, "#runs tr.run-row")
-    assert "celery@" in row.text
+    # The history is swapped every 2 s: each look finds the row afresh.
+    row_text = until(writer, lambda d: d.find_element(By.CSS_SELECTOR, RUN_ROW).text, "a run row")
+    assert "celery@" in row_text
     runs = deployment.api("GET", "/v1/schedules/made-in-browser/runs").json()["items"]
     assert [(r["state"], r["result"]) for r in runs] == [
         ("succeeded", {"args": [], "kwargs": {"from": "the browser"}})
     ]
-    row.find_element(By.LINK_TEXT, "details").click()
+    found: list[WebElement] = []
+
+    def details_link(driver: WebDriver) -> WebElement:
+        link = driver.find_element(By.CSS_SELECTOR, RUN_ROW).find_element(By.LINK_TEXT, "details")
+        if not found:
+            # As if the 2 s refresh landed between finding the link and clicking it (the
+            # flake once seen under load): the first link found is stale when clicked.
+            driver.execute_script(
+                "const r = document.getElementById('runs'); r.outerHTML = r.outerHTML;"
+            )
+        found.append(link)
+        return link
+
+    click(writer, details_link, "the run's details link")
+    assert len(found) >= 2, "the stale link was not found again"
     until(writer, lambda d: d.find_elements(By.ID, "run-result"), "the run's result")
     assert "the browser" in writer.find_element(By.ID, "run-result").text
 
@@ -259,20 +277,29 @@ def test_a_pause_is_in_the_history_under_the_key_name_and_the_timeline_shows_it(
     assert change.get_attribute("data-actor") == WRITER
     assert "maintenance window" in change.find_element(By.CLASS_NAME, "change-reason").text
     # The timeline refreshes itself: the fires planned since the pause show as paused.
+    # Rows are read inside the wait (a refresh every 5 s replaces them; a stale one is
+    # read again from the next refresh), never kept as elements past it.
     paused = until(
         writer,
         lambda d: [
-            row
+            row.text
             for row in _rows(d, '#timeline tr.tl-row[data-cause="paused"]')
             if row.get_attribute("data-status") == "not_fired"
         ][1:],
         "two paused fires in the timeline",
         timeout=30,
     )
-    assert f"paused by {WRITER}" in paused[0].text and "maintenance window" in paused[0].text
+    assert f"paused by {WRITER}" in paused[0] and "maintenance window" in paused[0]
     assert writer.execute_script("return window.sundialTestMarker") == "same page"
-    ran = _rows(writer, '#timeline tr.tl-row[data-status="succeeded"]')
-    assert ran and ran[0].find_element(By.LINK_TEXT, "run").get_attribute("href")
+    links = until(
+        writer,
+        lambda d: [
+            row.find_element(By.LINK_TEXT, "run").get_attribute("href")
+            for row in _rows(d, '#timeline tr.tl-row[data-status="succeeded"]')
+        ],
+        "a fire that ran, linked to its run",
+    )
+    assert links[0]
 
 
 def test_an_earlier_version_is_restored_from_the_history(

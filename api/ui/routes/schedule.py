@@ -236,7 +236,11 @@ def save_edit(
     schedule = load_schedule(ctx, schedule_id)
     json_mode = "json" in fields
     try:
-        document = document_of_json(fields["json"]) if json_mode else document_of(fields)
+        document = (
+            document_of_json(fields["json"])
+            if json_mode
+            else document_of(fields, schedule.spec_document())
+        )
         if_match = etag(int(fields["version"])) if fields.get("version", "").isdigit() else None
         with api_refusals():
             body = SchedulePut.model_validate(document)

@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
+from api.schemas import SchedulePut
 from scheduler.store.models import schedules
 from tests.api.support import T0, TestClient, count_runs, count_schedules, put
-from tests.api.ui.support import field_error, post_form
+from tests.api.ui.support import field_error, form_fields, post_form
 
 CRON_FORM = {
     "task": "reports.generate",
@@ -32,6 +33,7 @@ CRON_FORM = {
     "retry.backoff_seconds": "10",
     "description": "Nightly report",
 }
+WEEKEND = {"rules": [{"type": "weekly", "days": ["sat-sun"]}]}
 
 
 def create(client: TestClient, **fields: Any) -> Any:
@@ -248,3 +250,84 @@ def test_a_refused_form_changes_nothing(client: TestClient, engine: Engine) -> N
 
     assert count_schedules(engine) == 1
     assert client.get("/v1/schedules/s1").json()["version"] == 1
+
+
+def test_saving_the_edit_form_unchanged_keeps_every_field_of_the_schedule(
+    client: TestClient,
+) -> None:
+    # Calendars, the in-calendar action and the success deadline have no input in the form:
+    # the form carries them through from the stored schedule instead of resetting them.
+    for name in ("weekend", "holidays"):
+        assert client.put(f"/v1/calendars/{name}", json=WEEKEND).status_code == 201
+    stored = put(
+        client,
+        "full",
+        trigger={"type": "cron", "expression": "0 3 * * *", "timezone": "Europe/Berlin"},
+        args=[1, "two"],
+        kwargs={"format": "pdf", "pages": [1, 2]},
+        queue="reports",
+        priority=7,
+        expires_seconds=90.5,
+        misfire_grace_seconds=120,
+        coalesce=False,
+        overlap="buffer_one",
+        jitter_seconds=2.5,
+        retry={"max_attempts": 4, "backoff_seconds": 15, "backoff_max_seconds": 900},
+        pause_after_failures=3,
+        start_at="2026-11-22T00:00:00Z",
+        end_at="2027-01-01T00:00:00Z",
+        description="Nightly report\nwith two lines",
+        labels={"team": "billing", "env": "prod"},
+        exclude_calendars=["weekend", "holidays"],
+        on_excluded="next_allowed",
+        expect_success_within_seconds=1800,
+        time_limit_seconds=600,
+        soft_time_limit_seconds=540,
+        exchange="reports",
+        routing_key="reports.pdf",
+        headers={"tenant": "acme"},
+    )
+    page = client.get("/ui/schedules/full/edit").text
+    shown = form_fields(page, "schedule-form")
+    assert shown["version"] == "1"
+
+    saved = post_form(client, "/ui/schedules/full/edit", **{**shown, "description": "edited"})
+
+    assert saved.status_code == 303, saved.text
+    after = client.get("/v1/schedules/full").json()
+    assert after["version"] == 2
+    changed = {
+        name: (stored[name], after[name])
+        for name in SchedulePut.model_fields
+        if name not in ("id", "description") and stored[name] != after[name]
+    }
+    assert changed == {}
+    assert (after["exclude_calendars"], after["on_excluded"]) == (
+        ["weekend", "holidays"],
+        "next_allowed",
+    )
+    assert after["expect_success_within_seconds"] == 1800
+    assert after["description"] == "edited"
+
+
+def test_the_form_still_changes_the_fields_it_shows_when_others_are_carried(
+    client: TestClient,
+) -> None:
+    assert client.put("/v1/calendars/weekend", json=WEEKEND).status_code == 201
+    put(
+        client,
+        "cal",
+        exclude_calendars=["weekend"],
+        expect_success_within_seconds=60,
+        retry={"max_attempts": 2},
+    )
+    shown = form_fields(client.get("/ui/schedules/cal/edit").text, "schedule-form")
+
+    saved = post_form(
+        client, "/ui/schedules/cal/edit", **{**shown, "retry.max_attempts": "", "queue": "other"}
+    )
+
+    assert saved.status_code == 303, saved.text
+    after = client.get("/v1/schedules/cal").json()
+    assert (after["retry"], after["queue"]) == (None, "other")
+    assert (after["exclude_calendars"], after["expect_success_within_seconds"]) == (["weekend"], 60)
