@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from scheduler.errors import InvalidSchedule
+from scheduler.store.db import is_mysql
 from scheduler.store.group_commit import GroupCommitter
 from scheduler.store.history import Audit
 from scheduler.store.models import changes, schedules
@@ -53,6 +54,14 @@ def _values(**fields: Any) -> ScheduleValues:
 def _writes_blocked(engine: Engine) -> Iterator[None]:
     """Hold the store's write lock from another connection for the block."""
     with engine.connect() as blocker:
+        if is_mysql(engine.dialect):
+            # A plain transaction blocks no INSERT there: lock the table for this session.
+            blocker.execute(text("LOCK TABLES schedules WRITE"))
+            try:
+                yield
+            finally:
+                blocker.execute(text("UNLOCK TABLES"))
+            return
         blocker.begin()
         if engine.dialect.name == "postgresql":
             blocker.execute(text("LOCK TABLE schedules IN EXCLUSIVE MODE"))
