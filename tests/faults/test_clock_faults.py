@@ -23,7 +23,7 @@ from tests.faults.history import Term
 from tests.faults.processes import Service
 from tests.services import service_missing, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.long]
 
 LIBFAKETIME = "/usr/lib/*/faketime/libfaketimeMT.so.1"
 

@@ -19,7 +19,7 @@ from tests.faults.executions import RealWorker, tally
 from tests.faults.history import RunRow, load_runs
 from tests.services import wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.long]
 
 RUNS = 4
 TASK_S = 5.0
