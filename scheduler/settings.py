@@ -99,7 +99,9 @@ class Settings(BaseSettings):
     claim_batch_size: int = Field(default=1000, ge=1, le=100_000)
     # Fires due within this window are claimed and recorded before their instant and only
     # published at it (0 = claim at the instant). Kept well under the lease TTL.
-    fire_ahead_ms: int = Field(default=500, ge=0, le=5000)
+    # Opt-in: with fire-ahead on, a broker outage once released prepared fires ahead of
+    # older pending ones of the same schedule (README, "Fire ahead of the instant").
+    fire_ahead_ms: int = Field(default=0, ge=0, le=5000)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # Processes serving the API (`sundial api --workers` overrides).
     api_workers: int = Field(default=1, ge=1, le=64)

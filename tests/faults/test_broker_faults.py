@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from scheduler.store.models import RunState
 from scheduler.timing.clock import utcnow
 from tests.faults.cluster import Cluster, mixed_workload
+from tests.faults.history import RunRow
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -37,13 +38,11 @@ def test_broker_outage_keeps_fires_pending_then_publishes_each_once_in_fire_time
     cluster.wait_fires_since(utcnow(), 10)
 
     settled = cut_at + timedelta(seconds=1)  # a publish in flight at the cut may still land
-    held = [r for r in during.runs if r.created_at > settled]
+    held = [r for r in during.runs if r.created_at > settled and _due(r) <= restored_at]
     # Fires of the outage: recorded during it and due by its end (a fire prepared ahead of
     # an instant after the broker returned is not one of them).
     outage = [
-        r
-        for r in verdict.runs
-        if settled < r.created_at <= restored_at and (r.due_at or r.created_at) <= restored_at
+        r for r in verdict.runs if settled < r.created_at <= restored_at and _due(r) <= restored_at
     ]
     waits = [
         (r.dispatched_at - r.created_at).total_seconds()
@@ -61,3 +60,8 @@ def test_broker_outage_keeps_fires_pending_then_publishes_each_once_in_fire_time
     assert len(outage) >= len(held) and all(r.state is RunState.DISPATCHED for r in outage)
     # judge() also checks each run was delivered once, first copies in fire-time order.
     assert verdict.violations == [], "\n".join(verdict.violations)
+
+
+def _due(run: RunRow) -> datetime:
+    """When a run was to go out: its instant when prepared ahead, else when it was recorded."""
+    return run.due_at or run.created_at
