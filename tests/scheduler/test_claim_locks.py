@@ -86,7 +86,9 @@ def test_a_new_term_waits_for_the_claim_in_flight_then_fences_it_off(engine: Eng
         check_fencing(claim, old)  # what a claim does first; its lock lasts until commit
         taker.start()
         with engine.connect() as probe:
-            wait_for(lambda: _lock_waits(probe) > 0, 20, "the new term to wait on the claim")
+            # MariaDB serves information_schema.innodb_trx from a cache refreshed only when it is
+            # 0.1 s old at a read: polling faster than that reads the stale copy forever.
+            wait_for(lambda: _lock_waits(probe) > 0, 20, "the new term to wait on the claim", 0.25)
         assert new == [], "a new term started while a claim was in flight"
     taker.join(timeout=20)
 
