@@ -200,6 +200,30 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of ``pid`` and every process below it (a prefork worker's children do
+    the work), None once ``pid`` is gone."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    below = list(children.get(pid, []))
+    while below:
+        child = below.pop()
+        own += cpu_seconds(child) or 0.0
+        below.extend(children.get(child, []))
+    return own
+
+
 SERVERS = ("postgres", "redis-server")
 
 

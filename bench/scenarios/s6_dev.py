@@ -24,7 +24,7 @@ from celery import Celery
 from sqlalchemy import select
 
 from bench.fs_worker import filesystem_config
-from bench.procs import BenchError, Child, cpu_seconds, wait_for
+from bench.procs import BenchError, Child, tree_cpu_seconds, wait_for
 from bench.report import Metric
 from bench.scenarios.common import Bench, free_port
 from bench.services import REPO
@@ -33,10 +33,12 @@ from scheduler.firing.broker import celery_config, embedded_broker
 from scheduler.settings import Settings
 from scheduler.store.db import make_engine
 from scheduler.store.models import runs
-from sundial.dev import WORKER_ARGS, child_env
+from sundial.dev import child_env, worker_args
 
 NAME = "S6"
 ECHO = "sundial.echo"
+# The worker `sundial dev` ran before issue 12 (the baseline of part one).
+BEFORE_WORKER_ARGS = ("--pool=threads", "--concurrency=4")
 PUBLISH_BATCH = 500
 SUCCEEDED = "] succeeded in "
 # Log lines start with a local time to the millisecond, in either logging format.
@@ -103,12 +105,12 @@ def drain(bench: Bench, system: str, n: int) -> dict[str, Any]:
             url, _started = broker.ensure_running()
             env = child_env(settings, url, {})  # what `sundial dev` hands its worker
             conf = celery_config(settings.model_copy(update={"broker_url": url}))
-            args = ["-m", "sundial", "worker", *WORKER_ARGS]
+            args = ["-m", "sundial", "worker", *worker_args()]
         else:
             env = {"SUNDIAL_DATA_DIR": str(data_dir)}
             conf = celery_config(settings.model_copy(update={"broker_url": "filesystem://"}))
             conf.update(filesystem_config(data_dir))
-            args = ["-m", "bench.fs_worker", str(data_dir), *WORKER_ARGS]
+            args = ["-m", "bench.fs_worker", str(data_dir), *BEFORE_WORKER_ARGS]
         app = Celery(f"bench-s6-{system}", set_as_current=False)
         app.conf.update(conf)
         try:
@@ -117,9 +119,9 @@ def drain(bench: Bench, system: str, n: int) -> dict[str, Any]:
                 worker = procs.spawn("worker", args, env)
                 timeout = 60 + n / 20
                 wait_for(lambda: _done(worker) >= 1, timeout, "the first task", interval=0.1)
-                cpu0 = cpu_seconds(worker.pid)
+                cpu0 = tree_cpu_seconds(worker.pid)
                 wait_for(lambda: _done(worker) >= n, timeout, f"{n} tasks", interval=0.1)
-                cpu1 = cpu_seconds(worker.pid)
+                cpu1 = tree_cpu_seconds(worker.pid)
                 # The events of the last tasks are a moment behind their log lines.
                 with contextlib.suppress(BenchError):
                     wait_for(lambda: len(events.succeeded) >= n, 5, "the last events")
