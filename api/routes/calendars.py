@@ -14,8 +14,8 @@ from api.audit import ChangeAudit
 from api.auth import Read, Write
 from api.calendar_schemas import CalendarPage, CalendarPublic
 from api.deps import Context
+from api.field_schemas import SCHEDULE_ID_PATTERN
 from api.pagination import decode_cursor, encode_cursor
-from api.schemas import SCHEDULE_ID_PATTERN
 from api.strict_route import StrictRoute
 from scheduler.store import calendar_store as store
 from scheduler.store.calendar_store import CalendarSpec

@@ -14,10 +14,11 @@ from api.audit import ChangeAudit
 from api.auth import Read, Write
 from api.deps import Context
 from api.errors import invalid_input
+from api.field_schemas import UTCDatetime
 from api.history_schemas import ChangePage, ChangePublic, RestoreRequest
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId, public, upsert
-from api.schemas import ScheduleCreate, SchedulePublic, UTCDatetime
+from api.schedule_schemas import ScheduleCreate, SchedulePublic
 from api.strict_route import StrictRoute
 from scheduler.errors import NotFound
 from scheduler.store import history

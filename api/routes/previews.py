@@ -11,8 +11,9 @@ from fastapi import APIRouter, Query
 from api.auth import Read
 from api.deps import Context
 from api.errors import invalid_input
+from api.field_schemas import UTCDatetime
+from api.preview_schemas import ExcludedFire, PreviewRequest, PreviewResponse
 from api.routes.schedules import ScheduleId
-from api.schemas import ExcludedFire, PreviewRequest, PreviewResponse, UTCDatetime
 from api.strict_route import StrictRoute
 from scheduler.errors import InvalidSchedule
 from scheduler.store import schedules as repo

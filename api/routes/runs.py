@@ -10,9 +10,10 @@ from fastapi import APIRouter, Path, Query
 from api.auth import Read
 from api.deps import Context
 from api.errors import invalid_input
+from api.field_schemas import UTCDatetime
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId
-from api.schemas import RunPage, RunPublic, UTCDatetime
+from api.run_schemas import RunPage, RunPublic
 from api.strict_route import StrictRoute
 from scheduler.store import schedules as repo
 from scheduler.store.models import RunState, RunTrigger

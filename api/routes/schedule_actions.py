@@ -7,18 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
+from api.action_schemas import BackfillRequest, BackfillResponse, StateChange
 from api.audit import ChangeAudit
 from api.auth import Write
 from api.deps import Context
 from api.errors import invalid_input
 from api.routes.schedules import ScheduleId, public
-from api.schemas import (
-    BackfillRequest,
-    BackfillResponse,
-    RunPublic,
-    SchedulePublic,
-    StateChange,
-)
+from api.run_schemas import RunPublic
+from api.schedule_schemas import SchedulePublic
 from api.strict_route import StrictRoute
 from scheduler.firing.backfill import MAX_BACKFILL_FIRES, backfill
 from scheduler.store import schedules as repo

@@ -18,11 +18,10 @@ from api.batch_schemas import BatchCreate, BatchCreated, BatchResult
 from api.deps import AppContext, Context
 from api.errors import invalid_input, refuse_repeats
 from api.etags import check_if_match, etag
+from api.field_schemas import LABEL_KEY_PATTERN, SCHEDULE_ID_PATTERN
 from api.merge_patch import merge_patch
 from api.pagination import decode_cursor, encode_cursor
-from api.schemas import (
-    LABEL_KEY_PATTERN,
-    SCHEDULE_ID_PATTERN,
+from api.schedule_schemas import (
     ScheduleCreate,
     SchedulePage,
     SchedulePatch,

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import AppContext, Context
+from api.field_schemas import SCHEDULE_ID_PATTERN
 from api.routes.calendars import get_calendar, list_calendars
-from api.schemas import SCHEDULE_ID_PATTERN, SchedulePublic
+from api.schedule_schemas import SchedulePublic
 from api.ui import describe
 from api.ui.access import Reader
 from api.ui.pages import UI, PagesDep

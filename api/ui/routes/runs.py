@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import Context
-from api.schemas import RunPublic, SchedulePublic
+from api.run_schemas import RunPublic
+from api.schedule_schemas import SchedulePublic
 from api.ui import describe
 from api.ui.access import Reader
 from api.ui.overview import DAY, HOUR

@@ -18,7 +18,8 @@ from api.routes.history import schedule_history
 from api.routes.previews import preview_schedule
 from api.routes.schedules import ScheduleId, put_schedule
 from api.routes.timeline import schedule_timeline
-from api.schemas import RunPublic, SchedulePublic, SchedulePut
+from api.run_schemas import RunPublic
+from api.schedule_schemas import SchedulePublic, SchedulePut
 from api.ui import describe
 from api.ui.access import Reader, Viewer, Writer
 from api.ui.forms import FormFields, document_of, document_of_json, fields_of

@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.deps import AppContext, Context
+from api.field_schemas import LABEL_KEY_PATTERN
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import create_schedule, put_schedule
-from api.schemas import LABEL_KEY_PATTERN, ScheduleCreate, SchedulePublic, SchedulePut
+from api.schedule_schemas import ScheduleCreate, SchedulePublic, SchedulePut
 from api.ui.access import Reader, Viewer, Writer
 from api.ui.forms import NEW_FORM, FormFields, document_of, document_of_json
 from api.ui.pages import UI, PagesDep, redirect
