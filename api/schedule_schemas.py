@@ -30,7 +30,7 @@ from api.field_schemas import (
     example_config,
 )
 from scheduler.store.models import ExcludedPolicy, Overlap, RunState, ScheduleState
-from scheduler.store.schedules import ScheduleValues
+from scheduler.store.schedule_spec import ScheduleValues
 from scheduler.timing.triggers import StoredTrigger, Timestamp, resolve
 
 

@@ -16,7 +16,7 @@ from api.preview_schemas import ExcludedFire, PreviewRequest, PreviewResponse
 from api.routes.schedules import ScheduleId
 from api.strict_route import StrictRoute
 from scheduler.errors import InvalidSchedule
-from scheduler.store import schedules as repo
+from scheduler.store import schedule_reads
 from scheduler.store.calendar_store import load_calendars
 from scheduler.timing.fire_policy import calendar_names, fire_times_of, upcoming
 from scheduler.timing.triggers import FireTimes, jitter, resolve
@@ -74,7 +74,7 @@ def preview_schedule(
     Listed whatever the schedule's state: a paused schedule shows what resuming would fire.
     """
     with ctx.engine.connect() as conn:
-        row = repo.get_schedule(conn, schedule_id)
+        row = schedule_reads.get_schedule(conn, schedule_id)
         calendars = load_calendars(conn, calendar_names(row))
     start = after if after is not None else ctx.clock()
     try:
