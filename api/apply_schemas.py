@@ -9,14 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from api.calendar_schemas import CalendarPublic
 from api.examples import SPEC_EXAMPLE
-from api.schemas import (
-    SCHEDULE_ID_PATTERN,
-    ScheduleCreate,
-    SchedulePublic,
-    SchedulePut,
-    Trigger,
-    example_config,
-)
+from api.field_schemas import SCHEDULE_ID_PATTERN, Trigger, example_config
+from api.schedule_schemas import ScheduleCreate, SchedulePublic, SchedulePut
 from scheduler.store.apply import CalendarPlan, FieldChange, Plan, PlanEntry
 from scheduler.store.calendar_store import CalendarSpec
 from scheduler.timing.triggers import DelaySpec

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from api.examples import SPEC_EXAMPLE
-from api.schemas import ScheduleCreate, example_config
+from api.field_schemas import example_config
+from api.schedule_schemas import ScheduleCreate
 from scheduler.store.models import ScheduleState
 
 MAX_BATCH = 1000

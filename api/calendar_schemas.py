@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.schemas import example_config
+from api.field_schemas import example_config
 
 _EXAMPLE = {
     "name": "holidays-de-by",

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from api.schemas import RunPublic, example_config
+from api.field_schemas import example_config
+from api.run_schemas import RunPublic
 
 
 class ChangePublic(BaseModel):

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scheduler.runs.alerts import AlertKind, schedules_in_breach
 from scheduler.store.models import RunState, ScheduleState
-from scheduler.store.schedules import count_by_state
+from scheduler.store.schedule_reads import count_by_state
 from scheduler.timing.clock import monotonic
 
 log = logging.getLogger("sundial.api.metrics")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from api.schemas import example_config
+from api.field_schemas import example_config
 
 
 class LeaderPublic(BaseModel):

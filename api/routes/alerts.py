@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Query
 
 from api.auth import Read
 from api.deps import Context
+from api.field_schemas import UTCDatetime
 from api.history_schemas import AlertPage, AlertPublic
 from api.pagination import decode_cursor, encode_cursor
-from api.schemas import UTCDatetime
 from api.strict_route import StrictRoute
 from scheduler.runs import alerts as repo
 from scheduler.runs.alerts import AlertKind

@@ -11,7 +11,7 @@ from api.deps import Context
 from api.errors import invalid_input, refuse_repeats
 from api.strict_route import StrictRoute
 from scheduler.errors import TaskNotAllowed
-from scheduler.store import schedules as repo
+from scheduler.store import schedule_spec
 from scheduler.store.apply import Desired, DesiredCalendar, apply_schedules
 
 router = APIRouter(tags=["apply"], route_class=StrictRoute)
@@ -46,7 +46,7 @@ def apply(body: ApplyRequest, ctx: Context, audit: ChangeAudit) -> ApplyResult:
     desired: list[Desired] = []
     for index, entry in enumerate(body.schedules):
         try:
-            repo.check_task_allowed(entry.task, ctx.settings.allowed_tasks)
+            schedule_spec.check_task_allowed(entry.task, ctx.settings.allowed_tasks)
         except TaskNotAllowed as exc:
             raise invalid_input(
                 ("body", "schedules", index, "task"), exc.message, entry.task

@@ -14,12 +14,12 @@ from api.audit import ChangeAudit
 from api.auth import Read, Write
 from api.calendar_schemas import CalendarPage, CalendarPublic
 from api.deps import Context
+from api.field_schemas import SCHEDULE_ID_PATTERN
 from api.pagination import decode_cursor, encode_cursor
-from api.schemas import SCHEDULE_ID_PATTERN
 from api.strict_route import StrictRoute
 from scheduler.store import calendar_store as store
 from scheduler.store.calendar_store import CalendarSpec
-from scheduler.store.schedules import rearm_calendar_users
+from scheduler.store.schedule_updates import rearm_calendar_users
 
 router = APIRouter(prefix="/v1/calendars", tags=["calendars"], route_class=StrictRoute)
 CalendarName = Annotated[str, Path(pattern=SCHEDULE_ID_PATTERN, examples=["holidays-de-by"])]

@@ -14,14 +14,14 @@ from api.audit import ChangeAudit
 from api.auth import Read, Write
 from api.deps import Context
 from api.errors import invalid_input
+from api.field_schemas import UTCDatetime
 from api.history_schemas import ChangePage, ChangePublic, RestoreRequest
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId, public, upsert
-from api.schemas import ScheduleCreate, SchedulePublic, UTCDatetime
+from api.schedule_schemas import ScheduleCreate, SchedulePublic
 from api.strict_route import StrictRoute
 from scheduler.errors import NotFound
-from scheduler.store import history
-from scheduler.store import schedules as repo
+from scheduler.store import history, schedule_reads, schedule_spec
 from scheduler.store.history import Kind
 from scheduler.store.models import ScheduleState
 
@@ -63,7 +63,7 @@ def schedule_history(
             conn, schedule_id=schedule_id, before_id=_before(cursor), limit=limit + 1
         )
         if not rows and cursor is None:
-            repo.get_schedule(conn, schedule_id)
+            schedule_reads.get_schedule(conn, schedule_id)
     return _page(rows, limit)
 
 
@@ -130,7 +130,7 @@ def restore_version(
         if found is None:
             raise NotFound(f"schedule {schedule_id!r} has no version {version} in its history")
         spec = dict(found["spec"])
-        current = repo.find_schedule(conn, schedule_id, for_update=True)
+        current = schedule_reads.find_schedule(conn, schedule_id, for_update=True)
         if current is not None:
             spec["paused"] = current["state"] == ScheduleState.PAUSED
         try:
@@ -140,7 +140,7 @@ def restore_version(
             raise RequestValidationError(
                 [{**e, "loc": ("version", *e["loc"])} for e in errors]
             ) from exc
-        repo.check_task_allowed(restored.task, ctx.settings.allowed_tasks)
+        schedule_spec.check_task_allowed(restored.task, ctx.settings.allowed_tasks)
         values = restored.to_values(now)
         row = upsert(conn, schedule_id, current, values, restored.paused, now, audit, response)
     ctx.notifier.schedule_changed(schedule_id)

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Query
 from api.auth import Read
 from api.deps import Context
 from api.errors import invalid_input
+from api.field_schemas import UTCDatetime
+from api.preview_schemas import ExcludedFire, PreviewRequest, PreviewResponse
 from api.routes.schedules import ScheduleId
-from api.schemas import ExcludedFire, PreviewRequest, PreviewResponse, UTCDatetime
 from api.strict_route import StrictRoute
 from scheduler.errors import InvalidSchedule
-from scheduler.store import schedules as repo
+from scheduler.store import schedule_reads
 from scheduler.store.calendar_store import load_calendars
 from scheduler.timing.fire_policy import calendar_names, fire_times_of, upcoming
 from scheduler.timing.triggers import FireTimes, jitter, resolve
@@ -73,7 +74,7 @@ def preview_schedule(
     Listed whatever the schedule's state: a paused schedule shows what resuming would fire.
     """
     with ctx.engine.connect() as conn:
-        row = repo.get_schedule(conn, schedule_id)
+        row = schedule_reads.get_schedule(conn, schedule_id)
         calendars = load_calendars(conn, calendar_names(row))
     start = after if after is not None else ctx.clock()
     try:

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Path, Query
 from api.auth import Read
 from api.deps import Context
 from api.errors import invalid_input
+from api.field_schemas import UTCDatetime
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId
-from api.schemas import RunPage, RunPublic, UTCDatetime
+from api.run_schemas import RunPage, RunPublic
 from api.strict_route import StrictRoute
-from scheduler.store import schedules as repo
+from scheduler.store import run_store
 from scheduler.store.models import RunState, RunTrigger
 
 router = APIRouter(tags=["runs"], route_class=StrictRoute)
@@ -42,7 +43,7 @@ def list_runs(
     """The schedule's runs, newest first (by ``scheduled_for``, then id), one page at a time."""
     before = _decode_run_cursor(cursor) if cursor is not None else None
     with ctx.engine.connect() as conn:
-        rows = repo.list_runs(
+        rows = run_store.list_runs(
             conn,
             schedule_id,
             states=[s.value for s in state or []],
@@ -67,7 +68,7 @@ def list_runs(
 def get_run(run_id: Annotated[str, Path(min_length=1, max_length=64)], ctx: Context) -> RunPublic:
     """One run."""
     with ctx.engine.connect() as conn:
-        return RunPublic.model_validate(repo.get_run(conn, run_id))
+        return RunPublic.model_validate(run_store.get_run(conn, run_id))
 
 
 def _decode_run_cursor(cursor: str) -> tuple[datetime, str]:

@@ -7,21 +7,17 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
+from api.action_schemas import BackfillRequest, BackfillResponse, StateChange
 from api.audit import ChangeAudit
 from api.auth import Write
 from api.deps import Context
 from api.errors import invalid_input
 from api.routes.schedules import ScheduleId, public
-from api.schemas import (
-    BackfillRequest,
-    BackfillResponse,
-    RunPublic,
-    SchedulePublic,
-    StateChange,
-)
+from api.run_schemas import RunPublic
+from api.schedule_schemas import SchedulePublic
 from api.strict_route import StrictRoute
 from scheduler.firing.backfill import MAX_BACKFILL_FIRES, backfill
-from scheduler.store import schedules as repo
+from scheduler.store import run_store, schedule_updates
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 
@@ -47,7 +43,7 @@ def pause_schedule(
     if body is not None and body.reason:
         audit = replace(audit, reason=body.reason)
     with ctx.engine.begin() as conn:
-        row = repo.pause_schedule(conn, schedule_id, ctx.clock(), audit)
+        row = schedule_updates.pause_schedule(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -66,7 +62,7 @@ def resume_schedule(
     if body is not None and body.reason:
         audit = replace(audit, reason=body.reason)
     with ctx.engine.begin() as conn:
-        row = repo.resume_schedule(conn, schedule_id, ctx.clock(), audit)
+        row = schedule_updates.resume_schedule(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
     return public(row, response)
 
@@ -82,7 +78,7 @@ def trigger_schedule(
 ) -> RunPublic:
     """Fire now, out of band: a pending manual run the leader publishes shortly."""
     with ctx.engine.begin() as conn:
-        run = repo.trigger_run(conn, schedule_id, ctx.clock(), audit)
+        run = run_store.trigger_run(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
     response.headers["Location"] = f"/v1/runs/{run['id']}"
     return RunPublic.model_validate(run)

@@ -18,11 +18,10 @@ from api.batch_schemas import BatchCreate, BatchCreated, BatchResult
 from api.deps import AppContext, Context
 from api.errors import invalid_input, refuse_repeats
 from api.etags import check_if_match, etag
+from api.field_schemas import LABEL_KEY_PATTERN, SCHEDULE_ID_PATTERN
 from api.merge_patch import merge_patch
 from api.pagination import decode_cursor, encode_cursor
-from api.schemas import (
-    LABEL_KEY_PATTERN,
-    SCHEDULE_ID_PATTERN,
+from api.schedule_schemas import (
     ScheduleCreate,
     SchedulePage,
     SchedulePatch,
@@ -31,10 +30,11 @@ from api.schemas import (
 )
 from api.strict_route import StrictRoute
 from scheduler.errors import PreconditionFailed, TaskNotAllowed
-from scheduler.store import schedules as repo
+from scheduler.store import schedule_creation, schedule_reads, schedule_spec, schedule_updates
 from scheduler.store.history import Audit
 from scheduler.store.models import ScheduleState
-from scheduler.store.schedules import NewSchedule, ScheduleValues
+from scheduler.store.schedule_creation import NewSchedule
+from scheduler.store.schedule_spec import ScheduleValues
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
@@ -86,8 +86,12 @@ def upsert(
 ) -> dict[str, Any]:
     """Replace ``current``, or create the schedule (201 with ``Location``) when it is None."""
     if current is not None:
-        return repo.replace_schedule(conn, current, values, paused=paused, now=now, audit=audit)
-    row = repo.create_schedule(conn, schedule_id, values, paused=paused, now=now, audit=audit)
+        return schedule_updates.replace_schedule(
+            conn, current, values, paused=paused, now=now, audit=audit
+        )
+    row = schedule_creation.create_schedule(
+        conn, schedule_id, values, paused=paused, now=now, audit=audit
+    )
     response.status_code = status.HTTP_201_CREATED
     response.headers["Location"] = location(schedule_id)
     return row
@@ -172,10 +176,10 @@ def _create(
     :mod:`scheduler.store.group_commit`), then one change notice when anything was made."""
     now = ctx.clock()
     new = []
-    ids = repo.new_ids(len(entries))
+    ids = schedule_creation.new_ids(len(entries))
     for index, (spec, key) in enumerate(entries):
         try:
-            repo.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
+            schedule_spec.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
         except TaskNotAllowed as exc:
             if items_at is None:
                 raise
@@ -187,7 +191,7 @@ def _create(
         made = ctx.committer.create(new, now=now, audit=audit)
     else:
         with ctx.engine.begin() as conn:
-            made = repo.create_schedules(
+            made = schedule_creation.create_schedules(
                 conn, new, now=now, audit=audit, fresh_ids=True, items_at=items_at
             )
     if not all(replayed for _, replayed in made):
@@ -222,10 +226,10 @@ def put_schedule(
     if body.id is not None and body.id != schedule_id:
         raise invalid_input(("body", "id"), "must match the id in the path", body.id)
     now = ctx.clock()
-    repo.check_task_allowed(body.task, ctx.settings.allowed_tasks)
+    schedule_spec.check_task_allowed(body.task, ctx.settings.allowed_tasks)
     values = body.to_values(now)
     with ctx.engine.begin() as conn:
-        current = repo.find_schedule(conn, schedule_id, for_update=True)
+        current = schedule_reads.find_schedule(conn, schedule_id, for_update=True)
         check_if_match(if_match, current["version"] if current is not None else None)
         if if_none_match is not None and current is not None:
             raise PreconditionFailed(f"schedule {schedule_id!r} already exists")
@@ -249,7 +253,7 @@ def list_schedules(
     labels = _parse_labels(label or [])
     after_id = decode_cursor(cursor, 1)[0] if cursor is not None else None
     with ctx.engine.connect() as conn:
-        rows = repo.list_schedules(
+        rows = schedule_reads.list_schedules(
             conn, task=task, state=state, labels=labels, after_id=after_id, limit=limit + 1
         )
     next_cursor = None
@@ -263,7 +267,7 @@ def list_schedules(
 def get_schedule(schedule_id: ScheduleId, response: Response, ctx: Context) -> SchedulePublic:
     """One schedule, with ``ETag: "<version>"``."""
     with ctx.engine.connect() as conn:
-        row = repo.get_schedule(conn, schedule_id)
+        row = schedule_reads.get_schedule(conn, schedule_id)
     return public(row, response)
 
 
@@ -285,11 +289,11 @@ def patch_schedule(
     now = ctx.clock()
     changes = patch.model_dump(mode="json", exclude_unset=True)
     with ctx.engine.begin() as conn:
-        current = repo.get_schedule(conn, schedule_id, for_update=True)
+        current = schedule_reads.get_schedule(conn, schedule_id, for_update=True)
         check_if_match(if_match, current["version"])
         merged = _merge(SchedulePublic.from_row(current).spec_document(), changes)
         spec = _validate_merged(merged, ctx)
-        row = repo.replace_schedule(
+        row = schedule_updates.replace_schedule(
             conn, current, spec.to_values(now), paused=spec.paused, now=now, audit=audit
         )
     ctx.notifier.schedule_changed(schedule_id)
@@ -309,8 +313,8 @@ def delete_schedule(
     stays (``GET /v1/schedules/{id}/history``), and any version can be restored."""
     with ctx.engine.begin() as conn:
         if if_match is not None:
-            check_if_match(if_match, repo.get_schedule(conn, schedule_id)["version"])
-        repo.delete_schedule(conn, schedule_id, ctx.clock(), audit)
+            check_if_match(if_match, schedule_reads.get_schedule(conn, schedule_id)["version"])
+        schedule_updates.delete_schedule(conn, schedule_id, ctx.clock(), audit)
     ctx.notifier.schedule_changed(schedule_id)
 
 
@@ -342,5 +346,5 @@ def _validate_merged(merged: dict[str, Any], ctx: AppContext) -> ScheduleCreate:
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from exc
-    repo.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
+    schedule_spec.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
     return spec

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query
 from api.auth import Read
 from api.deps import Context
 from api.errors import invalid_input
+from api.field_schemas import UTCDatetime
 from api.history_schemas import TimelineEntry, TimelinePage
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import ScheduleId
-from api.schemas import UTCDatetime
 from api.strict_route import StrictRoute
 from scheduler.runs.timeline import timeline
 

@@ -36,7 +36,7 @@ from scheduler.store.models import (
     runs,
     schedules,
 )
-from scheduler.store.schedules import paused_values
+from scheduler.store.schedule_arming import paused_values
 from scheduler.timing.fire_policy import FireTimesCache, calendar_names, plan
 from scheduler.timing.overlap import InFlight, decide, in_flight
 

@@ -14,7 +14,8 @@ from scheduler.runs.alerts import AlertKind, raise_alert
 from scheduler.store.db import update_one_returning
 from scheduler.store.history import SCHEDULER_ACTOR, Audit, Kind, record_change
 from scheduler.store.models import RunState, RunTrigger, ScheduleState, run_id_for, runs, schedules
-from scheduler.store.schedules import paused_values, spec_of
+from scheduler.store.schedule_arming import paused_values
+from scheduler.store.schedule_spec import spec_of
 
 FINAL = frozenset({RunState.SUCCEEDED, RunState.FAILED, RunState.REVOKED, RunState.EXPIRED})
 IN_FLIGHT = (

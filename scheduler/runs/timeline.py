@@ -21,7 +21,8 @@ from sqlalchemy import Connection, or_, select
 from scheduler.store.calendar_store import load_calendars
 from scheduler.store.history import spec_versions
 from scheduler.store.models import LEADER_ROW, RunState, ScheduleState, leader, leader_terms, runs
-from scheduler.store.schedules import get_schedule, spec_of
+from scheduler.store.schedule_reads import get_schedule
+from scheduler.store.schedule_spec import spec_of
 from scheduler.timing.exclusions import Calendar
 from scheduler.timing.fire_policy import EXCLUDED, MOVED_HERE, fire_times_of
 from scheduler.timing.triggers import jitter

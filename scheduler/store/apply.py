@@ -1,10 +1,10 @@
 """Declarative apply: make the schedules one source manages match a desired set.
 
 One call runs in the caller's transaction (a dry run rolls it back, so it meets every
-check a real apply meets). Each write goes through :mod:`scheduler.store.schedules`, like any
-other API write. A schedule remembers the source that manages it and the fields that source
-last applied: a hand edit since then is drift, and pruning only ever removes schedules of
-the same source.
+check a real apply meets). Each write goes through :mod:`scheduler.store.schedule_creation`
+and :mod:`scheduler.store.schedule_updates`, like any other API write. A schedule remembers
+the source that manages it and the fields that source last applied: a hand edit since then
+is drift, and pruning only ever removes schedules of the same source.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.errors import Conflict, InvalidSchedule, NotFound
-from scheduler.store import calendar_store
-from scheduler.store import schedules as repo
+from scheduler.store import calendar_store, schedule_creation, schedule_reads, schedule_updates
 from scheduler.store.calendar_store import CalendarSpec
 from scheduler.store.history import Audit, Kind
 from scheduler.store.models import ScheduleState, apply_sources, schedules
-from scheduler.store.schedules import ARMING_FIELDS, Row, ScheduleValues
+from scheduler.store.schedule_arming import ARMING_FIELDS
+from scheduler.store.schedule_spec import Row, ScheduleValues
 from scheduler.timing.fire_policy import calendar_names, fire_times_of, upcoming
 
 SPEC_FIELDS = (*ScheduleValues.__annotations__, "paused")
@@ -165,7 +165,7 @@ def apply_schedules(
             continue
         entry = PlanEntry(row["id"], drift=_drift(row))
         if prune:
-            repo.delete_schedule(conn, row["id"], now, prune_audit)
+            schedule_updates.delete_schedule(conn, row["id"], now, prune_audit)
             plan.pruned.append(entry)
         else:
             plan.orphaned.append(entry)
@@ -182,12 +182,12 @@ def _apply_one(
     audit: Audit,
 ) -> None:
     doc = spec_document(want.values, want.paused)
-    current = repo.find_schedule(conn, want.id, for_update=True)
+    current = schedule_reads.find_schedule(conn, want.id, for_update=True)
     if current is None:
-        row = repo.create_schedule(
+        row = schedule_creation.create_schedule(
             conn, want.id, want.values, paused=want.paused, now=now, audit=audit
         )
-        repo.mark_applied(conn, want.id, source, doc)
+        schedule_updates.mark_applied(conn, want.id, source, doc)
         plan.created.append(PlanEntry(want.id, fire_times_after=_upcoming(conn, row, now, count)))
         return
     owner = current["managed_by"]
@@ -201,13 +201,13 @@ def _apply_one(
     entry.adopted = owner is None
     if not entry.changes:
         if entry.adopted or current["applied"] != doc:
-            repo.mark_applied(conn, want.id, source, doc)
+            schedule_updates.mark_applied(conn, want.id, source, doc)
         plan.unchanged.append(entry)
         return
-    row = repo.replace_schedule(
+    row = schedule_updates.replace_schedule(
         conn, current, want.values, paused=want.paused, now=now, audit=audit
     )
-    repo.mark_applied(conn, want.id, source, doc)
+    schedule_updates.mark_applied(conn, want.id, source, doc)
     if any(c.field in ARMING_FIELDS for c in entry.changes):
         entry.fire_times_before = _upcoming(conn, current, now, count)
         entry.fire_times_after = _upcoming(conn, row, now, count)
@@ -236,7 +236,7 @@ def _apply_calendar(
         return
     calendar_store.put_calendar(conn, want.name, want.spec, now, audit)
     plan.changed[want.name] = changes
-    plan.rearmed.extend(repo.rearm_calendar_users(conn, want.name, now))
+    plan.rearmed.extend(schedule_updates.rearm_calendar_users(conn, want.name, now))
 
 
 def _drift(row: Row) -> list[FieldChange]:

@@ -3,9 +3,9 @@
 Each create of its own costs a transaction: a few round trips and a durable commit, most
 of a create's time on a loaded database. Requests that arrive while another create is
 being committed wait, and are then committed together, through the same
-:func:`scheduler.store.schedules.create_schedules` a batch uses. No thread of its own: the first
-waiting request commits for everyone queued (leader/follower), and hands the lead to the
-oldest waiting request once its own create is done.
+:func:`scheduler.store.schedule_creation.create_schedules` a batch uses. No thread of its
+own: the first waiting request commits for everyone queued (leader/follower), and hands the
+lead to the oldest waiting request once its own create is done.
 
 A shared transaction must not let one request's failure fail the others: when it fails,
 each request of the group is committed again on its own, so every request gets exactly the
@@ -24,7 +24,8 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from scheduler.store.history import Audit
-from scheduler.store.schedules import NewSchedule, Row, create_schedules
+from scheduler.store.schedule_creation import NewSchedule, create_schedules
+from scheduler.store.schedule_spec import Row
 
 # Schedules committed in one shared transaction at most.
 MAX_GROUP = 1000

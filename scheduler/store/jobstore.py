@@ -1,6 +1,6 @@
 """APScheduler's view of our SQL store: schedule rows become APScheduler jobs, no pickles.
 
-Rows are written by the API (``scheduler.store.schedules``) and advanced by the batched claim;
+Rows are written by the API (``scheduler.store.schedule_*``) and advanced by the batched claim;
 APScheduler reads them through this store to know when the next fire is due.
 """
 

@@ -11,7 +11,7 @@ import pytest
 from celery.app.task import Context
 from sqlalchemy import Engine
 
-from api.schemas import HEADER_NAME_PATTERN
+from api.dispatch_schemas import HEADER_NAME_PATTERN
 from scheduler.firing.messages import PROTOCOL_HEADERS, reserved_header
 from tests.api.support import (
     TestClient,

@@ -18,10 +18,10 @@ from scheduler.leadership.runloop import FireCycle
 from scheduler.store.history import Audit
 from scheduler.store.jobstore import SqlJobStore
 from scheduler.store.models import LEADER_ROW, RunState, leader, run_id_for
-from scheduler.store.schedules import (
-    ScheduleValues,
+from scheduler.store.schedule_reads import get_schedule
+from scheduler.store.schedule_spec import ScheduleValues
+from scheduler.store.schedule_updates import (
     delete_schedule,
-    get_schedule,
     pause_schedule,
     replace_schedule,
     resume_schedule,

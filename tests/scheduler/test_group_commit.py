@@ -17,7 +17,8 @@ from scheduler.store.db import is_mysql
 from scheduler.store.group_commit import GroupCommitter
 from scheduler.store.history import Audit
 from scheduler.store.models import changes, schedules
-from scheduler.store.schedules import NewSchedule, ScheduleValues, new_ids
+from scheduler.store.schedule_creation import NewSchedule, new_ids
+from scheduler.store.schedule_spec import ScheduleValues
 from tests.services import wait_for
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from scheduler.store.schedules import search_schedules
+from scheduler.store.schedule_reads import search_schedules
 from tests.factories import add_schedule
 
 T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Path, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.action_schemas import BackfillRequest, StateChange
 from api.deps import AppContext, Context
 from api.history_schemas import RestoreRequest
 from api.routes.history import restore_version
@@ -23,7 +24,6 @@ from api.routes.schedule_actions import (
     trigger_schedule,
 )
 from api.routes.schedules import ScheduleId, delete_schedule
-from api.schemas import BackfillRequest, StateChange
 from api.ui import describe
 from api.ui.access import Reader, Writer
 from api.ui.forms import FormFields

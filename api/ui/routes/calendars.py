@@ -11,14 +11,15 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import AppContext, Context
+from api.field_schemas import SCHEDULE_ID_PATTERN
 from api.routes.calendars import get_calendar, list_calendars
-from api.schemas import SCHEDULE_ID_PATTERN, SchedulePublic
+from api.schedule_schemas import SchedulePublic
 from api.ui import describe
 from api.ui.access import Reader
 from api.ui.pages import UI, PagesDep
 from api.ui.refusals import Refused, api_refusals
 from scheduler.errors import NotFound
-from scheduler.store import schedules as repo
+from scheduler.store import schedule_reads
 from scheduler.store.calendar_store import compile_row
 
 router = APIRouter(prefix=UI)
@@ -48,7 +49,7 @@ def _zone_of_first_user(ctx: AppContext, used_by: list[str]) -> str:
     for schedule_id in used_by[:1]:
         try:
             with ctx.engine.connect() as conn:
-                row = repo.get_schedule(conn, schedule_id)
+                row = schedule_reads.get_schedule(conn, schedule_id)
         except NotFound:  # deleted meanwhile
             break
         return describe.zone_of(SchedulePublic.from_row(row).trigger.model_dump(mode="json"))

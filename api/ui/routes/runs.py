@@ -9,7 +9,8 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 
 from api.deps import Context
-from api.schemas import RunPublic, SchedulePublic
+from api.run_schemas import RunPublic
+from api.schedule_schemas import SchedulePublic
 from api.ui import describe
 from api.ui.access import Reader
 from api.ui.overview import DAY, HOUR
@@ -17,7 +18,7 @@ from api.ui.pages import UI, PagesDep
 from api.ui.refusals import Refused, api_refusals
 from api.ui.routes.schedule import run_cursor, runs_page
 from scheduler.runs.run_history import attempts_of, runs_in_state
-from scheduler.store import schedules as repo
+from scheduler.store import run_store, schedule_reads
 from scheduler.store.models import RunState
 
 router = APIRouter(prefix=UI)
@@ -68,8 +69,8 @@ def run_page(
 ) -> HTMLResponse:
     """One run: its states with times, worker, result or error, and its retry chain."""
     with api_refusals(), ctx.engine.connect() as conn:
-        run = RunPublic.model_validate(repo.get_run(conn, run_id))
-        schedule = SchedulePublic.from_row(repo.get_schedule(conn, run.schedule_id))
+        run = RunPublic.model_validate(run_store.get_run(conn, run_id))
+        schedule = SchedulePublic.from_row(schedule_reads.get_schedule(conn, run.schedule_id))
         chain = [
             RunPublic.model_validate(row)
             for row in attempts_of(conn, run.schedule_id, run.scheduled_for)

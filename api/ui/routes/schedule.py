@@ -18,14 +18,15 @@ from api.routes.history import schedule_history
 from api.routes.previews import preview_schedule
 from api.routes.schedules import ScheduleId, put_schedule
 from api.routes.timeline import schedule_timeline
-from api.schemas import RunPublic, SchedulePublic, SchedulePut
+from api.run_schemas import RunPublic
+from api.schedule_schemas import SchedulePublic, SchedulePut
 from api.ui import describe
 from api.ui.access import Reader, Viewer, Writer
 from api.ui.forms import FormFields, document_of, document_of_json, fields_of
 from api.ui.pages import UI, Pages, PagesDep, redirect
 from api.ui.refusals import Refused, api_refusals
 from api.ui.timeline_window import TimelineWindow, default_window, window_of
-from scheduler.store import schedules as repo
+from scheduler.store import run_store, schedule_reads
 
 router = APIRouter(prefix=UI)
 
@@ -122,7 +123,7 @@ def _moved(window: TimelineWindow, direction: int) -> TimelineWindow | None:
 def load_schedule(ctx: AppContext, schedule_id: str) -> SchedulePublic:
     """The schedule, or a 404 page."""
     with api_refusals(), ctx.engine.connect() as conn:
-        return SchedulePublic.from_row(repo.get_schedule(conn, schedule_id))
+        return SchedulePublic.from_row(schedule_reads.get_schedule(conn, schedule_id))
 
 
 def render_detail(
@@ -139,8 +140,8 @@ def render_detail(
     """The schedule page; ``forms`` carries a refused action's fields and errors."""
     before = run_cursor(cursor)
     with api_refusals(), ctx.engine.connect() as conn:
-        schedule = SchedulePublic.from_row(repo.get_schedule(conn, schedule_id))
-        rows = repo.list_runs(conn, schedule_id, before=before, limit=RUNS_PAGE + 1)
+        schedule = SchedulePublic.from_row(schedule_reads.get_schedule(conn, schedule_id))
+        rows = run_store.list_runs(conn, schedule_id, before=before, limit=RUNS_PAGE + 1)
     runs, next_cursor = runs_page(rows, RUNS_PAGE)
     zone = describe.zone_of(schedule.trigger.model_dump(mode="json"))
     with api_refusals():

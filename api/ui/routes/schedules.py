@@ -9,15 +9,16 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from api.deps import AppContext, Context
+from api.field_schemas import LABEL_KEY_PATTERN
 from api.pagination import decode_cursor, encode_cursor
 from api.routes.schedules import create_schedule, put_schedule
-from api.schemas import LABEL_KEY_PATTERN, ScheduleCreate, SchedulePublic, SchedulePut
+from api.schedule_schemas import ScheduleCreate, SchedulePublic, SchedulePut
 from api.ui.access import Reader, Viewer, Writer
 from api.ui.forms import NEW_FORM, FormFields, document_of, document_of_json
 from api.ui.pages import UI, PagesDep, redirect
 from api.ui.refusals import Refused, api_refusals
 from scheduler.runs.run_history import recent_states
-from scheduler.store import schedules as repo
+from scheduler.store import schedule_reads
 from scheduler.store.history import Audit
 from scheduler.store.models import ScheduleState
 
@@ -76,9 +77,11 @@ def schedules_page(
     }
     with ctx.engine.connect() as conn:
         if filters["q"]:
-            rows, after = repo.search_schedules(conn, filters["q"], limit=PAGE_SIZE, **common)
+            rows, after = schedule_reads.search_schedules(
+                conn, filters["q"], limit=PAGE_SIZE, **common
+            )
         else:
-            rows = repo.list_schedules(conn, limit=PAGE_SIZE + 1, **common)
+            rows = schedule_reads.list_schedules(conn, limit=PAGE_SIZE + 1, **common)
             after = rows[PAGE_SIZE - 1]["id"] if len(rows) > PAGE_SIZE else None
             rows = rows[:PAGE_SIZE]
         strips = recent_states(conn, [row["id"] for row in rows])
@@ -89,7 +92,7 @@ def schedules_page(
         "strips": strips,
         "next_cursor": encode_cursor(after) if after is not None else None,
         "first_page": not cursor,
-        "search_scan": repo.SEARCH_SCAN,
+        "search_scan": schedule_reads.SEARCH_SCAN,
         "states": [s.value for s in ScheduleState],
     }
     return pages.render(request, viewer, "schedules.html", context)
@@ -133,7 +136,7 @@ def _create(ctx: AppContext, document: dict[str, Any], schedule_id: str, audit: 
             return create_schedule(body, Response(), ctx, audit).id
         body = SchedulePut.model_validate({**document, "id": schedule_id})
         with ctx.engine.connect() as conn:
-            taken = repo.find_schedule(conn, schedule_id) is not None
+            taken = schedule_reads.find_schedule(conn, schedule_id) is not None
         if taken:
             raise Refused(409, "Some fields need fixing.", {"id": "a schedule has this id"})
         put_schedule(schedule_id, body, Response(), ctx, audit)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, update
 
-from api.schemas import SchedulePut
+from api.schedule_schemas import SchedulePut
 from scheduler.store.models import schedules
 from tests.api.support import T0, TestClient, count_runs, count_schedules, put
 from tests.api.ui.support import field_error, form_fields, post_form

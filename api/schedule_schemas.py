@@ -1,122 +1,37 @@
-"""Request and response bodies: Create / Put / Patch inputs and Public outputs."""
+"""A schedule's request and response bodies: Create / Put / Patch inputs and Public outputs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    Strict,
-    StringConstraints,
-    ValidationInfo,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-    field_validator,
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from api.dispatch_schemas import (
+    MAX_HEADERS,
+    MAX_TIME_LIMIT,
+    AmqpName,
+    HeaderName,
+    HeaderValue,
+    RetryPolicy,
 )
-
-from api.examples import (
-    CRON_EXAMPLE,
-    PUBLIC_EXAMPLE,
-    RUN_EXAMPLE,
-    SPEC_EXAMPLE,
-    TRIGGER_EXAMPLES,
+from api.examples import PUBLIC_EXAMPLE, SPEC_EXAMPLE, TRIGGER_EXAMPLES
+from api.field_schemas import (
+    SCHEDULE_ID_PATTERN,
+    CalendarName,
+    ExcludedPolicyName,
+    LabelKey,
+    LabelValue,
+    OverlapName,
+    Trigger,
+    UTCDatetime,
+    example_config,
 )
-from api.strict_json import printable_value
-from scheduler.firing.messages import reserved_header
-from scheduler.store.models import ExcludedPolicy, Overlap, RunState, RunTrigger, ScheduleState
-from scheduler.store.schedules import ScheduleValues
-from scheduler.timing.triggers import StoredTrigger, Timestamp, TriggerSpec, resolve
-
-SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-# Label keys exclude ':' so that the list filter `label=k:v` is unambiguous.
-LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
-
-LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN)]
-CalendarName = Annotated[str, StringConstraints(pattern=SCHEDULE_ID_PATTERN)]
-LabelValue = Annotated[str, StringConstraints(max_length=256)]
-
-MAX_TIME_LIMIT = 7 * 86400
-MAX_HEADERS = 32
-# AMQP short strings (exchange names, routing keys) hold at most 255 bytes.
-AMQP_SHORTSTR_BYTES = 255
-HEADER_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$"
-
-
-def _amqp_shortstr(value: str) -> str:
-    if len(value.encode()) > AMQP_SHORTSTR_BYTES:
-        raise ValueError(f"at most {AMQP_SHORTSTR_BYTES} bytes (UTF-8) in AMQP")
-    return value
-
-
-def _not_reserved(name: str) -> str:
-    if reason := reserved_header(name):
-        raise ValueError(f"{name!r} is {reason}")
-    return name
-
-
-AmqpName = Annotated[str, StringConstraints(min_length=1), AfterValidator(_amqp_shortstr)]
-HeaderName = Annotated[
-    str, StringConstraints(pattern=HEADER_NAME_PATTERN), AfterValidator(_not_reserved)
-]
-HeaderValue = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool
-"""A message header's value: a JSON scalar that AMQP tables and kombu's JSON both carry."""
-
-
-def _in_range(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    try:
-        return handler(value)
-    except OverflowError as exc:
-        raise ValueError("date is out of the representable range") from exc
-
-
-def _to_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("date is out of the representable range") from exc
-
-
-Trigger = Annotated[TriggerSpec, WrapValidator(_in_range)]
-UTCDatetime = Annotated[Timestamp, AfterValidator(_to_utc)]
-"""An RFC 3339 time with an offset (naive is refused), converted to UTC."""
-OverlapName = Annotated[Overlap, Strict(False)]
-"""An overlap policy by name, in models that are otherwise strict."""
-ExcludedPolicyName = Annotated[ExcludedPolicy, Strict(False)]
-"""What to do with an excluded fire, by name, in models that are otherwise strict."""
-
-
-def example_config(
-    *examples: Any, extra: Literal["forbid", "ignore"] = "ignore", strict: bool = False
-) -> ConfigDict:
-    """A model config showing ``examples`` in the OpenAPI schema.
-
-    Request models are ``strict``: a number field takes a JSON number, a boolean field
-    true or false and a text field a string, never a value coerced from another type
-    (``"5"``, ``true`` as 1), which would be stored as something the client did not send.
-    """
-    return ConfigDict(extra=extra, strict=strict, json_schema_extra={"examples": list(examples)})
-
-
-class RetryPolicy(BaseModel):
-    """Dispatch a failed run again, up to ``max_attempts`` in all, with exponential backoff."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [{"max_attempts": 3, "backoff_seconds": 10, "backoff_max_seconds": 600}]
-        },
-    )
-
-    max_attempts: int = Field(ge=1, le=100)
-    backoff_seconds: float = Field(default=10, ge=0, le=86400)
-    backoff_max_seconds: float = Field(default=3600, ge=0, le=7 * 86400)
+from scheduler.store.models import ExcludedPolicy, Overlap, RunState, ScheduleState
+from scheduler.store.schedule_spec import ScheduleValues
+from scheduler.timing.triggers import StoredTrigger, Timestamp, resolve
 
 
 class _ScheduleFields(BaseModel):
@@ -371,18 +286,6 @@ class SchedulePublic(_ScheduleFields):
         return self.model_dump(mode="json", include=set(_ScheduleFields.model_fields) | {"trigger"})
 
 
-class StateChange(BaseModel):
-    """An optional reason for a pause or resume, kept as the schedule's ``state_reason``."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={"examples": [{"reason": "vendor API down"}]},
-    )
-
-    reason: str | None = Field(default=None, min_length=1, max_length=1000)
-
-
 class SchedulePage(BaseModel):
     """One page of schedules; pass ``next_cursor`` back as ``cursor`` for the next."""
 
@@ -392,158 +295,3 @@ class SchedulePage(BaseModel):
 
     items: list[SchedulePublic]
     next_cursor: str | None
-
-
-class RunPublic(BaseModel):
-    """One fire of a schedule and what became of it."""
-
-    model_config = example_config(RUN_EXAMPLE)
-
-    id: str
-    schedule_id: str
-    scheduled_for: datetime
-    trigger: RunTrigger
-    state: RunState
-    attempt: int
-    task: str
-    reason: str | None = Field(
-        default=None, description="Why it was skipped, missed, retried or cancelled."
-    )
-    due_at: datetime | None = Field(
-        default=None,
-        description="A pending run waits until then (retry backoff, paced backfill).",
-    )
-    created_at: datetime
-    schedule_version: int | None = Field(
-        default=None, description="The schedule's version when the fire was recorded."
-    )
-    dispatched_at: datetime | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    worker: str | None = None
-    result: Any = None
-    error: Any = None
-
-    @field_validator("result", "error")
-    @classmethod
-    def _encodable(cls, value: Any) -> Any:
-        # Written from worker events, not from validated input: a lone surrogate in a task's
-        # return value would make the whole response impossible to encode.
-        return printable_value(value)
-
-
-class RunPage(BaseModel):
-    """One page of runs, newest first."""
-
-    model_config = example_config({"items": [RUN_EXAMPLE], "next_cursor": None})
-
-    items: list[RunPublic]
-    next_cursor: str | None
-
-
-class PreviewRequest(BaseModel):
-    """A trigger to list the next fire times of, as the scheduler will compute them."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {"trigger": CRON_EXAMPLE, "after": "2026-11-21T00:00:00Z", "count": 5},
-                {"trigger": {"type": "interval", "seconds": 900}},
-            ]
-        },
-    )
-
-    trigger: Trigger = Field(examples=TRIGGER_EXAMPLES)
-    after: UTCDatetime | None = Field(default=None, description="Default: now.")
-    count: int = Field(default=10, ge=1, le=1000)
-    start_at: UTCDatetime | None = None
-    end_at: UTCDatetime | None = None
-    schedule_id: str | None = Field(
-        default=None,
-        pattern=SCHEDULE_ID_PATTERN,
-        description="The schedule the jitter is computed for; required with jitter_seconds.",
-    )
-    jitter_seconds: float = Field(default=0, ge=0, le=86400)
-    exclude_calendars: list[CalendarName] = Field(default_factory=list, max_length=20)
-    on_excluded: ExcludedPolicyName = ExcludedPolicy.SKIP
-
-    @field_validator("jitter_seconds")
-    @classmethod
-    def _needs_schedule(cls, value: float, info: ValidationInfo) -> float:
-        # A jitter is fixed by (schedule id, fire time): without the id there is none to show.
-        if value > 0 and "schedule_id" in info.data and info.data["schedule_id"] is None:
-            raise ValueError("jitter_seconds needs schedule_id: the jitter depends on it")
-        return value
-
-
-class ExcludedFire(BaseModel):
-    """A planned instant an exclusion calendar keeps from running (recorded skipped)."""
-
-    scheduled_for: datetime
-    calendar: str
-    label: str = Field(description="What in the calendar excludes it (a holiday's name…).")
-    moved_to: datetime | None = Field(
-        default=None, description="With on_excluded next_allowed: where it fires instead."
-    )
-
-
-class PreviewResponse(BaseModel):
-    """The next fire times and when each is published (the fire time plus its jitter), in UTC."""
-
-    model_config = example_config(
-        {
-            "fire_times": ["2026-11-22T02:00:00Z", "2026-11-23T02:00:00Z"],
-            "due_times": ["2026-11-22T02:00:07.412Z", "2026-11-23T02:00:02.035Z"],
-        }
-    )
-
-    fire_times: list[datetime]
-    due_times: list[datetime] = Field(description="fire_times[i] plus its jitter.")
-    excluded: list[ExcludedFire] = Field(
-        default_factory=list,
-        description="Planned instants among these that exclusion calendars keep from running.",
-    )
-
-
-class BackfillRequest(BaseModel):
-    """A past range to fire the schedule over, as its trigger would have fired in it."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        json_schema_extra={
-            "examples": [
-                {"start": "2026-11-01T00:00:00Z", "end": "2026-11-20T23:59:59Z"},
-                {
-                    "start": "2026-11-20T00:00:00+01:00",
-                    "end": "2026-11-21T00:00:00+01:00",
-                    "overlap": "skip",
-                },
-            ]
-        },
-    )
-
-    start: UTCDatetime
-    end: UTCDatetime = Field(description="Inclusive; not before start, not in the future.")
-    overlap: OverlapName | None = Field(
-        default=None,
-        description="allow: paced at a fixed rate; any other policy: one run at a time. "
-        "Default: the schedule's own.",
-    )
-    dry_run: bool = Field(
-        default=False, description="Only count the runs it would record; record nothing."
-    )
-    reason: str | None = Field(
-        default=None, max_length=1000, description="Why; recorded in the schedule's history."
-    )
-
-
-class BackfillResponse(BaseModel):
-    """How many runs the backfill recorded (or, with ``dry_run``, would record); fires
-    already recorded are not repeated."""
-
-    model_config = example_config({"count": 20})
-
-    count: int
