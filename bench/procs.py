@@ -190,14 +190,39 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds used by ``pid`` (``/proc/PID/stat``), None once gone."""
+@dataclass(frozen=True)
+class ProcStat:
+    """What ``/proc/PID/stat`` says of one process."""
+
+    pid: int
+    ppid: int
+    comm: str
+    cpu_s: float  # user + system
+
+
+def _proc_stat(pid: int | str) -> ProcStat | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return ProcStat(
+        pid=int(pid),
+        ppid=int(fields[1]),
+        comm=stat[stat.index("(") + 1 : stat.rindex(")")],
+        cpu_s=(int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+    )
+
+
+def _all_procs() -> list[ProcStat]:
+    found = (_proc_stat(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
+    return [p for p in found if p is not None]
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds used by ``pid`` (``/proc/PID/stat``), None once gone."""
+    stat = _proc_stat(pid)
+    return None if stat is None else stat.cpu_s
 
 
 def tree_cpu_seconds(pid: int) -> float | None:
@@ -206,21 +231,14 @@ def tree_cpu_seconds(pid: int) -> float | None:
     own = cpu_seconds(pid)
     if own is None:
         return None
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
+    children: dict[int, list[ProcStat]] = {}
+    for proc in _all_procs():
+        children.setdefault(proc.ppid, []).append(proc)
     below = list(children.get(pid, []))
     while below:
         child = below.pop()
-        own += cpu_seconds(child) or 0.0
-        below.extend(children.get(child, []))
+        own += child.cpu_s
+        below.extend(children.get(child.pid, []))
     return own
 
 
@@ -231,18 +249,9 @@ def servers_cpu_seconds(names: tuple[str, ...] = SERVERS) -> dict[str, float]:
     """CPU seconds used so far by every process of each named server (``comm``), e.g. all
     PostgreSQL backends together; backends that exit meanwhile drop out of the sum."""
     totals = dict.fromkeys(names, 0.0)
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if comm in totals:
-            fields = stat[stat.rindex(")") + 2 :].split()
-            totals[comm] += (int(fields[11]) + int(fields[12])) / tick
+    for proc in _all_procs():
+        if proc.comm in totals:
+            totals[proc.comm] += proc.cpu_s
     return totals
 
 
