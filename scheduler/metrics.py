@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,82 +53,100 @@ class LeaseView(Protocol):
         """True while this replica leads."""
 
 
+def _gauge(registry: CollectorRegistry, name: str, documentation: str) -> Gauge:
+    return Gauge(PREFIX + name, documentation, registry=registry)
+
+
+def _histogram(
+    registry: CollectorRegistry, name: str, documentation: str, buckets: Sequence[float]
+) -> Histogram:
+    return Histogram(PREFIX + name, documentation, buckets=buckets, registry=registry)
+
+
+def _counter(
+    registry: CollectorRegistry,
+    name: str,
+    documentation: str,
+    label: str | None = None,
+    values: Iterable[str] = (),
+) -> Counter:
+    """A counter, with one ``label`` when given; each of its ``values`` has a series from
+    the start, at 0, so rate() and absent() work at once."""
+    counter = Counter(PREFIX + name, documentation, [label] if label else [], registry=registry)
+    for value in values:
+        counter.labels(value)
+    return counter
+
+
 class SchedulerMetrics:
     """Every metric one scheduler replica exports, registered on ``registry``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        self.leader = Gauge(
-            PREFIX + "leader", "1 while this replica holds the lease and fires", registry=registry
-        )
-        self.term = Gauge(
-            PREFIX + "fencing_term",
+        self.leader = _gauge(registry, "leader", "1 while this replica holds the lease and fires")
+        self.term = _gauge(
+            registry,
+            "fencing_term",
             "Fencing token of the term this replica leads; 0 while it follows",
-            registry=registry,
         )
-        self.lateness = Histogram(
-            PREFIX + "fire_lateness_seconds",
+        self.lateness = _histogram(
+            registry,
+            "fire_lateness_seconds",
             "Scheduled fires: seconds from the scheduled time to the broker accepting the message",
-            buckets=BUCKETS_S,
-            registry=registry,
+            BUCKETS_S,
         )
-        self.fires = Counter(
-            PREFIX + "fires",
+        self.fires = _counter(
+            registry,
+            "fires",
             "Scheduled fires published, or recorded missed (past the misfire grace) or skipped "
             "(coalesced, overlap, excluded)",
-            ["outcome"],
-            registry=registry,
+            "outcome",
+            FIRE_OUTCOMES,
         )
-        self.published = Counter(
-            PREFIX + "runs_published",
+        self.published = _counter(
+            registry,
+            "runs_published",
             "Runs the broker accepted, by what made them (schedule, manual, retry, backfill)",
-            ["trigger"],
-            registry=registry,
+            "trigger",
+            [trigger.value for trigger in RunTrigger],
         )
-        self.claim_seconds = Histogram(
-            PREFIX + "claim_duration_seconds",
+        self.claim_seconds = _histogram(
+            registry,
+            "claim_duration_seconds",
             "One claim transaction: fencing check, due schedules, runs recorded",
-            buckets=DURATION_BUCKETS_S,
-            registry=registry,
+            DURATION_BUCKETS_S,
         )
-        self.publish_seconds = Histogram(
-            PREFIX + "publish_duration_seconds",
+        self.publish_seconds = _histogram(
+            registry,
+            "publish_duration_seconds",
             "One batch handed to the broker",
-            buckets=DURATION_BUCKETS_S,
-            registry=registry,
+            DURATION_BUCKETS_S,
         )
-        self.outbox_pending = Gauge(
-            PREFIX + "outbox_pending_runs",
+        self.outbox_pending = _gauge(
+            registry,
+            "outbox_pending_runs",
             f"Runs recorded but not yet accepted by the broker (leader only; capped at "
             f"{PENDING_CAP})",
-            registry=registry,
         )
-        self.renew_failures = Counter(
-            PREFIX + "lease_renew_failures",
+        self.renew_failures = _counter(
+            registry,
+            "lease_renew_failures",
             "Lease renewals that failed: lost (another holder, or expired) or error (unreachable)",
-            ["reason"],
-            registry=registry,
+            "reason",
+            RENEW_FAILURES,
         )
-        self.broker_refusals = Counter(
-            PREFIX + "broker_refusals",
+        self.broker_refusals = _counter(
+            registry,
+            "broker_refusals",
             "Batches the broker did not accept in full (the rest stay pending)",
-            registry=registry,
         )
-        self.store_errors = Counter(
-            PREFIX + "store_errors",
+        self.store_errors = _counter(
+            registry,
+            "store_errors",
             "Job store errors met, by operation",
-            ["operation"],
-            registry=registry,
+            "operation",
+            STORE_OPERATIONS,
         )
-        # Every series exists from the start, at 0, so rate() and absent() work at once.
-        for outcome in FIRE_OUTCOMES:
-            self.fires.labels(outcome)
-        for trigger in RunTrigger:
-            self.published.labels(trigger.value)
-        for reason in RENEW_FAILURES:
-            self.renew_failures.labels(reason)
-        for operation in STORE_OPERATIONS:
-            self.store_errors.labels(operation)
 
     # -- wiring, done once by the entry point
 
