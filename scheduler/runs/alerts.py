@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scheduler.errors import NotFound
 from scheduler.store.db import among
 from scheduler.store.models import RunState, alerts, runs
+from scheduler.store.reads import newest_first, one_row
 
 log = logging.getLogger("sundial.alerts")
 
@@ -108,10 +108,7 @@ def resolve_succeeded(conn: Connection, now: datetime) -> int:
 
 def get_alert(conn: Connection, alert_id: int) -> dict[str, Any]:
     """One alert, or :class:`NotFound`."""
-    row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"no alert {alert_id}")
-    return dict(row)
+    return one_row(conn, alerts, alerts.c.id, alert_id, f"no alert {alert_id}")
 
 
 def list_alerts(
@@ -126,7 +123,9 @@ def list_alerts(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Alerts newest first, raised in ``[since, until)``, older than ``before_id``."""
-    query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    query = newest_first(
+        alerts, alerts.c.raised_at, since=since, until=until, before_id=before_id, limit=limit
+    )
     if schedule_id is not None:
         query = query.where(alerts.c.schedule_id == schedule_id)
     if kinds:
@@ -135,12 +134,6 @@ def list_alerts(
         query = query.where(alerts.c.resolved_at.is_(None))
     elif open_only is False:
         query = query.where(alerts.c.resolved_at.is_not(None))
-    if since is not None:
-        query = query.where(alerts.c.raised_at >= since)
-    if until is not None:
-        query = query.where(alerts.c.raised_at < until)
-    if before_id is not None:
-        query = query.where(alerts.c.id < before_id)
     return [dict(row) for row in conn.execute(query).mappings()]
 
 

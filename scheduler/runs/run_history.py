@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, or_, select, union_all
+from sqlalchemy import Connection, case, func, select, union_all
 
 from scheduler.store.models import RunState, ScheduleState, runs, schedules
+from scheduler.store.reads import runs_newest_first
 
 Row = dict[str, Any]
 # How the scheduler words a schedule it paused by itself (scheduler/outcomes.py for
@@ -82,19 +83,9 @@ def runs_in_state(
 ) -> list[Row]:
     """Runs of every schedule in ``state``, newest first (``scheduled_for``, then id), with
     ``scheduled_for >= since``, strictly after the cursor ``before``."""
-    query = (
-        select(runs)
-        .where(runs.c.state == state.value)
-        .order_by(runs.c.scheduled_for.desc(), runs.c.id.desc())
-        .limit(limit)
+    query = runs_newest_first(
+        runs.c.state == state.value, since=since, until=None, before=before, limit=limit
     )
-    if since is not None:
-        query = query.where(runs.c.scheduled_for >= since)
-    if before is not None:
-        at, run_id = before
-        query = query.where(
-            or_(runs.c.scheduled_for < at, and_(runs.c.scheduled_for == at, runs.c.id < run_id))
-        )
     return [dict(row) for row in conn.execute(query).mappings()]
 
 

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scheduler.errors import Conflict, InvalidSchedule, NotFound
+from scheduler.errors import Conflict, InvalidSchedule
 from scheduler.store.history import Audit, Kind, record_change
 from scheduler.store.models import calendars, schedule_calendars
+from scheduler.store.reads import one_row
 from scheduler.timing.calendar_rules import CalendarRule
 from scheduler.timing.exclusions import Calendar
 
@@ -103,10 +104,7 @@ def load_calendars(conn: Connection, names: Iterable[str]) -> dict[str, Calendar
 
 def get_calendar(conn: Connection, name: str) -> Row:
     """The calendar row, or :class:`NotFound`."""
-    row = conn.execute(select(calendars).where(calendars.c.name == name)).mappings().first()
-    if row is None:
-        raise NotFound(f"no calendar {name!r}")
-    return dict(row)
+    return one_row(conn, calendars, calendars.c.name, name, f"no calendar {name!r}")
 
 
 def list_calendars(conn: Connection, *, after: str | None = None, limit: int = 100) -> list[Row]:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from scheduler.firing.bulk import insert_rows
 from scheduler.store.models import changes
+from scheduler.store.reads import newest_first
 
 # The actor of changes nobody asked for: automatic pauses and quarantines.
 SCHEDULER_ACTOR = "scheduler"
@@ -185,7 +186,9 @@ def list_changes(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Changes newest first, in ``[since, until)``, older than ``before_id``, filtered."""
-    query = select(changes).order_by(changes.c.id.desc()).limit(limit)
+    query = newest_first(
+        changes, changes.c.at, since=since, until=until, before_id=before_id, limit=limit
+    )
     if schedule_id is not None:
         query = query.where(changes.c.schedule_id == schedule_id)
     if calendar is not None:
@@ -194,12 +197,6 @@ def list_changes(
         query = query.where(changes.c.actor.in_(actors))
     if kinds:
         query = query.where(changes.c.kind.in_(kinds))
-    if since is not None:
-        query = query.where(changes.c.at >= since)
-    if until is not None:
-        query = query.where(changes.c.at < until)
-    if before_id is not None:
-        query = query.where(changes.c.id < before_id)
     return [dict(row) for row in conn.execute(query).mappings()]
 
 

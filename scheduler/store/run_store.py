@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, insert, or_, select
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from scheduler.errors import Conflict, NotFound
@@ -14,6 +14,7 @@ from scheduler.firing.bulk import new_run
 from scheduler.store.db import update_one_returning
 from scheduler.store.history import Audit, Kind, record_change
 from scheduler.store.models import RunTrigger, runs, schedules
+from scheduler.store.reads import one_row, runs_newest_first
 from scheduler.store.schedule_reads import get_schedule
 from scheduler.store.schedule_spec import Row
 
@@ -64,10 +65,7 @@ def trigger_run(conn: Connection, schedule_id: str, now: datetime, audit: Audit)
 
 def get_run(conn: Connection, run_id: str) -> Row:
     """The run row, or :class:`NotFound`."""
-    row = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
-    if row is None:
-        raise NotFound(f"no run {run_id!r}")
-    return dict(row)
+    return one_row(conn, runs, runs.c.id, run_id, f"no run {run_id!r}")
 
 
 def list_runs(
@@ -84,26 +82,11 @@ def list_runs(
     """A schedule's runs, newest first, in ``[since, until)``, strictly after ``before``;
     ``states`` and ``triggers``, when given, keep only runs in one of them."""
     get_schedule(conn, schedule_id)
-    query = (
-        select(runs)
-        .where(runs.c.schedule_id == schedule_id)
-        .order_by(runs.c.scheduled_for.desc(), runs.c.id.desc())
-        .limit(limit)
+    query = runs_newest_first(
+        runs.c.schedule_id == schedule_id, since=since, until=until, before=before, limit=limit
     )
     if states:
         query = query.where(runs.c.state.in_(states))
     if triggers:
         query = query.where(runs.c.trigger.in_(triggers))
-    if since is not None:
-        query = query.where(runs.c.scheduled_for >= since)
-    if until is not None:
-        query = query.where(runs.c.scheduled_for < until)
-    if before is not None:
-        at, run_id = before
-        query = query.where(
-            or_(
-                runs.c.scheduled_for < at,
-                and_(runs.c.scheduled_for == at, runs.c.id < run_id),
-            )
-        )
     return [dict(row) for row in conn.execute(query).mappings()]
