@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, insert, update
@@ -28,31 +28,46 @@ def _state(row: str) -> str:
     return match.group(1)
 
 
-def test_overview_shows_the_leader_the_replicas_and_the_last_hour(
-    client: TestClient, engine: Engine
+def _lead(
+    engine: Engine,
+    replica_id: str = "r9",
+    hostname: str = "sched-9",
+    pid: int = 99,
+    *,
+    term: int = 9,
+    since: datetime = T0 - timedelta(minutes=5),
+    metrics: dict[str, object] | None = None,
 ) -> None:
+    """Make ``replica_id`` a replica seen a second ago that holds the lease in ``term``."""
     with engine.begin() as conn:
         conn.execute(
             update(leader)
             .where(leader.c.name == LEADER_ROW)
             .values(
-                fencing_token=7,
-                holder="c0ffee12",
-                hostname="sched-1",
-                pid=4242,
-                since=T0 - timedelta(minutes=30),
+                fencing_token=term,
+                holder=replica_id,
+                hostname=hostname,
+                pid=pid,
+                since=since,
                 lease_expires_at=T0 + timedelta(seconds=8),
             )
         )
         conn.execute(
             insert(replicas).values(
-                replica_id="c0ffee12",
-                hostname="sched-1",
-                pid=4242,
+                replica_id=replica_id,
+                hostname=hostname,
+                pid=pid,
                 started_at=T0 - timedelta(hours=1),
                 last_seen_at=T0 - timedelta(seconds=1),
+                metrics=metrics,
             )
         )
+
+
+def test_overview_shows_the_leader_the_replicas_and_the_last_hour(
+    client: TestClient, engine: Engine
+) -> None:
+    _lead(engine, "c0ffee12", "sched-1", 4242, term=7, since=T0 - timedelta(minutes=30))
     put(client, "s1", trigger=EVERY_MINUTE)
     for n in range(3):
         fire = T0 - timedelta(minutes=5 + n)
@@ -261,32 +276,6 @@ def test_unknown_schedule_or_run_is_a_404_page(client: TestClient, clock: FakeCl
         assert "Not found" in response.text
 
 
-def _lead(engine: Engine, metrics: dict[str, object] | None) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            update(leader)
-            .where(leader.c.name == LEADER_ROW)
-            .values(
-                fencing_token=9,
-                holder="r9",
-                hostname="sched-9",
-                pid=99,
-                since=T0 - timedelta(minutes=5),
-                lease_expires_at=T0 + timedelta(seconds=8),
-            )
-        )
-        conn.execute(
-            insert(replicas).values(
-                replica_id="r9",
-                hostname="sched-9",
-                pid=99,
-                started_at=T0 - timedelta(hours=1),
-                last_seen_at=T0 - timedelta(seconds=1),
-                metrics=metrics,
-            )
-        )
-
-
 class _Lease:
     token: int | None = 9
 
@@ -305,7 +294,7 @@ def test_overview_shows_the_leaders_metrics_from_its_heartbeat(
     metrics.fires.labels("missed").inc(2)
     metrics.broker_refusals.inc()
     metrics.store_error("mark")
-    _lead(engine, metrics.snapshot(T0 - timedelta(seconds=2)))
+    _lead(engine, metrics=metrics.snapshot(T0 - timedelta(seconds=2)))
 
     page = client.get("/ui").text
 
@@ -332,7 +321,7 @@ def test_overview_shows_the_leaders_metrics_from_its_heartbeat(
 def test_overview_says_when_the_leader_has_written_no_metrics_yet(
     client: TestClient, engine: Engine
 ) -> None:
-    _lead(engine, None)
+    _lead(engine)
 
     page = client.get("/ui").text
 
