@@ -7,11 +7,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
 
+from api.schedule_schemas import ScheduleCreate
 from scheduler.errors import InvalidSchedule
 from scheduler.store.db import is_mysql
 from scheduler.store.group_commit import GroupCommitter
@@ -25,30 +26,9 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
 def _values(**fields: Any) -> ScheduleValues:
-    values: dict[str, Any] = {
-        "task": "reports.generate",
-        "args": [],
-        "kwargs": {},
-        "trigger": {"type": "interval", "seconds": 60},
-        "queue": "celery",
-        "priority": None,
-        "expires_seconds": None,
-        "misfire_grace_seconds": 60,
-        "coalesce": True,
-        "overlap": "allow",
-        "jitter_seconds": 0,
-        "retry": None,
-        "pause_after_failures": None,
-        "start_at": None,
-        "end_at": None,
-        "description": "",
-        "labels": {},
-        "exclude_calendars": [],
-        "on_excluded": "skip",
-        "expect_success_within_seconds": None,
-    }
-    values.update(fields)
-    return cast(ScheduleValues, values)
+    """What the API passes for a create of an interval schedule with ``fields`` set."""
+    body = {"task": "reports.generate", "trigger": {"type": "interval", "seconds": 60}, **fields}
+    return ScheduleCreate.model_validate(body).to_values(NOW)
 
 
 @contextmanager
