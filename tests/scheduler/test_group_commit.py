@@ -70,6 +70,21 @@ def _queued(committer: GroupCommitter, n: int) -> None:
     wait_for(lambda: committer.busy and committer.waiting == n, 10, f"{n} creates queued")
 
 
+def _behind_a_blocked_leader(
+    engine: Engine, committer: GroupCommitter, calls: list[Callable[[], Any]]
+) -> list[Any]:
+    """Run the first call until it leads, blocked in its transaction, queue the others
+    behind it, then let the store go; each call's result or exception, in order."""
+    with _writes_blocked(engine):
+        out, threads = _in_threads(calls[:1])
+        _queued(committer, 0)
+        more, more_threads = _in_threads(calls[1:])
+        _queued(committer, len(calls) - 1)
+    for thread in [*threads, *more_threads]:
+        thread.join(30)
+    return [*out, *more]
+
+
 @pytest.fixture
 def committer(engine: Engine) -> GroupCommitter:
     return GroupCommitter(engine)
@@ -87,15 +102,8 @@ def test_creates_queued_behind_a_commit_share_the_next_transaction(
     engine: Engine, committer: GroupCommitter
 ) -> None:
     calls = [_create(committer, _values(kwargs={"n": i})) for i in range(6)]
-    with _writes_blocked(engine):
-        out, threads = _in_threads(calls[:1])
-        _queued(committer, 0)  # the first leads, blocked in its transaction
-        more, more_threads = _in_threads(calls[1:])
-        _queued(committer, 5)
-    for thread in [*threads, *more_threads]:
-        thread.join(30)
+    results = _behind_a_blocked_leader(engine, committer, calls)
 
-    results = [*out, *more]
     assert committer.groups == 1
     with engine.connect() as conn:
         stored = {r.id: r.kwargs["n"] for r in conn.execute(select(schedules))}
@@ -106,16 +114,10 @@ def test_creates_queued_behind_a_commit_share_the_next_transaction(
 def test_a_failing_create_in_a_group_fails_alone(engine: Engine, committer: GroupCommitter) -> None:
     bad = _values(exclude_calendars=["no-such-calendar"])
     calls = [_create(committer, _values()), _create(committer, bad), _create(committer, _values())]
-    with _writes_blocked(engine):
-        out, threads = _in_threads(calls[:1])
-        _queued(committer, 0)
-        more, more_threads = _in_threads(calls[1:])
-        _queued(committer, 2)
-    for thread in [*threads, *more_threads]:
-        thread.join(30)
+    results = _behind_a_blocked_leader(engine, committer, calls)
 
-    assert isinstance(more[0], InvalidSchedule)
-    assert isinstance(more[1], list) and isinstance(out[0], list)
+    assert isinstance(results[1], InvalidSchedule)
+    assert isinstance(results[2], list) and isinstance(results[0], list)
     assert committer.groups == 0
     with engine.connect() as conn:
         assert len(conn.execute(select(schedules)).all()) == 2
@@ -125,16 +127,10 @@ def test_creates_of_different_actors_are_not_grouped(
     engine: Engine, committer: GroupCommitter
 ) -> None:
     calls = [_create(committer, _values(), actor) for actor in ("a", "b", "c", "b")]
-    with _writes_blocked(engine):
-        out, threads = _in_threads(calls[:1])
-        _queued(committer, 0)
-        more, more_threads = _in_threads(calls[1:])
-        _queued(committer, 3)
-    for thread in [*threads, *more_threads]:
-        thread.join(30)
+    results = _behind_a_blocked_leader(engine, committer, calls)
 
     assert committer.groups == 1  # the two of b
-    by_id = {row["id"]: actor for [(row, _)], actor in zip([*out, *more], "abcb", strict=True)}
+    by_id = {row["id"]: actor for [(row, _)], actor in zip(results, "abcb", strict=True)}
     with engine.connect() as conn:
         recorded = {r.schedule_id: r.actor for r in conn.execute(select(changes))}
     assert recorded == by_id
