@@ -1,37 +1,25 @@
-"""Helpers for API tests: a settable clock, a recording notifier, request shortcuts."""
+"""Helpers for API tests: the settable clock (from tests.clocks), a recording notifier,
+request shortcuts."""
 
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select
 
 from scheduler.store.models import runs, schedules
+from tests.clocks import T0, FakeClock
 
 with warnings.catch_warnings():
     # Starlette asks for httpx2 over httpx; the TestClient works the same with either.
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
-__all__ = ["TestClient"]
+__all__ = ["T0", "FakeClock", "TestClient"]
 
-T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 CRON = {"type": "cron", "expression": "0 3 * * *", "timezone": "Europe/Berlin"}
-
-
-class FakeClock:
-    """A clock the test sets; the app reads it on every request."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class RecordingNotifier:

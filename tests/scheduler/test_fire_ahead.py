@@ -5,7 +5,7 @@ fires exactly once. Stepped with an injected clock and a recording publisher."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -27,10 +27,10 @@ from scheduler.store.schedule_updates import (
     resume_schedule,
 )
 from scheduler.timing.fire_policy import plan
+from tests.clocks import T0, FakeClock
 from tests.factories import add_schedule, runs_of, schedule, schedule_row
-from tests.scheduler.test_runloop import Clock, RecordingPublisher
+from tests.scheduler.test_runloop import RecordingPublisher
 
-T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 AHEAD = timedelta(milliseconds=500)
 EVERY_10S = {"type": "interval", "seconds": 10}
 T1 = T0 + timedelta(seconds=10)  # the first fire of a schedule added at T0 every 10 s
@@ -38,7 +38,7 @@ WHO = Audit("tester", reason="edge of the window")
 
 
 def _leader(
-    engine: Engine, clock: Clock, publisher: RecordingPublisher, name: str = "r1"
+    engine: Engine, clock: FakeClock, publisher: RecordingPublisher, name: str = "r1"
 ) -> tuple[SqlLease, Outbox, FireCycle]:
     lease = SqlLease(engine, Replica(name, "h", 1), ttl_s=600, clock=clock)
     outbox = Outbox(engine, publisher, lease, clock, batch_size=100)
@@ -55,7 +55,7 @@ def _leader(
     return lease, outbox, cycle
 
 
-def _prepared(engine: Engine, clock: Clock, publisher: RecordingPublisher) -> FireCycle:
+def _prepared(engine: Engine, clock: FakeClock, publisher: RecordingPublisher) -> FireCycle:
     """A leader that has prepared the fire of ``s`` at T1, 200 ms before it."""
     lease, _outbox, cycle = _leader(engine, clock, publisher)
     assert lease.acquire()
@@ -93,7 +93,7 @@ def test_plan_coalesces_a_backlog_but_not_into_a_fire_of_the_window() -> None:
 def test_a_prepared_fire_is_published_at_its_instant_and_not_a_millisecond_before(
     engine: Engine,
 ) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     cycle = _prepared(engine, clock, publisher)
 
@@ -109,7 +109,7 @@ def test_a_prepared_fire_is_published_at_its_instant_and_not_a_millisecond_befor
 
 
 def test_schedules_with_an_overlap_policy_are_claimed_at_their_instant(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, _outbox, cycle = _leader(engine, clock, publisher)
     assert lease.acquire()
     add_schedule(engine, "s", EVERY_10S, T0, overlap="skip")
@@ -127,7 +127,7 @@ def _pause(engine: Engine, schedule_id: str, now: datetime) -> None:
 
 
 def test_pausing_inside_the_window_withdraws_the_prepared_fire(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     cycle = _prepared(engine, clock, publisher)
     _pause(engine, "s", T1 - timedelta(milliseconds=100))
@@ -145,7 +145,7 @@ def test_pausing_inside_the_window_withdraws_the_prepared_fire(engine: Engine) -
 
 
 def test_a_one_off_whose_fire_is_prepared_can_still_be_paused(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", {"type": "date", "run_at": T1.isoformat()}, T0)
     cycle = _prepared(engine, clock, publisher)
     assert schedule(engine, "s")["state"] == "completed"
@@ -162,7 +162,7 @@ def test_a_one_off_whose_fire_is_prepared_can_still_be_paused(engine: Engine) ->
 
 
 def test_deleting_inside_the_window_publishes_nothing(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     cycle = _prepared(engine, clock, publisher)
     with engine.begin() as conn:
@@ -190,7 +190,7 @@ def _values_of(row: dict[str, Any]) -> list[str]:
 def test_changing_inside_the_window_withdraws_the_prepared_fire_and_fires_the_new_version(
     engine: Engine,
 ) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0, kwargs={"v": 1})
     cycle = _prepared(engine, clock, publisher)
     changed = _replace(engine, T1 - timedelta(milliseconds=100), kwargs={"v": 2})
@@ -210,7 +210,7 @@ def test_changing_inside_the_window_withdraws_the_prepared_fire_and_fires_the_ne
 
 
 def test_a_new_timing_inside_the_window_goes_on_after_the_withdrawn_fire(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     _prepared(engine, clock, publisher)
     # Every 5 s from T0 also has T1: re-armed there it would clash with the withdrawn run,
@@ -222,7 +222,7 @@ def test_a_new_timing_inside_the_window_goes_on_after_the_withdrawn_fire(engine:
 
 
 def test_resuming_inside_the_window_keeps_the_fire_withdrawn(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     cycle = _prepared(engine, clock, publisher)
     _pause(engine, "s", T1 - timedelta(milliseconds=150))
@@ -246,7 +246,7 @@ def _new_term(engine: Engine) -> None:
 
 
 def test_a_deposed_leader_publishes_none_of_its_prepared_fires(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     cycle = _prepared(engine, clock, publisher)
     _new_term(engine)
@@ -261,7 +261,7 @@ def test_a_deposed_leader_publishes_none_of_its_prepared_fires(engine: Engine) -
 def test_a_new_term_publishes_an_earlier_terms_prepared_fire_once_at_its_instant(
     engine: Engine,
 ) -> None:
-    clock, old = Clock(), RecordingPublisher()
+    clock, old = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     old_lease, _outbox, old_cycle = _leader(engine, clock, old)
     assert old_lease.acquire()
@@ -291,7 +291,7 @@ def test_a_new_term_publishes_an_earlier_terms_prepared_fire_once_at_its_instant
 def test_a_new_term_withdraws_an_earlier_terms_prepared_fire_of_a_paused_schedule(
     engine: Engine,
 ) -> None:
-    clock, old = Clock(), RecordingPublisher()
+    clock, old = FakeClock(), RecordingPublisher()
     add_schedule(engine, "s", EVERY_10S, T0)
     _prepared(engine, clock, old)
     _new_term(engine)

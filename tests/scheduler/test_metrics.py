@@ -4,7 +4,7 @@ and lease keeper over the store (SQLite and PostgreSQL), stepped directly."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -19,18 +19,10 @@ from scheduler.leadership.runloop import FireCycle, LeaseKeeper
 from scheduler.metrics import SchedulerMetrics, Snapshot
 from scheduler.store.jobstore import SqlJobStore
 from scheduler.store.models import RunTrigger, replicas
+from tests.clocks import T0, FakeClock
 from tests.factories import add_schedule, runs_of
 
-T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 EVERY_10S = {"type": "interval", "seconds": 10}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Broker:
@@ -62,7 +54,7 @@ class Leader:
     """One replica's fire path with metrics on the test's registry."""
 
     def __init__(self, engine: Engine) -> None:
-        self.clock = Clock()
+        self.clock = FakeClock()
         self.broker = Broker()
         self.registry = CollectorRegistry()
         self.metrics = SchedulerMetrics(self.registry)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ from scheduler.leadership.runloop import STORE_RETRY_S, FireCycle
 from scheduler.settings import Settings
 from scheduler.store.db import make_engine
 from scheduler.store.jobstore import SqlJobStore
+from tests.clocks import T0, FakeClock
 from tests.factories import add_schedule, runs_of
 from tests.faults.history import decode_message
 from tests.faults.processes import TcpProxy
@@ -36,16 +37,7 @@ from tests.services import unique_name
 
 pytestmark = pytest.mark.services
 
-T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 EVERY_10S = {"type": "interval", "seconds": 10}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -141,7 +133,7 @@ def test_runs_published_while_the_store_is_cut_are_recorded_later_and_never_sent
 ) -> None:
     direct = make_engine(pg_url)
     engine = make_engine(_through(pg_proxy, pg_url))
-    clock = Clock()
+    clock = FakeClock()
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
     real: Publisher = (
         RedisPublisher(broker.app, redis.Redis.from_url(broker.app.conf.broker_url))
@@ -190,7 +182,7 @@ def test_a_new_term_records_what_a_dead_leader_published_instead_of_sending_it_a
     pg_url: str, broker: Broker
 ) -> None:
     engine = make_engine(pg_url)
-    clock = Clock()
+    clock = FakeClock()
     client = redis.Redis.from_url(broker.app.conf.broker_url)
     publisher = RedisPublisher(broker.app, client)
     try:

@@ -10,20 +10,13 @@ import pytest
 import redis
 
 from scheduler.firing.push_once import DAY_S, PREFIX, WINDOW_S, Message, PushOnce
+from tests.clocks import FakeClock
 from tests.services import unique_name
 
 pytestmark = pytest.mark.services
 
 # A day of its own, so the test's marker hashes are its own on the shared test Redis.
 T0 = datetime(2003, 2, 1, 12, 0, 5, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -51,7 +44,7 @@ def _bodies(client: redis.Redis, key: str) -> list[str]:
 
 def test_each_run_is_pushed_once_in_order_across_lists(client: redis.Redis) -> None:
     queue, urgent = unique_name("q"), unique_name("q")
-    once = PushOnce(client, Clock())
+    once = PushOnce(client, FakeClock(T0))
     try:
         assert once.push(_messages(queue, "a", "b") + _messages(queue, "u1", list_key=urgent)) == [
             True,
@@ -69,7 +62,7 @@ def test_each_run_is_pushed_once_in_order_across_lists(client: redis.Redis) -> N
 def test_a_run_is_recognised_until_recorded_then_for_one_or_two_windows(
     client: redis.Redis,
 ) -> None:
-    queue, clock = unique_name("q"), Clock()
+    queue, clock = unique_name("q"), FakeClock(T0)
     once = PushOnce(client, clock)
     try:
         once.push(_messages(queue, "run"))
@@ -92,7 +85,7 @@ def test_a_run_is_recognised_until_recorded_then_for_one_or_two_windows(
 
 
 def test_an_unrecorded_run_is_forgotten_after_two_days(client: redis.Redis) -> None:
-    queue, clock = unique_name("q"), Clock()
+    queue, clock = unique_name("q"), FakeClock(T0)
     once = PushOnce(client, clock)
     try:
         once.push(_messages(queue, "crashed"))

@@ -18,17 +18,8 @@ from scheduler.leadership.lease import Replica, SqlLease
 from scheduler.leadership.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
 from scheduler.store.jobstore import SqlJobStore
 from scheduler.store.models import LEADER_ROW, RunTrigger, leader, run_id_for
+from tests.clocks import T0, FakeClock
 from tests.factories import add_schedule, runs_of, schedule
-
-T0 = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class RecordingPublisher:
@@ -65,7 +56,7 @@ class RecordingPublisher:
 
 def _cycle(
     engine: Engine,
-    clock: Clock,
+    clock: FakeClock,
     publisher: RecordingPublisher,
     poll_s: float = 0.25,
     threaded: bool = False,
@@ -79,7 +70,7 @@ def _cycle(
 
 
 def test_follower_publishes_nothing(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     _lease, _outbox, cycle = _cycle(engine, clock, publisher)
     add_schedule(engine, "once", {"type": "date", "run_at": T0.isoformat()}, T0)
     assert cycle() == 0.25
@@ -87,7 +78,7 @@ def test_follower_publishes_nothing(engine: Engine) -> None:
 
 
 def test_leader_publishes_every_due_fire_in_batches_and_marks_them(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     for i in range(5):
@@ -104,7 +95,7 @@ def test_leader_publishes_every_due_fire_in_batches_and_marks_them(engine: Engin
 def test_broker_outage_keeps_runs_pending_then_publishes_them_with_the_same_id(
     engine: Engine,
 ) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0, coalesce=False)
@@ -127,7 +118,7 @@ def test_broker_outage_keeps_runs_pending_then_publishes_them_with_the_same_id(
 
 
 def test_fenced_leader_records_nothing_and_steps_down(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, _outbox, cycle = _cycle(engine, clock, publisher)
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
@@ -182,7 +173,7 @@ def test_job_store_refuses_to_write_or_delete_schedules(engine: Engine) -> None:
 def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
     engine: Engine,
 ) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, _outbox, cycle = _cycle(
         engine, clock, publisher, poll_s=5.0
     )  # as with Redis notices: a long safety poll
@@ -203,7 +194,7 @@ def test_after_a_broker_refusal_the_loop_looks_again_when_the_backoff_ends(
 def test_store_error_is_retried_soon_without_ending_the_loop(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
     assert lease.acquire()
 
@@ -216,7 +207,7 @@ def test_store_error_is_retried_soon_without_ending_the_loop(
 
 
 def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
     assert lease.acquire()
     for i in range(7):
@@ -238,7 +229,7 @@ def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) 
 def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
     assert lease.acquire()
     for i in range(4):
@@ -269,7 +260,7 @@ def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
 
 
 def test_a_waiting_run_is_relayed_when_due_without_the_loop_spinning(engine: Engine) -> None:
-    clock, publisher = Clock(), RecordingPublisher()
+    clock, publisher = FakeClock(), RecordingPublisher()
     lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
     assert lease.acquire()
     add_schedule(engine, "s", {"type": "interval", "seconds": 3600}, T0)
