@@ -160,22 +160,22 @@ def git_revision() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
-def machine_info(services: Services) -> dict[str, Any]:
-    """What the numbers were measured on."""
-    admin = create_engine(services.pg_admin_url)
+def _server_version(admin_url: str, query: str) -> str:
+    """What ``query`` answers on the database server at ``admin_url``: its version."""
+    admin = create_engine(admin_url)
     try:
         with admin.connect() as conn:
-            pg_version = str(conn.execute(text("SHOW server_version")).scalar())
+            return str(conn.execute(text(query)).scalar())
     finally:
         admin.dispose()
+
+
+def machine_info(services: Services) -> dict[str, Any]:
+    """What the numbers were measured on."""
+    pg_version = _server_version(services.pg_admin_url, "SHOW server_version")
     store_version = pg_version
     if services.store != "postgresql":
-        admin = create_engine(services.store_admin_url)
-        try:
-            with admin.connect() as conn:
-                store_version = str(conn.execute(text("SELECT VERSION()")).scalar())
-        finally:
-            admin.dispose()
+        store_version = _server_version(services.store_admin_url, "SELECT VERSION()")
     client = redis.Redis.from_url(services.redis_url)
     try:
         redis_version = str(client.info("server").get("redis_version"))
