@@ -4,6 +4,7 @@ sundial's processes for one case and to wait on them."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 import traceback
@@ -18,10 +19,11 @@ import httpx
 from sqlalchemy import Engine, func, select
 
 from bench.consumer import AmqpConsumer, Consumer, QueueConsumer
-from bench.procs import BenchError, Child, Processes, processes, sundial_env, wait_for
+from bench.procs import BenchError, Child, Processes, processes, sundial_env, wait_for, wait_leader
 from bench.profile import LOOP_FRAME, Profiler, summarize
 from bench.report import Report
 from bench.services import Services
+from scheduler.store.db import make_engine
 from scheduler.store.models import runs
 
 T = TypeVar("T")
@@ -143,6 +145,35 @@ def start_api(bench: Bench, procs: Processes, database_url: str) -> tuple[Child,
 
     wait_for(ready, 30, "the API to be ready", interval=0.1)
     return child, base
+
+
+@dataclass(frozen=True)
+class Serving:
+    """``sundial scheduler``, leading, and ``sundial api`` over one case's store."""
+
+    scheduler: Child
+    api: Child
+    base: str  # the API's URL
+
+    def watch(self) -> dict[str, int]:
+        """The processes whose CPU a load case reports: API, scheduler, and the clients (this
+        process)."""
+        return {"api": self.api.pid, "scheduler": self.scheduler.pid, "clients": os.getpid()}
+
+
+@contextmanager
+def serving(bench: Bench, database: str, case: str) -> Iterator[Serving]:
+    """A fresh ``database``, a scheduler and an API over it for ``case``; the block runs once
+    the API is ready and the scheduler leads, and both are stopped after it."""
+    with bench.services.database(database) as url, bench.processes(case) as procs:
+        engine = make_engine(url)
+        try:
+            sched = procs.sundial("scheduler", bench.env(url))
+            api, base = start_api(bench, procs, url)
+            wait_leader(engine, [sched], timeout=30)
+            yield Serving(sched, api, base)
+        finally:
+            engine.dispose()
 
 
 def run_states(

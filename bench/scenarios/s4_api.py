@@ -4,7 +4,6 @@ The leader runs alongside, as in production, and hears a change notice per write
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -13,12 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.http import Http
-from bench.procs import cpu_seconds, wait_leader
+from bench.procs import cpu_seconds
 from bench.report import Metric
-from bench.scenarios.common import Bench, start_api
+from bench.scenarios.common import Bench, serving
 from bench.services import unique_name
 from bench.stats import percentile
-from scheduler.store.db import make_engine
 
 NAME = "S4"
 CONCURRENCY = 16
@@ -105,40 +103,33 @@ def api_load(bench: Bench) -> dict[str, Load]:
     n = 300 if bench.quick else 5_000
     queue = unique_name("bench_s4")
     case = f"{NAME} sundial"
-    with bench.services.database("s4") as url, bench.processes(case) as procs:
-        engine = make_engine(url)
-        try:
-            sched = procs.sundial("scheduler", bench.env(url))
-            api, base = start_api(bench, procs, url)
-            wait_leader(engine, [sched], timeout=30)
-            watch = {"api": api.pid, "scheduler": sched.pid, "clients": os.getpid()}
-            path, ids = "/v1/schedules", uuid.uuid4().hex[:6]
+    with serving(bench, "s4", case) as sundial:
+        base, watch = sundial.base, sundial.watch()
+        path, ids = "/v1/schedules", uuid.uuid4().hex[:6]
 
-            def post(c: Http, i: int) -> tuple[int, bytes]:
-                return c.request("POST", path, body(queue, i))
+        def post(c: Http, i: int) -> tuple[int, bytes]:
+            return c.request("POST", path, body(queue, i))
 
-            def put_new(c: Http, i: int) -> tuple[int, bytes]:
-                return c.request("PUT", f"{path}/{ids}-{i}", body(queue, i))
+        def put_new(c: Http, i: int) -> tuple[int, bytes]:
+            return c.request("PUT", f"{path}/{ids}-{i}", body(queue, i))
 
-            def put_again(c: Http, i: int) -> tuple[int, bytes]:
-                return c.request("PUT", f"{path}/{ids}-{i}", body(queue, -i))
+        def put_again(c: Http, i: int) -> tuple[int, bytes]:
+            return c.request("PUT", f"{path}/{ids}-{i}", body(queue, -i))
 
-            def list_page(c: Http, _i: int) -> tuple[int, bytes]:
-                return c.request("GET", f"{path}?limit=100")
+        def list_page(c: Http, _i: int) -> tuple[int, bytes]:
+            return c.request("GET", f"{path}?limit=100")
 
-            hammer(base, 50, post, {201}, {})  # warm up connections and caches
-            ops: dict[str, tuple[int, Request, int]] = {
-                "post": (n, post, 201),
-                "put_create": (n, put_new, 201),
-                "put_replace": (n, put_again, 200),
-                "list": (max(100, n // 10), list_page, 200),
-            }
-            out = {op: hammer(base, k, req, {ok}, watch) for op, (k, req, ok) in ops.items()}
-            sched.check_alive()
-            bench.record(case, {k: v.as_json() for k, v in out.items()})
-            return out
-        finally:
-            engine.dispose()
+        hammer(base, 50, post, {201}, {})  # warm up connections and caches
+        ops: dict[str, tuple[int, Request, int]] = {
+            "post": (n, post, 201),
+            "put_create": (n, put_new, 201),
+            "put_replace": (n, put_again, 200),
+            "list": (max(100, n // 10), list_page, 200),
+        }
+        out = {op: hammer(base, k, req, {ok}, watch) for op, (k, req, ok) in ops.items()}
+        sundial.scheduler.check_alive()
+        bench.record(case, {k: v.as_json() for k, v in out.items()})
+        return out
 
 
 def run(bench: Bench) -> None:

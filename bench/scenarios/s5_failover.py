@@ -15,7 +15,7 @@ from bench import seed
 from bench.consumer import QueueConsumer, epoch_us
 from bench.procs import BenchError, cpu_seconds, kill_hard, leader_pid, wait_for, wait_leader
 from bench.report import Metric
-from bench.scenarios.common import Bench, start_api, utc_in
+from bench.scenarios.common import Bench, serving, utc_in
 from bench.services import unique_name
 from bench.stats import deliveries, percentile
 from scheduler.store.db import make_engine
@@ -31,22 +31,18 @@ def wake_up(bench: Bench) -> dict[str, Any]:
     idle_s = 1.5 if bench.quick else 10.0
     queue = unique_name("bench_s5")
     case = f"{NAME} wake-up"
-    with bench.services.database("s5") as url, bench.processes(case) as procs:
-        engine = make_engine(url)
-        try:
-            sched = procs.sundial("scheduler", bench.env(url))
-            _api, base = start_api(bench, procs, url)
-            wait_leader(engine, [sched], timeout=30)
+    try:
+        with serving(bench, "s5", case) as sundial:
             time.sleep(0.5)
-            cpu0 = cpu_seconds(sched.pid)
+            cpu0 = cpu_seconds(sundial.scheduler.pid)
             time.sleep(idle_s)
-            cpu1 = cpu_seconds(sched.pid)
+            cpu1 = cpu_seconds(sundial.scheduler.pid)
             idle_pct = None if cpu0 is None or cpu1 is None else 100 * (cpu1 - cpu0) / idle_s
             create_to_publish: list[float] = []
             lateness: list[float] = []
             with (
                 QueueConsumer(bench.redis_url, queue) as consumer,
-                httpx.Client(base_url=base, timeout=10) as client,
+                httpx.Client(base_url=sundial.base, timeout=10) as client,
             ):
                 for i in range(repeats):
                     requested = time.time()
@@ -71,9 +67,8 @@ def wake_up(bench: Bench) -> dict[str, Any]:
             }
             bench.record(case, out)
             return out
-        finally:
-            engine.dispose()
-            bench.services.drop_queue(queue)
+    finally:
+        bench.services.drop_queue(queue)
 
 
 def replica_count(engine: Engine) -> int:

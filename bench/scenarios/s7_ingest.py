@@ -5,7 +5,6 @@ and then fired — beside Celery's own ``apply_async(countdown=…)`` from one p
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -16,14 +15,12 @@ from celery import Celery
 
 from bench.consumer import EPOCH, QueueConsumer, epoch_us
 from bench.http import Http
-from bench.procs import wait_leader
 from bench.report import Metric
-from bench.scenarios.common import Bench, start_api
+from bench.scenarios.common import Bench, serving
 from bench.scenarios.s1_burst import Burst, summarize_burst
 from bench.scenarios.s4_api import CONCURRENCY, Load, hammer
 from bench.services import unique_name
 from bench.stats import percentile
-from scheduler.store.db import make_engine
 
 NAME = "S7"
 BATCH = 1000
@@ -70,13 +67,9 @@ def ingest(bench: Bench, n_single: int, n_batches: int, n_fired: int) -> Ingest:
     """Start API and leader; single creates, batch creates, then the firing case."""
     queue, fire_queue = unique_name("bench_s7"), unique_name("bench_s7f")
     case = f"{NAME} sundial"
-    with bench.services.database("s7") as url, bench.processes(case) as procs:
-        engine = make_engine(url)
-        try:
-            sched = procs.sundial("scheduler", bench.env(url))
-            api, base = start_api(bench, procs, url)
-            wait_leader(engine, [sched], timeout=30)
-            watch = {"api": api.pid, "scheduler": sched.pid, "clients": os.getpid()}
+    try:
+        with serving(bench, "s7", case) as sundial:
+            base, watch = sundial.base, sundial.watch()
 
             def single(c: Http, i: int) -> tuple[int, bytes]:
                 return c.request("POST", "/v1/schedules", delay_body(queue, i, 3600))
@@ -86,12 +79,12 @@ def ingest(bench: Bench, n_single: int, n_batches: int, n_fired: int) -> Ingest:
                 return c.request("POST", "/v1/schedules:batch", {"schedules": entries})
 
             hammer(base, 50, single, {201}, {})  # warm up connections and caches
-            with bench.profiled(api.pid, f"{NAME} single creates", leader=False):
+            with bench.profiled(sundial.api.pid, f"{NAME} single creates", leader=False):
                 one = hammer(base, n_single, single, {201}, watch)
-            with bench.profiled(api.pid, f"{NAME} batch creates", leader=False):
+            with bench.profiled(sundial.api.pid, f"{NAME} batch creates", leader=False):
                 many = hammer(base, n_batches, batch, {201}, watch, clients=BATCH_CLIENTS)
             fired = fire_window(bench, base, fire_queue, n_fired, watch) if n_fired else None
-            sched.check_alive()
+            sundial.scheduler.check_alive()
             bench.record(
                 case,
                 {
@@ -101,10 +94,9 @@ def ingest(bench: Bench, n_single: int, n_batches: int, n_fired: int) -> Ingest:
                 },
             )
             return Ingest(one, many, fired)
-        finally:
-            engine.dispose()
-            bench.services.drop_queue(queue)
-            bench.services.drop_queue(fire_queue)
+    finally:
+        bench.services.drop_queue(queue)
+        bench.services.drop_queue(fire_queue)
 
 
 def fire_window(bench: Bench, base: str, queue: str, n: int, watch: dict[str, int]) -> Fired:
