@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 from sqlalchemy import Engine, text
@@ -103,6 +104,12 @@ def one_offs(
 ) -> Fires:
     """``count`` date schedules all due at ``run_at`` (``analyze``: refresh the planner's
     statistics afterwards, worth it for one big load, not for a stream of small ones)."""
+    params: dict[str, Any] = {
+        "prefix": prefix,
+        "queue": queue,
+        "grace": grace_s,
+        "run_at_text": run_at.isoformat().replace("+00:00", "Z"),
+    }
     if is_mysql(engine.dialect):
         _insert_mariadb(
             engine,
@@ -110,26 +117,20 @@ def one_offs(
             trigger="JSON_OBJECT('type', 'date', 'run_at', :run_at_text)",
             next_run=":run_at",
             created="UTC_TIMESTAMP(6)",
-            prefix=prefix,
-            queue=queue,
-            grace=grace_s,
             run_at=_naive_utc(run_at),
-            run_at_text=run_at.isoformat().replace("+00:00", "Z"),
+            **params,
         )
-        return one_off_fires(prefix, count, run_at)
-    _insert(
-        engine,
-        count,
-        trigger="json_build_object('type', 'date', 'run_at', CAST(:run_at_text AS text))",
-        next_run="CAST(:run_at AS timestamptz)",
-        created="now()",
-        analyze=analyze,
-        prefix=prefix,
-        queue=queue,
-        grace=grace_s,
-        run_at=run_at,
-        run_at_text=run_at.isoformat().replace("+00:00", "Z"),
-    )
+    else:
+        _insert(
+            engine,
+            count,
+            trigger="json_build_object('type', 'date', 'run_at', CAST(:run_at_text AS text))",
+            next_run="CAST(:run_at AS timestamptz)",
+            created="now()",
+            analyze=analyze,
+            run_at=run_at,
+            **params,
+        )
     return one_off_fires(prefix, count, run_at)
 
 
@@ -158,6 +159,14 @@ def intervals(
     """``count`` interval schedules whose first fires spread evenly over
     ``[first_fire, first_fire + period)`` (``aligned``: all at ``first_fire``, the way cron
     load lands on ``:00``); each was anchored (created) one period earlier."""
+    params: dict[str, Any] = {
+        "prefix": prefix,
+        "queue": queue,
+        "grace": grace_s,
+        "n_rows": count,
+        "period": period_s,
+        "period_us": round(period_s * 1e6),
+    }
     if is_mysql(engine.dialect):
         step = "INTERVAL (seq * :period_us DIV :n_rows) MICROSECOND"
         if aligned:
@@ -168,13 +177,8 @@ def intervals(
             trigger="JSON_OBJECT('type', 'interval', 'seconds', :period)",
             next_run=f"(:first_fire + {step})",
             created=f"(:first_fire - INTERVAL :period_us MICROSECOND + {step})",
-            prefix=prefix,
-            queue=queue,
-            grace=grace_s,
-            n_rows=count,
             first_fire=_naive_utc(first_fire),
-            period=period_s,
-            period_us=round(period_s * 1e6),
+            **params,
         )
         return
     offset = "(g * CAST(:period_us AS bigint) / CAST(:n_rows AS bigint)) * interval '1 microsecond'"
@@ -186,14 +190,9 @@ def intervals(
         trigger="json_build_object('type', 'interval', 'seconds', CAST(:period AS float8))",
         next_run=f"CAST(:first_fire AS timestamptz) + {offset}",
         created=f"CAST(:first_fire AS timestamptz) - CAST(:period_text AS interval) + {offset}",
-        prefix=prefix,
-        queue=queue,
-        grace=grace_s,
-        n_rows=count,
         first_fire=first_fire,
-        period=period_s,
-        period_us=round(period_s * 1e6),
         period_text=f"{period_s} seconds",
+        **params,
     )
 
 
