@@ -25,6 +25,7 @@ from bench.report import Report
 from bench.services import Services
 from scheduler.store.db import make_engine
 from scheduler.store.models import runs
+from scheduler.store.reads import in_window
 
 T = TypeVar("T")
 log = logging.getLogger("bench")
@@ -181,10 +182,7 @@ def run_states(
 ) -> dict[str, int]:
     """Runs by state (of fires in ``[since, until)`` when given)."""
     query = select(runs.c.state, func.count()).group_by(runs.c.state)
-    if since is not None:
-        query = query.where(runs.c.scheduled_for >= since)
-    if until is not None:
-        query = query.where(runs.c.scheduled_for < until)
+    query = in_window(query, runs.c.scheduled_for, since, until)
     with engine.connect() as conn:
         return {str(state): int(n) for state, n in conn.execute(query)}
 
