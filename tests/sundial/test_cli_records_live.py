@@ -24,24 +24,17 @@ def _json(live_api: LiveApi, *args: str) -> Any:
     return json.loads(ok(run(live_api, *args, "-o", "json")))
 
 
+def _create(live_api: LiveApi, schedule_id: str, task: str, *options: str) -> None:
+    """``sundial create TASK OPTIONS --id SCHEDULE_ID``, which must succeed."""
+    ok(run(live_api, "create", task, *options, "--id", schedule_id))
+
+
 def test_timeline_shows_each_instant_in_the_schedules_zone_and_utc(
     live_api: LiveApi, name: Callable[[str], str]
 ) -> None:
     sid = name("tick")
     # Every second (six fields: a leading seconds field), read in Berlin.
-    ok(
-        run(
-            live_api,
-            "create",
-            "sundial.echo",
-            "--cron",
-            "* * * * * *",
-            "--tz",
-            "Europe/Berlin",
-            "--id",
-            sid,
-        )
-    )
+    _create(live_api, sid, "sundial.echo", "--cron", "* * * * * *", "--tz", "Europe/Berlin")
     ok(run(live_api, "pause", sid, "--reason", "incident 4711"))
 
     def paused() -> list[dict[str, Any]]:
@@ -62,7 +55,7 @@ def test_timeline_shows_each_instant_in_the_schedules_zone_and_utc(
 
 def test_timeline_errors_are_one_line(live_api: LiveApi, name: Callable[[str], str]) -> None:
     sid = name("s")
-    ok(run(live_api, "create", "sundial.echo", "--every", "1h", "--id", sid))
+    _create(live_api, sid, "sundial.echo", "--every", "1h")
 
     missing = failed(run(live_api, "timeline", name("nope")))
     backwards = failed(run(live_api, "timeline", sid, "--since", "1h", "--until", "2h"))
@@ -76,19 +69,7 @@ def test_timeline_errors_are_one_line(live_api: LiveApi, name: Callable[[str], s
 
 def test_reasons_history_audit_and_restore(live_api: LiveApi, name: Callable[[str], str]) -> None:
     sid = name("nightly")
-    ok(
-        run(
-            live_api,
-            "create",
-            "reports.generate",
-            "--cron",
-            "0 3 * * *",
-            "--id",
-            sid,
-            "--reason",
-            "new report",
-        )
-    )
+    _create(live_api, sid, "reports.generate", "--cron", "0 3 * * *", "--reason", "new report")
     ok(run(live_api, "pause", sid, "--reason", "vendor down"))
     ok(run(live_api, "resume", sid, "--reason", "vendor back"))
     ok(run(live_api, "trigger", sid, "--reason", "rerun for finance"))
@@ -160,20 +141,16 @@ def test_calendars_apply_list_get_and_delete(
     first = ok(run(live_api, "calendars", "apply", "-f", str(path), "--reason", "season"))
     again = ok(run(live_api, "calendars", "apply", "-f", str(path)))
     listed = ok(run(live_api, "calendars", "list"))
-    ok(
-        run(
-            live_api,
-            "create",
-            "sundial.echo",
-            "--cron",
-            "0 3 * * *",
-            "--id",
-            sid,
-            "--exclude-calendar",
-            holidays,
-            "--on-excluded",
-            "next_allowed",
-        )
+    _create(
+        live_api,
+        sid,
+        "sundial.echo",
+        "--cron",
+        "0 3 * * *",
+        "--exclude-calendar",
+        holidays,
+        "--on-excluded",
+        "next_allowed",
     )
     shown = ok(run(live_api, "calendars", "get", holidays))
     got = ok(run(live_api, "get", sid))
