@@ -13,7 +13,7 @@ import collections
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -76,6 +76,16 @@ def _counter(
     for value in values:
         counter.labels(value)
     return counter
+
+
+@contextmanager
+def _timed(histogram: Histogram) -> Iterator[None]:
+    """Observe the block's duration in ``histogram``, also when it raises."""
+    started = monotonic()
+    try:
+        yield
+    finally:
+        histogram.observe(monotonic() - started)
 
 
 class SchedulerMetrics:
@@ -188,14 +198,9 @@ class SchedulerMetrics:
 
     # -- instrumentation points, one line each at the caller
 
-    @contextmanager
-    def claiming(self) -> Iterator[None]:
+    def claiming(self) -> AbstractContextManager[None]:
         """Time a claim."""
-        started = monotonic()
-        try:
-            yield
-        finally:
-            self.claim_seconds.observe(monotonic() - started)
+        return _timed(self.claim_seconds)
 
     def claimed(self, claim: Claim) -> None:
         """Count the missed and skipped fires a claim recorded."""
@@ -204,14 +209,9 @@ class SchedulerMetrics:
             if count:
                 self.fires.labels(outcome).inc(count)
 
-    @contextmanager
-    def publishing(self) -> Iterator[None]:
+    def publishing(self) -> AbstractContextManager[None]:
         """Time one batch handed to the broker."""
-        started = monotonic()
-        try:
-            yield
-        finally:
-            self.publish_seconds.observe(monotonic() - started)
+        return _timed(self.publish_seconds)
 
     def published_batch(self, batch: Sequence[Dispatch], sent: Sequence[str], at: datetime) -> None:
         """Count what the broker accepted at ``at`` (and the lateness of scheduled fires), and
