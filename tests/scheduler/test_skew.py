@@ -23,8 +23,8 @@ STEPS = [(timedelta(hours=1), "ahead of"), (timedelta(hours=-1), "behind")]
 class SteppedClock:
     """The real clock plus an offset the test changes: an NTP step."""
 
-    def __init__(self) -> None:
-        self.offset = timedelta(0)
+    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+        self.offset = offset
 
     def __call__(self) -> datetime:
         return utcnow() + self.offset
@@ -33,6 +33,13 @@ class SteppedClock:
 def _server_clock(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         pytest.skip("SQLite is a file read with this host's clock: there is no other clock")
+
+
+def _guarded_lease(engine: Engine, clock: SteppedClock) -> SqlLease:
+    """Replica r1's lease, read with ``clock`` and checked against the database's."""
+    _server_clock(engine)
+    guard = ClockGuard(ALLOWED, clock)
+    return SqlLease(engine, Replica("r1", "h", 1), 10, clock=clock, guard=guard)
 
 
 def _holder(engine: Engine) -> str | None:
@@ -54,11 +61,7 @@ def test_database_now_is_the_servers_clock_in_utc_and_none_for_sqlite(engine: En
 def test_a_replica_whose_clock_stepped_an_hour_cannot_take_the_lease(
     engine: Engine, step: timedelta, word: str
 ) -> None:
-    _server_clock(engine)
-    clock = SteppedClock()
-    clock.offset = step
-    guard = ClockGuard(ALLOWED, clock)
-    lease = SqlLease(engine, Replica("r1", "h", 1), 10, clock=clock, guard=guard)
+    lease = _guarded_lease(engine, SteppedClock(step))
     with pytest.raises(ClockSkew, match=word):
         lease.acquire()
     assert lease.token is None and _holder(engine) is None
@@ -68,10 +71,8 @@ def test_a_replica_whose_clock_stepped_an_hour_cannot_take_the_lease(
 def test_a_leader_whose_clock_steps_an_hour_gives_the_lease_up_at_its_next_renewal(
     engine: Engine, step: timedelta, word: str
 ) -> None:
-    _server_clock(engine)
     clock = SteppedClock()
-    guard = ClockGuard(ALLOWED, clock)
-    lease = SqlLease(engine, Replica("r1", "h", 1), 10, clock=clock, guard=guard)
+    lease = _guarded_lease(engine, clock)
     assert lease.acquire() and lease.renew() and _holder(engine) == "r1"
     clock.offset = step
     assert not lease.renew()
@@ -88,8 +89,7 @@ def test_a_claim_or_relay_under_a_stepped_clock_records_and_sends_nothing(
     add_schedule(
         engine, "every-second", {"type": "interval", "seconds": 1}, now - timedelta(seconds=1.5)
     )
-    clock = SteppedClock()
-    clock.offset = step
+    clock = SteppedClock(step)
     guard = ClockGuard(ALLOWED, clock)
     with pytest.raises(ClockSkew, match=word):
         claim_due(engine, clock(), token, 100, guard=guard)
