@@ -282,6 +282,10 @@ def _figures(
         "consumer_alive": isinstance(cluster.consumer, BrokerConsumer) and cluster.consumer.alive(),
         "last_delivery": str(max((d.at for d in verdict.deliveries), default=None)),
         "left_in_the_queue": int(broker.client().llen(cluster.queue)),
+        # The checker's queue above; the worker's own, and what it took but never acked.
+        "left_in_the_worker_queue": int(broker.client().llen(worker.queue)),
+        "worker_alive": worker.proc is not None and worker.proc.poll() is None,
+        "unacked_at_the_broker": int(broker.client().hlen("unacked")),
         "broker_keys": sorted(str(k) for k in broker.client().keys("*"))[:30],
         "incomplete": verdict.incomplete[:50],
         "events": chaos.events,
