@@ -11,7 +11,7 @@ closes the channels and then detaches the transport (``transport.client = None``
 or not they closed. Anything that later reaches Redis through one of those channels has
 kombu build a client from the detached transport and fails with ``AttributeError: 'NoneType'
 object has no attribute 'hostname'``. That is not a connection error, so nothing on the way
-ignores it; it ends as "Unrecoverable error" and the worker stops consuming (sundial's chaos
+ignores it; it ends as "Unrecoverable error" and the worker process exits (sundial's chaos
 soak: 2,481 runs never executed after one broker cut). Two calls do that:
 
 * Celery's ``connection.close()`` right after ``collect()``: with the broker unreachable,
