@@ -12,6 +12,21 @@ from jobs.tasks import register_tasks
 from scheduler.firing.broker import celery_config
 from scheduler.settings import Settings
 
+# Redis transport: a message a worker took but never acknowledged (its connection was cut,
+# its worker killed) waits in the broker's ``unacked`` hash until ``visibility_timeout``,
+# then a sweep of some consumer puts it back on its queue. kombu sweeps every
+# ``unacked_restore_interval`` x ``unacked_restore_throttle`` seconds (10 x 10 by default),
+# and not at all while the ``unacked_mutex`` of a sweep cut mid-way is held
+# (``unacked_mutex_expire``, 300 s): such a run came back minutes late or, in a 180 s
+# window, not at all. Sweeping every 2 s costs one small Redis round trip; a sweep that
+# outlives the shorter mutex is harmless (each restore is a transaction on the message).
+# Configured broker_transport_options win.
+REDIS_RESTORE_OPTIONS = {
+    "unacked_restore_interval": 2,
+    "unacked_restore_throttle": 1,
+    "unacked_mutex_expire": 30,
+}
+
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app on the shared sundial config, with the built-in tasks registered and,
@@ -22,6 +37,9 @@ def create_celery(settings: Settings) -> Celery:
     """
     app = Celery("sundial", set_as_current=False)
     app.conf.update(celery_config(settings))
+    if str(app.conf.broker_url).startswith(("redis://", "rediss://")):
+        configured = app.conf.broker_transport_options or {}
+        app.conf.broker_transport_options = REDIS_RESTORE_OPTIONS | configured
     app.conf.worker_consumer = "jobs.consumer:BatchingConsumer"
     register_tasks(app, settings)
     url = ledger_url(settings)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from celery.worker.consumer import Consumer
+from jobs.collected_close import CollectedCloseConsumer
 
 # How long a task event may wait for others to share its publish. Run tracking sees each
 # outcome at most this much later; the SPEC allows 2 s.
 EVENT_FLUSH_S = 0.05
 
 
-class BatchingConsumer(Consumer):  # type: ignore[misc]  # Celery is untyped
+class BatchingConsumer(CollectedCloseConsumer):
     """Celery's consumer, but buffered task events go out at most every ``EVENT_FLUSH_S``
     (or as soon as Celery's buffer of 24 is full) rather than after every turn of the event
     loop. Celery then publishes each batch as one ``task.multi`` message, which every event

@@ -154,13 +154,20 @@ class Chaos:
         self.worker.kill()
         self.worker.start()
 
-    def dead_replicas(self) -> list[str]:
-        """Replicas that exited without being killed by the soak."""
+    def dead_processes(self) -> list[str]:
+        """Replicas, and the worker, that exited without being killed by the soak."""
         return [
             f"{s.name} (pid {s.pid}) exited {s.proc.poll()}"
             for s in self.cluster.procs.schedulers()
             if not s.alive() and s.pid not in self.killed
-        ]
+        ] + self.dead_worker()
+
+    def dead_worker(self) -> list[str]:
+        """The worker, when it exited on its own (a SIGKILL by the soak restarts it)."""
+        proc = self.worker.proc
+        if proc is None or proc.poll() is None:
+            return []
+        return [f"worker {proc.hostname} (pid {proc.pid}) exited {proc.returncode}"]
 
 
 def check_worker(
@@ -247,7 +254,7 @@ def _figures(
     delivered = Counter(d.run_id for d in verdict.deliveries)
     executions = tally(worker.executions())
     tokens = {r.fencing_token for r in runs if r.fencing_token is not None}
-    violations = verdict.violations + chaos.dead_replicas()
+    violations = verdict.violations + chaos.dead_processes()
     undelivered = [
         r
         for r in runs
@@ -282,6 +289,9 @@ def _figures(
         "consumer_alive": isinstance(cluster.consumer, BrokerConsumer) and cluster.consumer.alive(),
         "last_delivery": str(max((d.at for d in verdict.deliveries), default=None)),
         "left_in_the_queue": int(broker.client().llen(cluster.queue)),
+        # The checker's queue above; the worker's own, and what it took but never acked.
+        "left_in_the_worker_queue": int(broker.client().llen(worker.queue)),
+        "unacked_at_the_broker": int(broker.client().hlen("unacked")),
         "broker_keys": sorted(str(k) for k in broker.client().keys("*"))[:30],
         "incomplete": verdict.incomplete[:50],
         "events": chaos.events,

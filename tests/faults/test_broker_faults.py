@@ -1,20 +1,28 @@
-"""The broker is unreachable while fires come due: the outbox holds them, then lets go."""
+"""The broker is unreachable while fires come due: the outbox holds them, then lets go; and
+while a worker consumes: it reconnects, keeps executing and runs every message once."""
 
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from scheduler.store.models import RunState
+from jobs.app import create_celery
+from scheduler.store.models import HEADER_RUN_ID, RunState
 from scheduler.timing.clock import utcnow
 from tests.faults.cluster import Cluster, mixed_workload
+from tests.faults.executions import RECORD_TASK, RealWorker, tally
 from tests.faults.history import RunRow
+from tests.services import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 OUTAGE_S = 10.0
+CONNECTION_LOST = "Connection to broker lost"
 
 
 @pytest.mark.parametrize("cluster", ["redis", "rabbitmq"], indirect=True)
@@ -65,3 +73,129 @@ def test_broker_outage_keeps_fires_pending_then_publishes_each_once_in_fire_time
 def _due(run: RunRow) -> datetime:
     """When a run was to go out: its instant when prepared ahead, else when it was recorded."""
     return run.due_at or run.created_at
+
+
+# The worker side of a broker cut (celery/celery#10302, jobs/collected_close.py).
+CUTS_S = (5.0, 8.0, 12.0)
+PUBLISH_EVERY_S = 0.1
+TASK_S = 0.2
+# Runs still executing when the broker goes: their acks cannot reach it.
+RUNNING_AT_CUT = 4
+RUNNING_AT_CUT_TASK_S = 2.0
+WORKER_VISIBILITY_TIMEOUT_S = 5.0
+# Celery's reconnect backoff (2, 4, 6, 8 s: up to 20 s after a 12 s cut) plus a run.
+RESUMES_WITHIN_S = 60.0
+# The visibility timeout, the 2 s sweep, a backlog of a few hundred 0.2 s runs on 4 threads.
+ALL_ENDED_WITHIN_S = 90.0
+
+
+class _Stream:
+    """Publishes ``sundial_test.record`` runs to a worker's queue, straight to the broker
+    (not through the proxy): the cut is the worker's alone."""
+
+    def __init__(self, cluster: Cluster, worker: RealWorker) -> None:
+        assert cluster.broker_redis is not None
+        settings = worker.settings().model_copy(update={"broker_url": cluster.broker_redis.url})
+        self._app = create_celery(settings)
+        self._worker = worker
+        self.sent: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="stream", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def send(self, count: int, seconds: float) -> list[str]:
+        with self._app.producer_or_acquire() as producer:
+            return [self._send(producer, seconds) for _ in range(count)]
+
+    def since(self, at: float) -> list[str]:
+        with self._lock:
+            return [run for run, sent_at in self.sent.items() if sent_at > at]
+
+    def _send(self, producer: Any, seconds: float) -> str:
+        run = str(uuid.uuid4())
+        self._app.send_task(
+            RECORD_TASK,
+            kwargs=self._worker.spec_overrides(seconds)["kwargs"],
+            task_id=run,
+            queue=self._worker.queue,
+            headers={HEADER_RUN_ID: run},
+            producer=producer,
+        )
+        with self._lock:
+            self.sent[run] = time.time()
+        return run
+
+    def _run(self) -> None:
+        with self._app.producer_or_acquire() as producer:
+            while not self._stop.wait(PUBLISH_EVERY_S):
+                self._send(producer, TASK_S)
+
+
+def test_worker_keeps_executing_through_broker_cuts_and_runs_each_published_run_once(
+    cluster: Cluster,
+) -> None:
+    worker = RealWorker(cluster, WORKER_VISIBILITY_TIMEOUT_S)
+    stream = _Stream(cluster, worker)
+    resumed_s: list[float] = []
+    try:
+        proc = worker.start()
+        stream.start()
+        for cut_s in CUTS_S:
+            # Some runs are mid-task when the broker goes; more wait in the worker's buffer.
+            slow = set(stream.send(RUNNING_AT_CUT, RUNNING_AT_CUT_TASK_S))
+
+            def running(slow: set[str] = slow) -> bool:
+                return slow <= set(tally(worker.executions()).started)
+
+            wait_for(running, 30, "the slow runs to start")
+            losses = proc.log().count(CONNECTION_LOST)
+            cluster.broker_proxy.cut()
+
+            def noticed(losses: int = losses) -> bool:
+                return proc.log().count(CONNECTION_LOST) > losses
+
+            wait_for(noticed, 10, "the worker to notice the cut")
+            threading.Event().wait(cut_s)  # the fault's length, not a wait for a condition
+            restored = time.time()
+            cluster.broker_proxy.restore()
+
+            def resumed(restored: float = restored) -> bool:
+                ended = tally(worker.executions()).ended
+                return any(run in ended for run in stream.since(restored))
+
+            wait_for(resumed, RESUMES_WITHIN_S, "the worker to execute a run sent after the cut")
+            resumed_s.append(round(time.time() - restored, 1))
+        stream.stop()
+
+        def all_ended() -> bool:
+            ended = tally(worker.executions()).ended
+            return all(run in ended for run in stream.sent)
+
+        wait_for(all_ended, ALL_ENDED_WITHIN_S, "every published run to end", interval=0.5)
+        assert proc.poll() is None, "the worker exited"
+        log = proc.log()
+    finally:
+        stream.stop()
+        worker.stop()
+
+    executions = tally(worker.executions())
+    dropped = log.count("duplicate dropped")
+    print(
+        f"\n{len(CUTS_S)} broker cuts of {CUTS_S} s: the worker executed runs sent after "
+        f"each within {resumed_s} s of its end; {len(stream.sent)} runs published, "
+        f"{sum(executions.ended.values())} executions ended, {dropped} redelivered copies "
+        f"dropped by the ledger, {log.count('not acknowledged')} acks lost with a connection"
+    )
+    assert "Unrecoverable error" not in log
+    assert executions.twice() == []
+    assert sorted(executions.ended) == sorted(stream.sent)
+    # The runs mid-task at a cut could not ack: the broker delivered them again, and the
+    # ledger dropped the copies rather than running them twice.
+    assert dropped >= RUNNING_AT_CUT
