@@ -138,6 +138,8 @@ class _Stream:
                 self._send(producer, TASK_S)
 
 
+# Three cuts with their recoveries take ~70 s: in the `long` set, beside the worker SIGKILL.
+@pytest.mark.long
 def test_worker_keeps_executing_through_broker_cuts_and_runs_each_published_run_once(
     cluster: Cluster,
 ) -> None:
