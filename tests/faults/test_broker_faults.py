@@ -65,7 +65,11 @@ def test_broker_outage_keeps_fires_pending_then_publishes_each_once_in_fire_time
     )
     assert held and all(r.state is RunState.PENDING for r in held), "published to a dead broker"
     assert not [d for d in during.deliveries if d.at > settled], "delivered during the outage"
-    assert len(outage) >= len(held) and all(r.state is RunState.DISPATCHED for r in outage)
+    # A coalescing schedule whose fires piled up behind a slow claim records the extra ones
+    # skipped (judge() checks each is explained); every other fire of the outage went out.
+    sent = [r for r in outage if r.state is not RunState.SKIPPED]
+    assert len(sent) >= len(held) and all(r.state is RunState.DISPATCHED for r in sent)
+    assert all("coalesced" in (r.reason or "") for r in outage if r not in sent)
     # judge() also checks each run was delivered once, first copies in fire-time order.
     assert verdict.violations == [], "\n".join(verdict.violations)
 
