@@ -221,6 +221,9 @@ def soak(minutes: float, seed: int, folder: Path, database_url: str) -> dict[str
             return _figures(cluster, chaos, worker, verdict, start, until)
         finally:
             worker.stop()
+            # Kept beside the replicas' logs, for a look at a run the worker never executed.
+            for n, text in enumerate(worker.logs, start=1):
+                (folder / f"worker-{n}.log").write_text(text)
 
 
 def _judge(cluster: Cluster, worker: RealWorker, until: datetime) -> Verdict:
