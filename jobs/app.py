@@ -10,6 +10,7 @@ from jobs.dedupe import install
 from jobs.ledger import ledger_url
 from jobs.tasks import register_tasks
 from scheduler.firing.broker import celery_config
+from scheduler.firing.dispatch import REDIS_SCHEMES
 from scheduler.settings import Settings
 
 # Redis transport: a message a worker took but never acknowledged (its connection was cut,
@@ -37,7 +38,7 @@ def create_celery(settings: Settings) -> Celery:
     """
     app = Celery("sundial", set_as_current=False)
     app.conf.update(celery_config(settings))
-    if str(app.conf.broker_url).startswith(("redis://", "rediss://")):
+    if str(app.conf.broker_url).startswith(REDIS_SCHEMES):
         configured = app.conf.broker_transport_options or {}
         app.conf.broker_transport_options = REDIS_RESTORE_OPTIONS | configured
     app.conf.worker_consumer = "jobs.consumer:BatchingConsumer"

@@ -19,6 +19,7 @@ from types import TracebackType
 
 import redis
 
+from scheduler.firing.dispatch import REDIS_SCHEMES
 from scheduler.leadership.lease import COMPARE_AND_DELETE, COMPARE_AND_EXTEND
 from scheduler.settings import Settings
 
@@ -141,6 +142,6 @@ def ledger_url(settings: Settings) -> str | None:
     """The Redis that holds sundial's own workers' ledger; None in embedded mode, where
     nothing redelivers."""
     url = settings.redis_url or settings.broker_url
-    if not url or not url.startswith(("redis://", "rediss://")):
+    if not url or not url.startswith(REDIS_SCHEMES):
         return None
     return url

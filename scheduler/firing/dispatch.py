@@ -26,6 +26,7 @@ log = logging.getLogger("sundial.dispatch")
 # publishes one by one on transports that cannot batch).
 BATCH = 500
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+REDIS_SCHEMES = ("redis://", "rediss://")
 # A RabbitMQ connection unused this long is replaced before the next batch: well within
 # Celery's 120 s heartbeat, which nothing sends while the leader has nothing to publish.
 AMQP_IDLE_S = 30.0
@@ -320,7 +321,7 @@ def create_publisher(app: Celery) -> Publisher:
     """The Redis fast path on Redis, confirmed batches on RabbitMQ, kombu's generic path
     otherwise."""
     url = app.conf.broker_url or ""
-    if url.startswith(("redis://", "rediss://")):
+    if url.startswith(REDIS_SCHEMES):
         client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         return RedisPublisher(app, client)
     if url.startswith(AMQP_SCHEMES):

@@ -64,15 +64,9 @@ class RealWorker:
             database_url=self._cluster.proxied_db_url,
             redis_url=self._ledger_redis.url,
             broker_url=f"redis://127.0.0.1:{self._cluster.broker_proxy.port}/0",
-            broker_transport_options={
-                "visibility_timeout": self._visibility_s,
-                # kombu looks for messages past their visibility timeout every
-                # `unacked_restore_interval` (10 s) but scans only on every Nth look
-                # (`unacked_restore_throttle`, default 10): a message the first scan found
-                # too young then waits ~100 s more, past the worker-fault test's bound (its
-                # redelivery never came within 60 s in 1 of 4 loop runs). Scan every look.
-                "unacked_restore_throttle": 1,
-            },
+            # Sweeps for expired unacked messages every 2 s come with sundial's worker
+            # (jobs.app.REDIS_RESTORE_OPTIONS).
+            broker_transport_options={"visibility_timeout": self._visibility_s},
         )
 
     def spec_overrides(self, seconds: float) -> dict[str, Any]:
