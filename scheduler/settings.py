@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     # A run with no news for this long is settled: from the result backend if one is
     # configured, else as failed with error type OutcomeUnknown.
     run_outcome_timeout_seconds: float = Field(default=86400, gt=0)
+    # Redis broker: a run dispatched this long ago, never started, whose message the broker
+    # holds neither queued nor delivered, was lost on its way to a worker (a connection cut
+    # mid-fetch) and is published again under its id; 0 = off.
+    redeliver_lost_after_seconds: float = Field(default=60, ge=0, le=86400)
     housekeeping_interval_seconds: float = Field(default=30, gt=0)
     # Alerts (success deadlines, final failures, automatic pauses): how often the leader
     # checks deadlines and sends, and the webhook they are sent to (HMAC-signed).

@@ -122,6 +122,7 @@ class PushOnce:
 
     def __init__(self, client: redis.Redis, clock: Clock = utcnow) -> None:
         self._clock = clock
+        self._client = client
         self._push = client.register_script(_PUSH)
         self._recorded = client.register_script(_RECORDED)
 
@@ -136,6 +137,15 @@ class PushOnce:
             args += (index, message.run_id, message.body)
         keys = [*_keys(self._clock()), *lists]
         return [bool(flag) for flag in self._push(keys=keys, args=args)]
+
+    def forget(self, run_ids: Sequence[str]) -> None:
+        """These runs' messages were lost after all: the next push sends them again."""
+        if run_ids:
+            keys = _keys(self._clock())
+            with self._client.pipeline() as pipe:
+                for key in keys:
+                    pipe.hdel(key, *run_ids)
+                pipe.execute()
 
     def recorded(self, run_ids: Sequence[str]) -> None:
         """These runs are recorded dispatched: keep recognising them for a window or two."""

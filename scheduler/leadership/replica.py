@@ -17,6 +17,7 @@ from celery import Celery
 from sqlalchemy import Engine
 
 from scheduler.firing.dispatch import create_publisher, create_publisher_app
+from scheduler.firing.lost_messages import LostMessages, create_lost_messages
 from scheduler.firing.outbox import Outbox
 from scheduler.leadership.lease import Lease, RedisLease, Replica, SqlLease
 from scheduler.leadership.notices import NoticeListener
@@ -58,6 +59,7 @@ class SchedulerReplica:
     metrics: SchedulerMetrics
     listener: NoticeListener | None = None
     redis_client: redis.Redis | None = None
+    lost_messages: LostMessages | None = None
     _stopping: bool = field(default=False, init=False)
 
     def run(self) -> None:
@@ -82,12 +84,16 @@ class SchedulerReplica:
         self.tracker.start()
         self.housekeeper.start(self.lease.held)
         self.alerts.start(self.lease.held)
+        if self.lost_messages is not None:
+            self.lost_messages.start(self.lease.held)
 
     def stop_background(self) -> None:
         """Stop publishing first, then give the lease up, then the rest."""
         self.outbox.close()
         self.housekeeper.stop()
         self.alerts.stop()
+        if self.lost_messages is not None:
+            self.lost_messages.stop()
         self.keeper.stop()
         if self.listener is not None:
             self.listener.stop()
@@ -155,6 +161,18 @@ def build_replica(
         metrics=metrics,
         ahead=timedelta(milliseconds=settings.fire_ahead_ms),
     )
+
+    def leader_token() -> int | None:
+        return lease.token if lease.held() else None
+
+    lost_messages = create_lost_messages(
+        engine,
+        str(app.conf.broker_url or ""),
+        app.conf.broker_transport_options or {},
+        timedelta(seconds=settings.redeliver_lost_after_seconds),
+        clock=clock,
+        token=leader_token,
+    )
     housekeeper = Housekeeper(
         engine,
         interval=timedelta(seconds=settings.housekeeping_interval_seconds),
@@ -171,7 +189,7 @@ def build_replica(
         ),
         lookup=result_lookup(app) if settings.result_backend else None,
         clock=clock,
-        token=lambda: lease.token if lease.held() else None,
+        token=leader_token,
     )
     webhook = None
     if settings.alert_webhook_url:
@@ -218,4 +236,5 @@ def build_replica(
         metrics,
         listener,
         client,
+        lost_messages,
     )

@@ -40,6 +40,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from scheduler.firing.lost_messages import REASON as LOST_REASON
 from scheduler.store import migrate
 from scheduler.store.models import RunState
 from scheduler.timing.clock import monotonic, utcnow
@@ -285,6 +286,12 @@ def _figures(
         "worker_executions_ended": sum(executions.ended.values()),
         "worker_runs_interrupted_and_rerun": len(executions.interrupted()),
         "duplicate_executions": len(executions.twice()),
+        # Runs whose message the broker lost on its way to the worker, found and sent again.
+        "lost_by_the_broker_and_sent_again": sorted(
+            f"{r.schedule_id} @ {r.scheduled_for}"
+            for r in runs
+            if r.reason is not None and r.reason.startswith(LOST_REASON)
+        ),
         "unexplained_misses": len(verdict.incomplete),
         "violations": violations,
         "undelivered_by_minute_published": dict(sorted(by_minute.items())),

@@ -93,3 +93,20 @@ def test_an_unrecorded_run_is_forgotten_after_two_days(client: redis.Redis) -> N
         assert once.push(_messages(queue, "crashed")) == [True]
     finally:
         client.delete(queue)
+
+
+def test_a_forgotten_run_is_pushed_again_whether_recorded_or_not(client: redis.Redis) -> None:
+    queue, clock = unique_name("q"), FakeClock(T0)
+    once = PushOnce(client, clock)
+    try:
+        once.push(_messages(queue, "recorded", "unrecorded", "other"))
+        once.recorded(["recorded"])
+        once.forget(["recorded", "unrecorded"])
+
+        assert once.push(_messages(queue, "recorded", "unrecorded", "other")) == [
+            True,
+            True,
+            False,
+        ]
+    finally:
+        client.delete(queue)

@@ -1,0 +1,292 @@
+"""Runs whose message a Redis broker lost between queue and worker, published again.
+
+kombu's Redis transport takes a message off its queue with ``BRPOP`` and only then, in a
+second round trip, files it among the ``unacked`` messages that a visibility timeout would
+bring back. A connection cut between the two (a broker restart, a network blip) loses the
+message: it is in neither place, the worker never saw it, and its run would wait
+``dispatched`` until the outcome timeout settles it as failed.
+
+The leader looks for such runs: dispatched a while ago (``after``), never started although
+another run of the same queue started since, and whose message it finds neither in
+any queue's list nor among the unacknowledged messages, twice in a row (a message between
+the two places is found the second time). Those go back
+to ``pending`` with the reason written on the run, and the relay publishes them again under
+the same run id. The workers' execution ledger (sundial's own tasks, or
+:mod:`jobs.dedupe` for any Celery app) drops the copy should the first one have run after
+all (its task events lost with the same cut).
+
+Only a Redis broker can be asked; RabbitMQ acknowledges deliveries and loses nothing so.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis
+from sqlalchemy import Engine, func, or_, select, update
+
+from scheduler.firing.claim import check_fencing
+from scheduler.firing.dispatch import REDIS_SCHEMES
+from scheduler.firing.messages import PRIORITY_SEP, PRIORITY_STEPS, redis_list_key
+from scheduler.firing.push_once import PushOnce
+from scheduler.leadership.chores import LeaderChore
+from scheduler.store.db import among
+from scheduler.store.models import RunState, runs, schedules
+from scheduler.timing.clock import Clock, utcnow
+
+log = logging.getLogger("sundial.lost_messages")
+
+# Runs looked at per sweep, oldest dispatch first.
+CANDIDATES = 50
+# A sweep compares each candidate with every message held (queued or unacknowledged); past
+# this many comparisons the broker would be blocked too long, and the sweep waits for a
+# shorter backlog.
+MAX_COMPARISONS = 2_000_000
+# How a run put back starts its reason; such a run is never put back a second time.
+REASON = "published again:"
+# Sweeps come a quarter of ``after`` apart, within these bounds.
+MIN_PERIOD_S = 0.5
+MAX_PERIOD_S = 30.0
+# kombu's Redis transport keeps its exchange bindings (routing key, pattern, queue) here.
+BINDINGS = "_kombu.binding.*"
+
+# KEYS: the queues' lists, then the unacked hash. ARGV[1]: the comparison budget; ARGV[2..]:
+# run ids. Returns the run ids found in some message, or nil over budget. A run id is a
+# plain substring of its message's headers (the body is base64): found means held.
+_HELD = """
+local ids = {}
+for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+local unacked = KEYS[#KEYS]
+local total = redis.call('HLEN', unacked)
+for k = 1, #KEYS - 1 do total = total + redis.call('LLEN', KEYS[k]) end
+if total * #ids > tonumber(ARGV[1]) then return nil end
+local found = {}
+local function look(items)
+  for _, item in ipairs(items) do
+    for i = 1, #ids do
+      if not found[i] and string.find(item, ids[i], 1, true) then found[i] = true end
+    end
+  end
+end
+for k = 1, #KEYS - 1 do look(redis.call('LRANGE', KEYS[k], 0, -1)) end
+look(redis.call('HVALS', unacked))
+local out = {}
+for i = 1, #ids do if found[i] then out[#out + 1] = ids[i] end end
+return out
+"""
+
+
+class BrokerInventory:
+    """Tells which runs' messages a Redis broker still holds, queued or delivered."""
+
+    def __init__(self, client: redis.Redis, unacked_key: str = "unacked") -> None:
+        self._client = client
+        self._unacked = unacked_key
+        self._held = client.register_script(_HELD)
+        self._once = PushOnce(client)
+
+    def held(self, runs_by_queue: Iterable[tuple[str, str]]) -> set[str] | None:
+        """Of these ``(run id, queue)`` pairs, the runs whose message is at the broker; None
+        when the backlog is too long to look through now.
+
+        Every queue a binding names is searched too: a message routed by exchange and
+        routing key may sit in another queue than its schedule's."""
+        pairs = list(runs_by_queue)
+        if not pairs:
+            return set()
+        queues = {queue for _, queue in pairs} | self._bound_queues()
+        lists = [redis_list_key(queue, step) for queue in sorted(queues) for step in PRIORITY_STEPS]
+        found = self._held(
+            keys=[*lists, self._unacked], args=[MAX_COMPARISONS, *(run for run, _ in pairs)]
+        )
+        if found is None:
+            return None
+        return {item.decode() if isinstance(item, bytes) else str(item) for item in found}
+
+    def forget(self, run_ids: Sequence[str]) -> None:
+        """Drop the runs' publish-once markers, so that the relay sends them again."""
+        self._once.forget(run_ids)
+
+    def _bound_queues(self) -> set[str]:
+        queues: set[str] = set()
+        for key in self._client.scan_iter(match=BINDINGS, count=100):
+            for member in self._client.smembers(key):
+                text = member.decode() if isinstance(member, bytes) else str(member)
+                queue = text.split(PRIORITY_SEP)[-1]
+                if queue:
+                    queues.add(queue)
+        return queues
+
+    def close(self) -> None:
+        """Release its broker connection."""
+        self._client.close()
+
+
+def overtaken_dispatches(
+    engine: Engine, older_than: datetime, limit: int = CANDIDATES
+) -> list[tuple[str, str]]:
+    """``(run id, queue)`` of runs dispatched before ``older_than``, never started, and
+    overtaken: another run of the same queue started after they were dispatched. That is
+    the evidence that the queue has a worker taking its messages, which reports task
+    events; a worker that sends none (no ``-E``) never has its runs taken for lost."""
+    started = [RunState.STARTED, RunState.RETRYING, RunState.SUCCEEDED, RunState.FAILED]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(runs.c.id, schedules.c.queue, runs.c.dispatched_at, runs.c.scheduled_for)
+            .join(schedules, schedules.c.id == runs.c.schedule_id)
+            .where(
+                runs.c.state == RunState.DISPATCHED.value,
+                runs.c.started_at.is_(None),
+                runs.c.dispatched_at < older_than,
+                # Once only: a copy sent again that goes unreported too (its task events
+                # lost as well, the execution ledger dropping it) is not sent a third time.
+                or_(runs.c.reason.is_(None), ~runs.c.reason.startswith(REASON)),
+            )
+            .order_by(runs.c.dispatched_at)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return []
+        latest_start = dict(
+            conn.execute(
+                select(schedules.c.queue, func.max(runs.c.started_at))
+                .join(schedules, schedules.c.id == runs.c.schedule_id)
+                .where(
+                    runs.c.state.in_([s.value for s in started]),
+                    runs.c.scheduled_for >= min(row.scheduled_for for row in rows),
+                    schedules.c.queue.in_({row.queue for row in rows}),
+                )
+                .group_by(schedules.c.queue)
+            ).all()
+        )
+    return [
+        (row.id, row.queue)
+        for row in rows
+        if latest_start.get(row.queue) is not None and latest_start[row.queue] > row.dispatched_at
+    ]
+
+
+def requeue_lost(engine: Engine, token: int, run_ids: Sequence[str], reason: str) -> list[str]:
+    """Put runs the broker lost back to ``pending`` for the relay, under the leader's
+    ``token`` (a stale term raises :class:`~scheduler.errors.LeadershipLost`); those that
+    moved on meanwhile (started, settled) are left alone. Returns the runs requeued."""
+    if not run_ids:
+        return []
+    with engine.begin() as conn:
+        check_fencing(conn, token)
+        # Locked first, updated second: MariaDB has no UPDATE ... RETURNING.
+        still = list(
+            conn.execute(
+                select(runs.c.id)
+                .where(
+                    among(conn, runs.c.id, list(run_ids)),
+                    runs.c.state == RunState.DISPATCHED.value,
+                    runs.c.started_at.is_(None),
+                )
+                .with_for_update()
+            ).scalars()
+        )
+        if still:
+            conn.execute(
+                update(runs)
+                .where(among(conn, runs.c.id, still))
+                .values(state=RunState.PENDING.value, due_at=None, reason=reason)
+            )
+        return still
+
+
+class LostMessages:
+    """The leader's sweep for lost messages (see the module docstring), every ``period``
+    from a thread of its own."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        inventory: BrokerInventory,
+        after: timedelta,
+        clock: Clock = utcnow,
+        token: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._inventory = inventory
+        self._after = after
+        self._clock = clock
+        self._token = token
+        self._chore: LeaderChore | None = None
+        # Runs missing at the last sweep: missing again now means lost.
+        self._missing: set[str] = set()
+
+    @property
+    def period(self) -> timedelta:
+        """Time between sweeps: a lost run goes back within ``after`` + two periods."""
+        return timedelta(
+            seconds=max(MIN_PERIOD_S, min(MAX_PERIOD_S, self._after.total_seconds() / 4))
+        )
+
+    def start(self, leading: Callable[[], bool]) -> None:
+        """Sweep in the background whenever ``leading()`` holds."""
+        self._chore = LeaderChore(
+            "lost-messages", self.period.total_seconds(), self._round, self._clock, self._forget
+        )
+        self._chore.start(leading)
+
+    def stop(self) -> None:
+        """Stop sweeping and release the broker connection."""
+        if self._chore is not None:
+            self._chore.stop()
+        self._inventory.close()
+
+    def _round(self, now: datetime) -> None:
+        token = self._token()
+        if token is not None:
+            self.sweep(now, token)
+
+    def _forget(self) -> None:
+        # A later term looks afresh: what went missing under this one may have come back.
+        self._missing = set()
+
+    def sweep(self, now: datetime, token: int) -> list[str]:
+        """Look once; requeue the runs missing at the broker this time and the last."""
+        candidates = overtaken_dispatches(self._engine, now - self._after)
+        held = self._inventory.held(candidates)
+        if held is None:
+            log.info("lost messages: broker backlog too long to look through; later")
+            return []
+        missing = {run_id for run_id, _ in candidates} - held
+        lost = sorted(missing & self._missing)
+        self._missing = missing - set(lost)
+        reason = (
+            f"{REASON} {self._after.total_seconds():g}s after dispatch its message was neither "
+            "queued nor delivered at the broker (lost between queue and worker)"
+        )
+        # Markers first: a relay between the two steps would otherwise take the runs for
+        # published and record them dispatched again, unsent.
+        self._inventory.forget(lost)
+        requeued = requeue_lost(self._engine, token, lost, reason)
+        if requeued:
+            log.warning(
+                "lost messages: %d runs dispatched but never delivered by the broker were "
+                "put back for publishing: %s",
+                len(requeued),
+                ", ".join(requeued[:10]),
+            )
+        return requeued
+
+
+def create_lost_messages(
+    engine: Engine,
+    broker_url: str,
+    transport_options: Mapping[str, Any],
+    after: timedelta,
+    clock: Clock = utcnow,
+    token: Callable[[], int | None] = lambda: None,
+) -> LostMessages | None:
+    """The sweep for a Redis broker; None for other brokers or with ``after`` zero (off)."""
+    if after <= timedelta(0) or not broker_url.startswith(REDIS_SCHEMES):
+        return None
+    client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=2)
+    unacked = str(transport_options.get("unacked_key", "unacked"))
+    return LostMessages(engine, BrokerInventory(client, unacked), after, clock, token)
