@@ -109,6 +109,22 @@ def _dispatched(engine: Engine, schedule_id: str, ago: timedelta, **overrides: o
     return str(row["id"])
 
 
+@pytest.fixture
+def queue(engine: Engine) -> str:
+    """The queue of schedule ``s``, whose runs the tests dispatch."""
+    name = unique_name("lost-q")
+    add_schedule(
+        engine, "s", {"type": "interval", "seconds": 1}, T0 - timedelta(hours=1), queue=name
+    )
+    return name
+
+
+@pytest.fixture
+def sweep(engine: Engine, client: redis.Redis) -> LostMessages:
+    """A sweep over the test Redis, with an unacked hash of its own."""
+    return LostMessages(engine, BrokerInventory(client, unique_name("lost-u")), AFTER)
+
+
 def _overtaken(engine: Engine, schedule_id: str) -> None:
     """A run dispatched later than the others and started: the queue has a worker."""
     _dispatched(
@@ -117,12 +133,8 @@ def _overtaken(engine: Engine, schedule_id: str) -> None:
 
 
 def test_sweep_puts_back_only_runs_missing_twice_and_never_started(
-    engine: Engine, token: int, client: redis.Redis
+    engine: Engine, token: int, client: redis.Redis, queue: str, sweep: LostMessages
 ) -> None:
-    queue, unacked = unique_name("lost-q"), unique_name("lost-u")
-    add_schedule(
-        engine, "s", {"type": "interval", "seconds": 1}, T0 - timedelta(hours=1), queue=queue
-    )
     lost = _dispatched(engine, "s", timedelta(seconds=120))
     queued = _dispatched(engine, "s", timedelta(seconds=119))
     started = _dispatched(
@@ -130,7 +142,6 @@ def test_sweep_puts_back_only_runs_missing_twice_and_never_started(
     )
     recent = _dispatched(engine, "s", timedelta(seconds=30))
     client.lpush(queue, _envelope(queued, queue))
-    sweep = LostMessages(engine, BrokerInventory(client, unacked), AFTER)
 
     # Missing once may be a message between the queue and the unacked hash.
     assert sweep.sweep(T0, token) == []
@@ -148,14 +159,11 @@ def test_sweep_puts_back_only_runs_missing_twice_and_never_started(
     assert all(by_id[r]["reason"] is None for r in (queued, started, recent))
 
 
-def test_a_run_is_put_back_once_only(engine: Engine, token: int, client: redis.Redis) -> None:
-    queue, unacked = unique_name("lost-q"), unique_name("lost-u")
-    add_schedule(
-        engine, "s", {"type": "interval", "seconds": 1}, T0 - timedelta(hours=1), queue=queue
-    )
+def test_a_run_is_put_back_once_only(
+    engine: Engine, token: int, queue: str, sweep: LostMessages
+) -> None:
     lost = _dispatched(engine, "s", timedelta(seconds=120))
     _overtaken(engine, "s")
-    sweep = LostMessages(engine, BrokerInventory(client, unacked), AFTER)
     sweep.sweep(T0, token)
     assert sweep.sweep(T0 + timedelta(seconds=15), token) == [lost]
     # Sent again and recorded dispatched, then unreported again (its events lost too).
@@ -168,15 +176,10 @@ def test_a_run_is_put_back_once_only(engine: Engine, token: int, client: redis.R
 
 
 def test_a_run_that_starts_between_sweeps_is_left_alone(
-    engine: Engine, token: int, client: redis.Redis
+    engine: Engine, token: int, queue: str, sweep: LostMessages
 ) -> None:
-    queue, unacked = unique_name("lost-q"), unique_name("lost-u")
-    add_schedule(
-        engine, "s", {"type": "interval", "seconds": 1}, T0 - timedelta(hours=1), queue=queue
-    )
     slow = _dispatched(engine, "s", timedelta(seconds=120))
     _overtaken(engine, "s")
-    sweep = LostMessages(engine, BrokerInventory(client, unacked), AFTER)
     assert sweep.sweep(T0, token) == []
     # Its task event arrives late: the message was with a worker after all.
     assert record_outcome(engine, slow, RunState.STARTED, {"started_at": T0}, T0)
@@ -186,16 +189,13 @@ def test_a_run_that_starts_between_sweeps_is_left_alone(
 
 
 def test_nothing_is_taken_for_lost_on_a_queue_whose_worker_reports_no_start(
-    engine: Engine, token: int, client: redis.Redis
+    engine: Engine, token: int, queue: str, sweep: LostMessages
 ) -> None:
-    queue, unacked = unique_name("lost-q"), unique_name("lost-u")
     start = T0 - timedelta(hours=1)
-    add_schedule(engine, "s", {"type": "interval", "seconds": 1}, start, queue=queue)
     add_schedule(engine, "other", {"type": "interval", "seconds": 1}, start, queue="lost-other")
     silent = _dispatched(engine, "s", timedelta(seconds=120))
     # A worker without task events (no -E) consumed it; only another queue's worker reports.
     _overtaken(engine, "other")
-    sweep = LostMessages(engine, BrokerInventory(client, unacked), AFTER)
 
     assert sweep.sweep(T0, token) == []
     assert sweep.sweep(T0 + timedelta(seconds=15), token) == []
@@ -203,14 +203,11 @@ def test_nothing_is_taken_for_lost_on_a_queue_whose_worker_reports_no_start(
     assert runs_of(engine, "s")[0]["state"] == RunState.DISPATCHED.value
 
 
-def test_a_stale_term_puts_nothing_back(engine: Engine, token: int, client: redis.Redis) -> None:
-    queue, unacked = unique_name("lost-q"), unique_name("lost-u")
-    add_schedule(
-        engine, "s", {"type": "interval", "seconds": 1}, T0 - timedelta(hours=1), queue=queue
-    )
+def test_a_stale_term_puts_nothing_back(
+    engine: Engine, token: int, queue: str, sweep: LostMessages
+) -> None:
     lost = _dispatched(engine, "s", timedelta(seconds=120))
     _overtaken(engine, "s")
-    sweep = LostMessages(engine, BrokerInventory(client, unacked), AFTER)
     assert sweep.sweep(T0, token) == []
 
     with pytest.raises(LeadershipLost):
