@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from celery import Celery
 
 from jobs.dedupe import install
-from jobs.ledger import ledger_url
 from jobs.tasks import register_tasks
 from scheduler.firing.broker import celery_config
 from scheduler.firing.dispatch import REDIS_SCHEMES
+from scheduler.runs.execution_ledger import ledger_url
 from scheduler.settings import Settings
 
 # Redis transport: a message a worker took but never acknowledged (its connection was cut,

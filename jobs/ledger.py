@@ -19,13 +19,11 @@ from types import TracebackType
 
 import redis
 
-from scheduler.firing.dispatch import REDIS_SCHEMES
 from scheduler.leadership.lease import COMPARE_AND_DELETE, COMPARE_AND_EXTEND
-from scheduler.settings import Settings
+from scheduler.runs.execution_ledger import ledger_key
 
 log = logging.getLogger("sundial.ledger")
 
-KEY_PREFIX = "sundial:executed:"
 # A finished run is remembered this long: longer than any redelivery or re-publish.
 DONE_TTL_S = 7 * 86400
 # A running execution's claim lapses this long after its worker stopped renewing it.
@@ -70,7 +68,7 @@ class ExecutionLedger:
 
     def start(self, run_id: str, retries: int) -> Execution | Seen:
         """Claim this attempt: an :class:`Execution` to run it under, or why not."""
-        key = f"{KEY_PREFIX}{run_id}:{retries}"
+        key = ledger_key(run_id, retries)
         token = f"running:{secrets.token_hex(8)}"
         ttl_ms = int(self.running_ttl_s * 1000)
         for _ in range(2):  # a claim may lapse between SET and GET: look once more
@@ -136,12 +134,3 @@ class Execution:
                     return
             except redis.RedisError as exc:  # keep trying until the claim lapses
                 log.warning("ledger: renewing %s failed: %s", self.key, exc)
-
-
-def ledger_url(settings: Settings) -> str | None:
-    """The Redis that holds sundial's own workers' ledger; None in embedded mode, where
-    nothing redelivers."""
-    url = settings.redis_url or settings.broker_url
-    if not url or not url.startswith(REDIS_SCHEMES):
-        return None
-    return url

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///./sundial.db", repr=False)
     redis_url: str | None = Field(default=None, repr=False)
     broker_url: str | None = Field(default=None, repr=False)
+    # The Redis of the workers' execution ledger (sundial's tasks, jobs.dedupe); the leader
+    # reads it to tell a lost message from a run that executed. Default: redis_url, else a
+    # Redis broker's URL.
+    ledger_url: str | None = Field(default=None, repr=False)
     # Celery's broker_transport_options, as a JSON object.
     broker_transport_options: dict[str, Any] = Field(default_factory=dict)
     # RabbitMQ: the x-max-priority the queues sundial declares get (Celery's

@@ -6,14 +6,21 @@ bring back. A connection cut between the two (a broker restart, a network blip) 
 message: it is in neither place, the worker never saw it, and its run would wait
 ``dispatched`` until the outcome timeout settles it as failed.
 
-The leader looks for such runs: dispatched a while ago (``after``), never started although
-another run of the same queue started since, and whose message it finds neither in
-any queue's list nor among the unacknowledged messages, twice in a row (a message between
-the two places is found the second time). Those go back
-to ``pending`` with the reason written on the run, and the relay publishes them again under
-the same run id. The workers' execution ledger (sundial's own tasks, or
-:mod:`jobs.dedupe` for any Celery app) drops the copy should the first one have run after
-all (its task events lost with the same cut).
+A run still ``dispatched`` and never started may also have executed with its task events
+lost (no leader listening for a moment, the store down when they came). Sending it again is
+only safe where the workers keep the execution ledger (:mod:`jobs.ledger`: sundial's own
+tasks, or :mod:`jobs.dedupe` for any Celery app), which also tells the two cases apart. So
+the leader takes a run for lost only when all of these hold:
+
+* it was dispatched between ``after`` and ``after`` + :data:`WINDOW` ago and never started;
+* its queue's workers keep the ledger: a run of that queue that started in the window has
+  its ledger entry (a queue served without the ledger never has a run taken for lost);
+* the ledger has no entry for the run: no worker began executing it;
+* its message is neither in any queue's list nor among the unacknowledged messages, at two
+  looks in a row (a message between the two places is found the second time).
+
+Such a run goes back to ``pending`` with the reason written on it, once at most; its
+publish-once marker is dropped and the relay publishes it again under the same run id.
 
 Only a Redis broker can be asked; RabbitMQ acknowledges deliveries and loses nothing so.
 """
@@ -33,6 +40,7 @@ from scheduler.firing.dispatch import REDIS_SCHEMES
 from scheduler.firing.messages import PRIORITY_SEP, PRIORITY_STEPS, redis_list_key
 from scheduler.firing.push_once import PushOnce
 from scheduler.leadership.chores import LeaderChore
+from scheduler.runs.execution_ledger import begun
 from scheduler.store.db import among
 from scheduler.store.models import RunState, runs, schedules
 from scheduler.timing.clock import Clock, utcnow
@@ -40,29 +48,40 @@ from scheduler.timing.clock import Clock, utcnow
 log = logging.getLogger("sundial.lost_messages")
 
 # Runs looked at per sweep, oldest dispatch first.
-CANDIDATES = 50
-# A sweep compares each candidate with every message held (queued or unacknowledged); past
-# this many comparisons the broker would be blocked too long, and the sweep waits for a
+CANDIDATES = 200
+# Runs dispatched longer ago than ``after`` + this are left to the outcome timeout: a lost
+# message is found within minutes, and the sweep's reads stay within recent runs.
+WINDOW = timedelta(minutes=10)
+# A sweep compares each candidate with every message held (queued or unacknowledged). Past
+# this many messages, or comparisons, it would block the broker too long: it waits for a
 # shorter backlog.
+MAX_MESSAGES = 100_000
 MAX_COMPARISONS = 2_000_000
 # How a run put back starts its reason; such a run is never put back a second time.
 REASON = "published again:"
 # Sweeps come a quarter of ``after`` apart, within these bounds.
 MIN_PERIOD_S = 0.5
 MAX_PERIOD_S = 30.0
+# A queue found to be served with the ledger is not asked again for this long (without it:
+# for ``after``, at most this long).
+EVIDENCE_TTL = timedelta(minutes=5)
 # kombu's Redis transport keeps its exchange bindings (routing key, pattern, queue) here.
 BINDINGS = "_kombu.binding.*"
+# Transport options that rename kombu's keys; with any of them set the sweep stays off.
+RENAMING_OPTIONS = ("global_keyprefix", "sep", "priority_steps")
+_STARTED = [RunState.STARTED, RunState.RETRYING, RunState.SUCCEEDED, RunState.FAILED]
 
-# KEYS: the queues' lists, then the unacked hash. ARGV[1]: the comparison budget; ARGV[2..]:
-# run ids. Returns the run ids found in some message, or nil over budget. A run id is a
-# plain substring of its message's headers (the body is base64): found means held.
+# KEYS: the queues' lists, then the unacked hash. ARGV[1]: the message budget, ARGV[2]: the
+# comparison budget; ARGV[3..]: run ids. Returns the run ids found in some message, or nil
+# over budget. A run id is a plain substring of its message's headers (the body is base64):
+# found means held.
 _HELD = """
 local ids = {}
-for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
 local unacked = KEYS[#KEYS]
 local total = redis.call('HLEN', unacked)
 for k = 1, #KEYS - 1 do total = total + redis.call('LLEN', KEYS[k]) end
-if total * #ids > tonumber(ARGV[1]) then return nil end
+if total > tonumber(ARGV[1]) or total * #ids > tonumber(ARGV[2]) then return nil end
 local found = {}
 local function look(items)
   for _, item in ipairs(items) do
@@ -82,11 +101,13 @@ return out
 class BrokerInventory:
     """Tells which runs' messages a Redis broker still holds, queued or delivered."""
 
-    def __init__(self, client: redis.Redis, unacked_key: str = "unacked") -> None:
+    def __init__(
+        self, client: redis.Redis, unacked_key: str = "unacked", clock: Clock = utcnow
+    ) -> None:
         self._client = client
         self._unacked = unacked_key
         self._held = client.register_script(_HELD)
-        self._once = PushOnce(client)
+        self._once = PushOnce(client, clock)
 
     def held(self, runs_by_queue: Iterable[tuple[str, str]]) -> set[str] | None:
         """Of these ``(run id, queue)`` pairs, the runs whose message is at the broker; None
@@ -100,7 +121,8 @@ class BrokerInventory:
         queues = {queue for _, queue in pairs} | self._bound_queues()
         lists = [redis_list_key(queue, step) for queue in sorted(queues) for step in PRIORITY_STEPS]
         found = self._held(
-            keys=[*lists, self._unacked], args=[MAX_COMPARISONS, *(run for run, _ in pairs)]
+            keys=[*lists, self._unacked],
+            args=[MAX_MESSAGES, MAX_COMPARISONS, *(run for run, _ in pairs)],
         )
         if found is None:
             return None
@@ -112,7 +134,7 @@ class BrokerInventory:
 
     def _bound_queues(self) -> set[str]:
         queues: set[str] = set()
-        for key in self._client.scan_iter(match=BINDINGS, count=100):
+        for key in self._client.scan_iter(match=BINDINGS, count=1000):
             for member in self._client.smembers(key):
                 text = member.decode() if isinstance(member, bytes) else str(member)
                 queue = text.split(PRIORITY_SEP)[-1]
@@ -125,48 +147,44 @@ class BrokerInventory:
         self._client.close()
 
 
-def overtaken_dispatches(
-    engine: Engine, older_than: datetime, limit: int = CANDIDATES
+def unstarted_dispatches(
+    engine: Engine, now: datetime, after: timedelta, limit: int = CANDIDATES
 ) -> list[tuple[str, str]]:
-    """``(run id, queue)`` of runs dispatched before ``older_than``, never started, and
-    overtaken: another run of the same queue started after they were dispatched. That is
-    the evidence that the queue has a worker taking its messages, which reports task
-    events; a worker that sends none (no ``-E``) never has its runs taken for lost."""
-    started = [RunState.STARTED, RunState.RETRYING, RunState.SUCCEEDED, RunState.FAILED]
+    """``(run id, queue)`` of runs dispatched ``after`` to ``after`` + :data:`WINDOW` ago,
+    never started and never put back before, oldest dispatch first."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(runs.c.id, schedules.c.queue, runs.c.dispatched_at, runs.c.scheduled_for)
+            select(runs.c.id, schedules.c.queue)
             .join(schedules, schedules.c.id == runs.c.schedule_id)
             .where(
                 runs.c.state == RunState.DISPATCHED.value,
                 runs.c.started_at.is_(None),
-                runs.c.dispatched_at < older_than,
-                # Once only: a copy sent again that goes unreported too (its task events
-                # lost as well, the execution ledger dropping it) is not sent a third time.
+                runs.c.dispatched_at < now - after,
+                runs.c.dispatched_at >= now - after - WINDOW,
+                # Once only: a copy sent again that goes unreported too is not sent a third
+                # time.
                 or_(runs.c.reason.is_(None), ~runs.c.reason.startswith(REASON)),
             )
             .order_by(runs.c.dispatched_at)
             .limit(limit)
         ).all()
-        if not rows:
-            return []
-        latest_start = dict(
-            conn.execute(
-                select(schedules.c.queue, func.max(runs.c.started_at))
-                .join(schedules, schedules.c.id == runs.c.schedule_id)
-                .where(
-                    runs.c.state.in_([s.value for s in started]),
-                    runs.c.scheduled_for >= min(row.scheduled_for for row in rows),
-                    schedules.c.queue.in_({row.queue for row in rows}),
-                )
-                .group_by(schedules.c.queue)
-            ).all()
-        )
-    return [
-        (row.id, row.queue)
-        for row in rows
-        if latest_start.get(row.queue) is not None and latest_start[row.queue] > row.dispatched_at
-    ]
+    return [(run_id, queue) for run_id, queue in rows]
+
+
+def started_samples(engine: Engine, queues: Iterable[str], since: datetime) -> dict[str, str]:
+    """Per queue, one run of it that started, scheduled since ``since``."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schedules.c.queue, func.max(runs.c.id))
+            .join(schedules, schedules.c.id == runs.c.schedule_id)
+            .where(
+                runs.c.state.in_([s.value for s in _STARTED]),
+                runs.c.scheduled_for >= since,
+                schedules.c.queue.in_(sorted(set(queues))),
+            )
+            .group_by(schedules.c.queue)
+        ).all()
+    return {queue: run_id for queue, run_id in rows}
 
 
 def requeue_lost(engine: Engine, token: int, run_ids: Sequence[str], reason: str) -> list[str]:
@@ -200,24 +218,31 @@ def requeue_lost(engine: Engine, token: int, run_ids: Sequence[str], reason: str
 
 class LostMessages:
     """The leader's sweep for lost messages (see the module docstring), every ``period``
-    from a thread of its own."""
+    from a thread of its own; ``requeued`` is told when runs went back, so that the relay
+    looks at once."""
 
     def __init__(
         self,
         engine: Engine,
         inventory: BrokerInventory,
+        ledger: redis.Redis,
         after: timedelta,
         clock: Clock = utcnow,
         token: Callable[[], int | None] = lambda: None,
+        requeued: Callable[[], None] = lambda: None,
     ) -> None:
         self._engine = engine
         self._inventory = inventory
+        self._ledger = ledger
         self._after = after
         self._clock = clock
         self._token = token
+        self._requeued = requeued
         self._chore: LeaderChore | None = None
         # Runs missing at the last sweep: missing again now means lost.
         self._missing: set[str] = set()
+        # Per queue: whether its workers keep the ledger, and until when that is believed.
+        self._evidence: dict[str, tuple[bool, datetime]] = {}
 
     @property
     def period(self) -> timedelta:
@@ -234,23 +259,41 @@ class LostMessages:
         self._chore.start(leading)
 
     def stop(self) -> None:
-        """Stop sweeping and release the broker connection."""
+        """Stop sweeping and release the broker and ledger connections."""
         if self._chore is not None:
             self._chore.stop()
         self._inventory.close()
+        self._ledger.close()
 
     def _round(self, now: datetime) -> None:
         token = self._token()
-        if token is not None:
-            self.sweep(now, token)
+        if token is not None and self.sweep(now, token):
+            self._requeued()
 
     def _forget(self) -> None:
         # A later term looks afresh: what went missing under this one may have come back.
         self._missing = set()
 
+    def _with_ledger(self, queues: set[str], now: datetime) -> set[str]:
+        """Those of these queues whose workers keep the execution ledger."""
+        unknown = {q for q in queues if q not in self._evidence or self._evidence[q][1] <= now}
+        if unknown:
+            samples = started_samples(self._engine, unknown, now - self._after - WINDOW)
+            recorded = begun(self._ledger, list(samples.values()))
+            for queue in unknown:
+                keeps = samples.get(queue) in recorded
+                # A queue with no sample yet (its worker just started) is asked again soon.
+                ttl = EVIDENCE_TTL if keeps else min(EVIDENCE_TTL, self._after)
+                self._evidence[queue] = (keeps, now + ttl)
+        return {q for q in queues if self._evidence[q][0]}
+
     def sweep(self, now: datetime, token: int) -> list[str]:
-        """Look once; requeue the runs missing at the broker this time and the last."""
-        candidates = overtaken_dispatches(self._engine, now - self._after)
+        """Look once; requeue the runs found lost this time and the last."""
+        candidates = unstarted_dispatches(self._engine, now, self._after)
+        served = self._with_ledger({queue for _, queue in candidates}, now)
+        candidates = [(run_id, queue) for run_id, queue in candidates if queue in served]
+        executed = begun(self._ledger, [run_id for run_id, _ in candidates])
+        candidates = [(run_id, queue) for run_id, queue in candidates if run_id not in executed]
         held = self._inventory.held(candidates)
         if held is None:
             log.info("lost messages: broker backlog too long to look through; later")
@@ -260,7 +303,8 @@ class LostMessages:
         self._missing = missing - set(lost)
         reason = (
             f"{REASON} {self._after.total_seconds():g}s after dispatch its message was neither "
-            "queued nor delivered at the broker (lost between queue and worker)"
+            "queued nor delivered at the broker, and no worker had begun it (lost between "
+            "queue and worker)"
         )
         # Markers first: a relay between the two steps would otherwise take the runs for
         # published and record them dispatched again, unsent.
@@ -279,14 +323,27 @@ class LostMessages:
 def create_lost_messages(
     engine: Engine,
     broker_url: str,
+    ledger_url: str | None,
     transport_options: Mapping[str, Any],
     after: timedelta,
     clock: Clock = utcnow,
     token: Callable[[], int | None] = lambda: None,
+    requeued: Callable[[], None] = lambda: None,
 ) -> LostMessages | None:
-    """The sweep for a Redis broker; None for other brokers or with ``after`` zero (off)."""
-    if after <= timedelta(0) or not broker_url.startswith(REDIS_SCHEMES):
+    """The sweep for a Redis broker whose workers keep a ledger; None for other brokers, with
+    ``after`` zero (off), or with transport options that rename kombu's keys."""
+    if after <= timedelta(0) or not broker_url.startswith(REDIS_SCHEMES) or ledger_url is None:
+        return None
+    renaming = [name for name in RENAMING_OPTIONS if name in transport_options]
+    if renaming:
+        log.warning(
+            "lost messages: off, the broker transport options rename kombu's keys (%s)",
+            ", ".join(renaming),
+        )
         return None
     client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=2)
     unacked = str(transport_options.get("unacked_key", "unacked"))
-    return LostMessages(engine, BrokerInventory(client, unacked), after, clock, token)
+    ledger = redis.Redis.from_url(ledger_url, socket_timeout=5, socket_connect_timeout=2)
+    return LostMessages(
+        engine, BrokerInventory(client, unacked, clock), ledger, after, clock, token, requeued
+    )

@@ -26,6 +26,7 @@ from scheduler.leadership.skew import ClockGuard
 from scheduler.metrics import SchedulerMetrics, private
 from scheduler.runs.alert_watch import AlertWatcher
 from scheduler.runs.alert_webhook import AlertWebhook
+from scheduler.runs.execution_ledger import ledger_url
 from scheduler.runs.housekeeping import Housekeeper, Retention
 from scheduler.runs.tracking import EventTracker, result_lookup
 from scheduler.settings import Settings
@@ -165,14 +166,6 @@ def build_replica(
     def leader_token() -> int | None:
         return lease.token if lease.held() else None
 
-    lost_messages = create_lost_messages(
-        engine,
-        str(app.conf.broker_url or ""),
-        app.conf.broker_transport_options or {},
-        timedelta(seconds=settings.redeliver_lost_after_seconds),
-        clock=clock,
-        token=leader_token,
-    )
     housekeeper = Housekeeper(
         engine,
         interval=timedelta(seconds=settings.housekeeping_interval_seconds),
@@ -202,6 +195,21 @@ def build_replica(
         engine, timedelta(seconds=settings.alert_interval_seconds), webhook, clock=clock
     )
     scheduler = SundialScheduler(cycle, jobstore)
+
+    def relay_now() -> None:
+        outbox.request_relay()
+        scheduler.wakeup()
+
+    lost_messages = create_lost_messages(
+        engine,
+        str(app.conf.broker_url or ""),
+        ledger_url(settings),
+        app.conf.broker_transport_options or {},
+        timedelta(seconds=settings.redeliver_lost_after_seconds),
+        clock=clock,
+        token=leader_token,
+        requeued=relay_now,
+    )
     keeper = LeaseKeeper(
         lease,
         engine,
@@ -213,12 +221,7 @@ def build_replica(
     )
     listener = None
     if client is not None:
-
-        def on_notice(_schedule_id: str) -> None:
-            outbox.request_relay()
-            scheduler.wakeup()
-
-        listener = NoticeListener(client, on_notice)
+        listener = NoticeListener(client, lambda _schedule_id: relay_now())
     tracker = EventTracker(app, engine, active=lease.held, metrics=metrics)
     metrics.watch(lease, engine)
     return SchedulerReplica(

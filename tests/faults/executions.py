@@ -57,6 +57,12 @@ class RealWorker:
         self.hostnames: list[str] = []
         self.logs: list[str] = []
 
+    def start_ledger(self) -> str:
+        """Start its execution ledger's Redis if need be; its URL, for the replicas to read."""
+        if self._ledger_redis.proc is None:
+            self._ledger_redis.start()
+        return self._ledger_redis.url
+
     def settings(self) -> Settings:
         """The worker's configuration: the cluster's proxied broker, its own ledger Redis."""
         return Settings(
@@ -79,8 +85,7 @@ class RealWorker:
 
     def start(self) -> WorkerProcess:
         """Start a worker (the ledger Redis too, the first time) and wait until it consumes."""
-        if self._ledger_redis.proc is None:
-            self._ledger_redis.start()
+        self.start_ledger()
         self.proc = self._stack.enter_context(
             running_worker(
                 self.settings(),

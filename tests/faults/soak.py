@@ -208,6 +208,9 @@ def soak(minutes: float, seed: int, folder: Path, database_url: str) -> dict[str
             start = utcnow()
             specs = workload(start, minutes, rng, worker)
             cluster.add(specs, start)
+            # The leader reads the worker's ledger to tell a lost message from a run that
+            # executed with its events lost.
+            cluster.procs.env["SUNDIAL_LEDGER_URL"] = worker.start_ledger()
             cluster.start_replicas(REPLICAS)
             chaos.note(f"{len(specs)} schedules, {REPLICAS} replicas and a worker running")
             ends = monotonic() + minutes * 60

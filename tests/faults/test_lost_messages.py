@@ -47,6 +47,8 @@ def test_runs_whose_message_the_broker_lost_are_published_again_and_run_once(
     broker = cluster.broker_redis.client()
     worker = RealWorker(cluster, visibility_timeout_s=30)
     cluster.procs.env["SUNDIAL_REDELIVER_LOST_AFTER_SECONDS"] = str(AFTER_S)
+    # The leader reads the worker's ledger to tell a lost message from a run that executed.
+    cluster.procs.env["SUNDIAL_LEDGER_URL"] = worker.start_ledger()
     try:
         start = utcnow()
         cluster.add(
@@ -65,8 +67,8 @@ def test_runs_whose_message_the_broker_lost_are_published_again_and_run_once(
         dispatched = wait_for(all_dispatched, 30, f"{RUNS} runs dispatched")
         lost = {r.id for r in sorted(dispatched, key=lambda r: r.id)[:LOSE]}
         assert _take_off_queue(broker, worker.queue, lost) == LOSE
-        # The worker runs what is left; once it reported starting runs dispatched after
-        # the lost ones, those are taken for lost and sent again.
+        # The worker runs what is left; once it has run some of the queue (its ledger then
+        # shows it keeps one), the lost ones are taken for lost and sent again.
         worker.start()
 
         def succeeded() -> list[RunRow] | None:

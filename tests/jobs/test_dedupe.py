@@ -12,7 +12,8 @@ import pytest
 import redis
 from celery import Celery
 
-from jobs.ledger import KEY_PREFIX, Execution, ExecutionLedger, Seen
+from jobs.ledger import Execution, ExecutionLedger, Seen
+from scheduler.runs.execution_ledger import KEY_PREFIX, ledger_key
 from tests.services import unique_name, wait_for
 from tests.worker import WorkerProcess, running_app_worker
 
@@ -168,7 +169,7 @@ def _log_position(worker: WorkerProcess, needle: str) -> int:
 
 
 def _key(run_id: str) -> str:
-    return f"{KEY_PREFIX}{run_id}:0"
+    return ledger_key(run_id, 0)
 
 
 def test_a_claim_not_renewed_lapses_so_a_redelivery_after_a_crash_runs(

@@ -1,6 +1,7 @@
 """Runs whose message the Redis broker lost between queue and worker: found by looking
-through the real broker's lists and unacked hash, and put back for the relay only when
-missing twice, never started, and only under the current term."""
+through the real broker's lists and unacked hash and the workers' execution ledger, and put
+back for the relay only when missing twice, never begun, on a queue whose workers keep the
+ledger, once, and only under the current term."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from datetime import timedelta
 
 import pytest
 import redis
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from scheduler.errors import LeadershipLost
 from scheduler.firing import lost_messages
 from scheduler.firing.claim import Dispatch
-from scheduler.firing.lost_messages import BrokerInventory, LostMessages
+from scheduler.firing.lost_messages import WINDOW, BrokerInventory, LostMessages
 from scheduler.firing.messages import PRIORITY_SEP, MessageBuilder, redis_list_key
+from scheduler.runs.execution_ledger import ledger_key
 from scheduler.runs.outcomes import record_outcome
 from scheduler.store.models import RunState, runs
 from tests.factories import add_run, add_schedule, runs_of
@@ -29,13 +31,16 @@ AFTER = timedelta(seconds=60)
 
 
 @pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    """The test Redis; every key a test makes starts ``lost-`` and goes afterwards."""
+def client(redis_url: str, engine: Engine) -> Iterator[redis.Redis]:
+    """The test Redis (broker and ledger); the keys a test makes go afterwards: those
+    starting ``lost-``, and the ledger entries of the runs in its store."""
     made = redis.Redis.from_url(redis_url)
     try:
         yield made
     finally:
         keys = list(made.scan_iter(match="lost-*"))
+        with engine.connect() as conn:
+            keys += [ledger_key(run_id, 0) for run_id in conn.execute(select(runs.c.id)).scalars()]
         if keys:
             made.delete(*keys)
         made.close()
@@ -94,19 +99,27 @@ def test_inventory_declines_a_backlog_too_long_to_search(
     # Two runs against ten messages is 20 comparisons: over the budget, no answer.
     assert inventory.held([("run-1", queue), ("run-x", queue)]) is None
     assert inventory.held([("run-1", queue)]) == {"run-1"}
+    monkeypatch.setattr(lost_messages, "MAX_MESSAGES", 9)
+    assert inventory.held([("run-1", queue)]) is None
 
 
-def _dispatched(engine: Engine, schedule_id: str, ago: timedelta, **overrides: object) -> str:
+def _dispatched(engine: Engine, ago: timedelta, **overrides: object) -> str:
+    """A run of schedule ``s`` fired and dispatched ``ago`` before T0."""
     scheduled_for = T0 - ago
     row = add_run(
         engine,
-        schedule_id,
+        "s",
         scheduled_for,
         state=overrides.pop("state", RunState.DISPATCHED.value),
         dispatched_at=scheduled_for,
         **overrides,
     )
     return str(row["id"])
+
+
+def _begun(client: redis.Redis, run_id: str) -> None:
+    """A worker keeping the ledger began the run (sundial's tasks, jobs.dedupe)."""
+    client.set(ledger_key(run_id, 0), "done", ex=600)
 
 
 @pytest.fixture
@@ -120,97 +133,102 @@ def queue(engine: Engine) -> str:
 
 
 @pytest.fixture
+def served(engine: Engine, client: redis.Redis, queue: str) -> str:
+    """A run of the queue that started on a worker keeping the ledger: the evidence."""
+    run_id = _dispatched(engine, timedelta(seconds=100), state="succeeded", started_at=T0)
+    _begun(client, run_id)
+    return run_id
+
+
+@pytest.fixture
 def sweep(engine: Engine, client: redis.Redis) -> LostMessages:
-    """A sweep over the test Redis, with an unacked hash of its own."""
-    return LostMessages(engine, BrokerInventory(client, unique_name("lost-u")), AFTER)
+    """A sweep over the test Redis as broker and ledger, with an unacked hash of its own."""
+    return LostMessages(engine, BrokerInventory(client, unique_name("lost-u")), client, AFTER)
 
 
-def _overtaken(engine: Engine, schedule_id: str) -> None:
-    """A run dispatched later than the others and started: the queue has a worker."""
-    _dispatched(
-        engine, schedule_id, timedelta(seconds=100), state=RunState.SUCCEEDED.value, started_at=T0
-    )
+def _state(engine: Engine, run_id: str) -> tuple[str, str | None]:
+    [run] = [r for r in runs_of(engine, "s") if r["id"] == run_id]
+    return run["state"], run["reason"]
 
 
-def test_sweep_puts_back_only_runs_missing_twice_and_never_started(
+@pytest.mark.usefixtures("served")
+def test_sweep_puts_back_only_runs_missing_twice_never_begun_nor_started(
     engine: Engine, token: int, client: redis.Redis, queue: str, sweep: LostMessages
 ) -> None:
-    lost = _dispatched(engine, "s", timedelta(seconds=120))
-    queued = _dispatched(engine, "s", timedelta(seconds=119))
-    started = _dispatched(
-        engine, "s", timedelta(seconds=118), state=RunState.STARTED.value, started_at=T0
-    )
-    recent = _dispatched(engine, "s", timedelta(seconds=30))
+    lost = _dispatched(engine, timedelta(seconds=120))
+    queued = _dispatched(engine, timedelta(seconds=119))
+    # Executed, its task events lost (no leader listening for a moment): the ledger knows.
+    executed = _dispatched(engine, timedelta(seconds=118))
+    _begun(client, executed)
+    started = _dispatched(engine, timedelta(seconds=117), state="started", started_at=T0)
+    recent = _dispatched(engine, timedelta(seconds=30))
+    too_old = _dispatched(engine, AFTER + WINDOW + timedelta(seconds=1))
     client.lpush(queue, _envelope(queued, queue))
 
     # Missing once may be a message between the queue and the unacked hash.
     assert sweep.sweep(T0, token) == []
     assert sweep.sweep(T0 + timedelta(seconds=15), token) == [lost]
 
-    by_id = {run["id"]: run for run in runs_of(engine, "s")}
-    assert by_id[lost]["state"] == RunState.PENDING.value
-    assert by_id[lost]["due_at"] is None
-    assert "neither queued nor delivered" in by_id[lost]["reason"]
-    assert [by_id[r]["state"] for r in (queued, started, recent)] == [
-        RunState.DISPATCHED.value,
-        RunState.STARTED.value,
-        RunState.DISPATCHED.value,
+    state, reason = _state(engine, lost)
+    assert state == RunState.PENDING.value
+    assert reason is not None and "neither queued nor delivered" in reason
+    assert [_state(engine, r) for r in (queued, executed, started, recent, too_old)] == [
+        ("dispatched", None),
+        ("dispatched", None),
+        ("started", None),
+        ("dispatched", None),
+        ("dispatched", None),
     ]
-    assert all(by_id[r]["reason"] is None for r in (queued, started, recent))
 
 
+def test_nothing_is_taken_for_lost_on_a_queue_served_without_the_ledger(
+    engine: Engine, token: int, queue: str, sweep: LostMessages
+) -> None:
+    # Its worker reports task events but keeps no ledger: a copy could run twice there.
+    _dispatched(engine, timedelta(seconds=100), state="succeeded", started_at=T0)
+    silent = _dispatched(engine, timedelta(seconds=120))
+
+    assert sweep.sweep(T0, token) == []
+    assert sweep.sweep(T0 + timedelta(seconds=15), token) == []
+    assert _state(engine, silent) == ("dispatched", None)
+
+
+@pytest.mark.usefixtures("served")
 def test_a_run_is_put_back_once_only(
     engine: Engine, token: int, queue: str, sweep: LostMessages
 ) -> None:
-    lost = _dispatched(engine, "s", timedelta(seconds=120))
-    _overtaken(engine, "s")
+    lost = _dispatched(engine, timedelta(seconds=120))
     sweep.sweep(T0, token)
     assert sweep.sweep(T0 + timedelta(seconds=15), token) == [lost]
-    # Sent again and recorded dispatched, then unreported again (its events lost too).
+    # Sent again and recorded dispatched, then unreported again.
     with engine.begin() as conn:
-        conn.execute(update(runs).where(runs.c.id == lost).values(state=RunState.DISPATCHED.value))
+        conn.execute(update(runs).where(runs.c.id == lost).values(state="dispatched"))
 
     assert sweep.sweep(T0 + timedelta(seconds=30), token) == []
     assert sweep.sweep(T0 + timedelta(seconds=45), token) == []
-    assert runs_of(engine, "s")[0]["state"] == RunState.DISPATCHED.value
+    assert _state(engine, lost)[0] == "dispatched"
 
 
+@pytest.mark.usefixtures("served")
 def test_a_run_that_starts_between_sweeps_is_left_alone(
     engine: Engine, token: int, queue: str, sweep: LostMessages
 ) -> None:
-    slow = _dispatched(engine, "s", timedelta(seconds=120))
-    _overtaken(engine, "s")
+    slow = _dispatched(engine, timedelta(seconds=120))
     assert sweep.sweep(T0, token) == []
     # Its task event arrives late: the message was with a worker after all.
     assert record_outcome(engine, slow, RunState.STARTED, {"started_at": T0}, T0)
 
     assert sweep.sweep(T0 + timedelta(seconds=15), token) == []
-    assert runs_of(engine, "s")[0]["state"] == RunState.STARTED.value
+    assert _state(engine, slow) == ("started", None)
 
 
-def test_nothing_is_taken_for_lost_on_a_queue_whose_worker_reports_no_start(
-    engine: Engine, token: int, queue: str, sweep: LostMessages
-) -> None:
-    start = T0 - timedelta(hours=1)
-    add_schedule(engine, "other", {"type": "interval", "seconds": 1}, start, queue="lost-other")
-    silent = _dispatched(engine, "s", timedelta(seconds=120))
-    # A worker without task events (no -E) consumed it; only another queue's worker reports.
-    _overtaken(engine, "other")
-
-    assert sweep.sweep(T0, token) == []
-    assert sweep.sweep(T0 + timedelta(seconds=15), token) == []
-    assert runs_of(engine, "s")[0]["id"] == silent
-    assert runs_of(engine, "s")[0]["state"] == RunState.DISPATCHED.value
-
-
+@pytest.mark.usefixtures("served")
 def test_a_stale_term_puts_nothing_back(
     engine: Engine, token: int, queue: str, sweep: LostMessages
 ) -> None:
-    lost = _dispatched(engine, "s", timedelta(seconds=120))
-    _overtaken(engine, "s")
+    lost = _dispatched(engine, timedelta(seconds=120))
     assert sweep.sweep(T0, token) == []
 
     with pytest.raises(LeadershipLost):
         sweep.sweep(T0 + timedelta(seconds=15), token - 1)
-    run = runs_of(engine, "s")[0]
-    assert (run["id"], run["state"], run["reason"]) == (lost, RunState.DISPATCHED.value, None)
+    assert _state(engine, lost) == ("dispatched", None)
