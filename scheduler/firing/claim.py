@@ -400,11 +400,12 @@ def pending_dispatches(
     out: list[Dispatch] = []
     for row in rows:
         sid = row["schedule_id"]
-        if row["hold_while_busy"]:
-            # One held run per schedule goes out; it is in flight when the next pass looks.
-            if sid in busy or sid in released:
-                continue
-            released.add(sid)
+        # One held run per schedule goes out, and none behind a run of it going out now (a
+        # pending one ahead of it: relayed after a crash, or put back after a lost message);
+        # it is in flight when the next pass looks.
+        if row["hold_while_busy"] and (sid in busy or sid in released):
+            continue
+        released.add(sid)
         out.append(_dispatch(row, _schedule_of(row)))
     return out
 

@@ -12,11 +12,13 @@ only safe where the workers keep the execution ledger (:mod:`jobs.ledger`: sundi
 tasks, or :mod:`jobs.dedupe` for any Celery app), which also tells the two cases apart. So
 the leader takes a run for lost only when all of these hold:
 
-* it was dispatched between ``after`` and ``after`` + :data:`WINDOW` ago and never started;
-* its queue's workers keep the ledger: a run of that queue that started in the window has
-  its ledger entry (a queue served without the ledger never has a run taken for lost);
+* it was dispatched between ``after`` and ``after`` + :data:`WINDOW` ago and never started,
+  and its schedule has no exchange or routing key of its own (then its queue is unknown);
+* its queue's workers keep the ledger: the runs of that queue that started last all have
+  their ledger entry (a queue served without the ledger, or partly without it, never has a
+  run taken for lost);
 * the ledger has no entry for the run: no worker began executing it;
-* its message is neither in any queue's list nor among the unacknowledged messages, at two
+* its message is neither in its queue's lists nor among the unacknowledged messages, at two
   looks in a row (a message between the two places is found the second time).
 
 Such a run goes back to ``pending`` with the reason written on it, once at most; its
@@ -33,11 +35,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, case, or_, select, update
 
 from scheduler.firing.claim import check_fencing
 from scheduler.firing.dispatch import REDIS_SCHEMES
-from scheduler.firing.messages import PRIORITY_SEP, PRIORITY_STEPS, redis_list_key
+from scheduler.firing.messages import PRIORITY_STEPS, redis_list_key
 from scheduler.firing.push_once import PushOnce
 from scheduler.leadership.chores import LeaderChore
 from scheduler.runs.execution_ledger import begun
@@ -52,11 +54,9 @@ CANDIDATES = 200
 # Runs dispatched longer ago than ``after`` + this are left to the outcome timeout: a lost
 # message is found within minutes, and the sweep's reads stay within recent runs.
 WINDOW = timedelta(minutes=10)
-# A sweep compares each candidate with every message held (queued or unacknowledged). Past
-# this many messages, or comparisons, it would block the broker too long: it waits for a
-# shorter backlog.
-MAX_MESSAGES = 100_000
-MAX_COMPARISONS = 2_000_000
+# A sweep reads every message held (queued or unacknowledged) once, ~10 µs each; past this
+# many it would block the broker too long, and waits for a shorter backlog.
+MAX_MESSAGES = 20_000
 # How a run put back starts its reason; such a run is never put back a second time.
 REASON = "published again:"
 # Sweeps come a quarter of ``after`` apart, within these bounds.
@@ -65,35 +65,36 @@ MAX_PERIOD_S = 30.0
 # A queue found to be served with the ledger is not asked again for this long (without it:
 # for ``after``, at most this long).
 EVIDENCE_TTL = timedelta(minutes=5)
-# kombu's Redis transport keeps its exchange bindings (routing key, pattern, queue) here.
-BINDINGS = "_kombu.binding.*"
+# A queue keeps the ledger when this many of its latest started runs have their entry.
+SAMPLES = 3
 # Transport options that rename kombu's keys; with any of them set the sweep stays off.
 RENAMING_OPTIONS = ("global_keyprefix", "sep", "priority_steps")
 _STARTED = [RunState.STARTED, RunState.RETRYING, RunState.SUCCEEDED, RunState.FAILED]
 
-# KEYS: the queues' lists, then the unacked hash. ARGV[1]: the message budget, ARGV[2]: the
-# comparison budget; ARGV[3..]: run ids. Returns the run ids found in some message, or nil
-# over budget. A run id is a plain substring of its message's headers (the body is base64):
-# found means held.
+# KEYS: the queues' lists, then the unacked hash. ARGV[1]: the message budget; ARGV[2..]:
+# run ids. Returns the run ids whose message is held, or nil over budget. One pass: each
+# message's task id is its kombu envelope's ``correlation_id`` (in the unacked hash, the
+# same envelope inside a list); a quote inside a header's text is escaped, so the first
+# match is the property itself.
 _HELD = """
-local ids = {}
-for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+local wanted = {}
+for i = 2, #ARGV do wanted[ARGV[i]] = true end
 local unacked = KEYS[#KEYS]
 local total = redis.call('HLEN', unacked)
 for k = 1, #KEYS - 1 do total = total + redis.call('LLEN', KEYS[k]) end
-if total > tonumber(ARGV[1]) or total * #ids > tonumber(ARGV[2]) then return nil end
-local found = {}
+if total > tonumber(ARGV[1]) then return nil end
+local found, out = {}, {}
 local function look(items)
   for _, item in ipairs(items) do
-    for i = 1, #ids do
-      if not found[i] and string.find(item, ids[i], 1, true) then found[i] = true end
+    local id = string.match(item, '"correlation_id":%s*"([^"]*)"')
+    if id and wanted[id] and not found[id] then
+      found[id] = true
+      out[#out + 1] = id
     end
   end
 end
 for k = 1, #KEYS - 1 do look(redis.call('LRANGE', KEYS[k], 0, -1)) end
 look(redis.call('HVALS', unacked))
-local out = {}
-for i = 1, #ids do if found[i] then out[#out + 1] = ids[i] end end
 return out
 """
 
@@ -110,19 +111,16 @@ class BrokerInventory:
         self._once = PushOnce(client, clock)
 
     def held(self, runs_by_queue: Iterable[tuple[str, str]]) -> set[str] | None:
-        """Of these ``(run id, queue)`` pairs, the runs whose message is at the broker; None
-        when the backlog is too long to look through now.
-
-        Every queue a binding names is searched too: a message routed by exchange and
-        routing key may sit in another queue than its schedule's."""
+        """Of these ``(run id, queue)`` pairs, the runs whose message is at the broker, in
+        their queue (at any priority) or delivered unacknowledged; None when the backlog is
+        too long to look through now."""
         pairs = list(runs_by_queue)
         if not pairs:
             return set()
-        queues = {queue for _, queue in pairs} | self._bound_queues()
-        lists = [redis_list_key(queue, step) for queue in sorted(queues) for step in PRIORITY_STEPS]
+        queues = sorted({queue for _, queue in pairs})
+        lists = [redis_list_key(queue, step) for queue in queues for step in PRIORITY_STEPS]
         found = self._held(
-            keys=[*lists, self._unacked],
-            args=[MAX_MESSAGES, MAX_COMPARISONS, *(run for run, _ in pairs)],
+            keys=[*lists, self._unacked], args=[MAX_MESSAGES, *(run for run, _ in pairs)]
         )
         if found is None:
             return None
@@ -132,26 +130,22 @@ class BrokerInventory:
         """Drop the runs' publish-once markers, so that the relay sends them again."""
         self._once.forget(run_ids)
 
-    def _bound_queues(self) -> set[str]:
-        queues: set[str] = set()
-        for key in self._client.scan_iter(match=BINDINGS, count=1000):
-            for member in self._client.smembers(key):
-                text = member.decode() if isinstance(member, bytes) else str(member)
-                queue = text.split(PRIORITY_SEP)[-1]
-                if queue:
-                    queues.add(queue)
-        return queues
-
     def close(self) -> None:
         """Release its broker connection."""
         self._client.close()
 
 
 def unstarted_dispatches(
-    engine: Engine, now: datetime, after: timedelta, limit: int = CANDIDATES
+    engine: Engine,
+    now: datetime,
+    after: timedelta,
+    passed_over: Iterable[str] = (),
+    limit: int = CANDIDATES,
 ) -> list[tuple[str, str]]:
     """``(run id, queue)`` of runs dispatched ``after`` to ``after`` + :data:`WINDOW` ago,
-    never started and never put back before, oldest dispatch first."""
+    never started and never put back before, oldest dispatch first; runs of the
+    ``passed_over`` queues (served without the ledger) and of schedules routed by their own
+    exchange or routing key (whose queue the store does not know) are left out."""
     with engine.connect() as conn:
         rows = conn.execute(
             select(runs.c.id, schedules.c.queue)
@@ -163,7 +157,10 @@ def unstarted_dispatches(
                 runs.c.dispatched_at >= now - after - WINDOW,
                 # Once only: a copy sent again that goes unreported too is not sent a third
                 # time.
-                or_(runs.c.reason.is_(None), ~runs.c.reason.startswith(REASON)),
+                or_(runs.c.reason.is_(None), ~runs.c.reason.contains(REASON)),
+                schedules.c.exchange.is_(None),
+                schedules.c.routing_key.is_(None),
+                schedules.c.queue.not_in(sorted(passed_over)),
             )
             .order_by(runs.c.dispatched_at)
             .limit(limit)
@@ -171,20 +168,23 @@ def unstarted_dispatches(
     return [(run_id, queue) for run_id, queue in rows]
 
 
-def started_samples(engine: Engine, queues: Iterable[str], since: datetime) -> dict[str, str]:
-    """Per queue, one run of it that started, scheduled since ``since``."""
+def latest_started(engine: Engine, queue: str, since: datetime) -> list[str]:
+    """The :data:`SAMPLES` runs of ``queue`` that started last, scheduled since ``since``."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(schedules.c.queue, func.max(runs.c.id))
-            .join(schedules, schedules.c.id == runs.c.schedule_id)
-            .where(
-                runs.c.state.in_([s.value for s in _STARTED]),
-                runs.c.scheduled_for >= since,
-                schedules.c.queue.in_(sorted(set(queues))),
-            )
-            .group_by(schedules.c.queue)
-        ).all()
-    return {queue: run_id for queue, run_id in rows}
+        return list(
+            conn.execute(
+                select(runs.c.id)
+                .join(schedules, schedules.c.id == runs.c.schedule_id)
+                .where(
+                    runs.c.state.in_([s.value for s in _STARTED]),
+                    runs.c.scheduled_for >= since,
+                    runs.c.started_at.is_not(None),
+                    schedules.c.queue == queue,
+                )
+                .order_by(runs.c.started_at.desc())
+                .limit(SAMPLES)
+            ).scalars()
+        )
 
 
 def requeue_lost(engine: Engine, token: int, run_ids: Sequence[str], reason: str) -> list[str]:
@@ -208,10 +208,12 @@ def requeue_lost(engine: Engine, token: int, run_ids: Sequence[str], reason: str
             ).scalars()
         )
         if still:
+            # Added to what the run said already (a retry, a backfill, a buffered fire).
+            said = case((runs.c.reason.is_(None), reason), else_=runs.c.reason + "; " + reason)
             conn.execute(
                 update(runs)
                 .where(among(conn, runs.c.id, still))
-                .values(state=RunState.PENDING.value, due_at=None, reason=reason)
+                .values(state=RunState.PENDING.value, due_at=None, reason=said)
             )
         return still
 
@@ -275,21 +277,25 @@ class LostMessages:
         self._missing = set()
 
     def _with_ledger(self, queues: set[str], now: datetime) -> set[str]:
-        """Those of these queues whose workers keep the execution ledger."""
-        unknown = {q for q in queues if q not in self._evidence or self._evidence[q][1] <= now}
-        if unknown:
-            samples = started_samples(self._engine, unknown, now - self._after - WINDOW)
-            recorded = begun(self._ledger, list(samples.values()))
-            for queue in unknown:
-                keeps = samples.get(queue) in recorded
-                # A queue with no sample yet (its worker just started) is asked again soon.
-                ttl = EVIDENCE_TTL if keeps else min(EVIDENCE_TTL, self._after)
-                self._evidence[queue] = (keeps, now + ttl)
+        """Those of these queues whose workers keep the execution ledger: the runs of the
+        queue that started last all have their entry."""
+        for queue in queues:
+            known = self._evidence.get(queue)
+            if known is not None and now < known[1]:
+                continue
+            samples = latest_started(self._engine, queue, now - self._after - WINDOW)
+            keeps = bool(samples) and begun(self._ledger, samples) == set(samples)
+            # A queue with no sample yet (its worker just started) is asked again soon.
+            ttl = EVIDENCE_TTL if keeps else min(EVIDENCE_TTL, self._after)
+            self._evidence[queue] = (keeps, now + ttl)
         return {q for q in queues if self._evidence[q][0]}
+
+    def _passed_over(self, now: datetime) -> set[str]:
+        return {q for q, (keeps, until) in self._evidence.items() if not keeps and now < until}
 
     def sweep(self, now: datetime, token: int) -> list[str]:
         """Look once; requeue the runs found lost this time and the last."""
-        candidates = unstarted_dispatches(self._engine, now, self._after)
+        candidates = unstarted_dispatches(self._engine, now, self._after, self._passed_over(now))
         served = self._with_ledger({queue for _, queue in candidates}, now)
         candidates = [(run_id, queue) for run_id, queue in candidates if queue in served]
         executed = begun(self._ledger, [run_id for run_id, _ in candidates])
@@ -335,10 +341,12 @@ def create_lost_messages(
     if after <= timedelta(0) or not broker_url.startswith(REDIS_SCHEMES) or ledger_url is None:
         return None
     renaming = [name for name in RENAMING_OPTIONS if name in transport_options]
-    if renaming:
+    if renaming or transport_options.get("ack_emulation", True) is False:
+        # Without ack emulation no delivered message is kept in ``unacked``: every message
+        # a worker holds would look lost.
         log.warning(
-            "lost messages: off, the broker transport options rename kombu's keys (%s)",
-            ", ".join(renaming),
+            "lost messages: off, the broker transport options %s",
+            f"rename kombu's keys ({', '.join(renaming)})" if renaming else "turn acks off",
         )
         return None
     client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=2)

@@ -5,22 +5,29 @@ ledger, once, and only under the current term."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
+from kombu.utils import json as kombu_json
 from sqlalchemy import Engine, select, update
 
 from scheduler.errors import LeadershipLost
 from scheduler.firing import lost_messages
 from scheduler.firing.claim import Dispatch
-from scheduler.firing.lost_messages import WINDOW, BrokerInventory, LostMessages
-from scheduler.firing.messages import PRIORITY_SEP, MessageBuilder, redis_list_key
+from scheduler.firing.lost_messages import (
+    WINDOW,
+    BrokerInventory,
+    LostMessages,
+    create_lost_messages,
+)
+from scheduler.firing.messages import MessageBuilder, redis_list_key
 from scheduler.runs.execution_ledger import ledger_key
 from scheduler.runs.outcomes import record_outcome
-from scheduler.store.models import RunState, runs
+from scheduler.store.db import make_engine
+from scheduler.store.models import RunState, runs, schedules
 from tests.factories import add_run, add_schedule, runs_of
 from tests.scheduler.conftest import T0
 from tests.services import unique_name
@@ -46,7 +53,9 @@ def client(redis_url: str, engine: Engine) -> Iterator[redis.Redis]:
         made.close()
 
 
-def _envelope(run_id: str, queue: str, priority: int | None = None) -> str:
+def _envelope(
+    run_id: str, queue: str, priority: int | None = None, args: list[Any] | None = None
+) -> str:
     """The message the Redis fast path pushes for a run."""
     return MessageBuilder().envelope(
         Dispatch(
@@ -54,7 +63,7 @@ def _envelope(run_id: str, queue: str, priority: int | None = None) -> str:
             schedule_id="s",
             scheduled_for=T0,
             task="sundial.echo",
-            args=[],
+            args=args or [],
             kwargs={},
             queue=queue,
             priority=priority,
@@ -63,29 +72,25 @@ def _envelope(run_id: str, queue: str, priority: int | None = None) -> str:
     )
 
 
-def test_inventory_finds_messages_queued_at_any_priority_routed_or_delivered(
+def test_inventory_finds_messages_queued_at_any_priority_or_delivered(
     client: redis.Redis,
 ) -> None:
-    queue, routed, unacked = unique_name("lost-q"), unique_name("lost-r"), unique_name("lost-u")
-    binding = f"_kombu.binding.{unique_name('lost-x')}"
-    queued, urgent, elsewhere, delivered, gone = (
-        f"00000000-0000-0000-0000-00000000000{i}" for i in range(5)
-    )
+    queue, unacked = unique_name("lost-q"), unique_name("lost-u")
+    queued, urgent, delivered, gone = (f"00000000-0000-0000-0000-00000000000{i}" for i in range(4))
     client.lpush(queue, _envelope(queued, queue))
     client.lpush(redis_list_key(queue, 9), _envelope(urgent, queue, 9))
-    # A message routed by exchange and routing key sits in a queue a binding names.
-    client.sadd(binding, PRIORITY_SEP.join(["key", "", routed]))
-    client.lpush(routed, _envelope(elsewhere, routed))
+    # Another run's message whose arguments spell the missing run's property: its header
+    # text is escaped JSON, so it does not count as that run's message.
+    spelled = f'"correlation_id": "{gone}"'
+    client.lpush(queue, _envelope("00000000-0000-0000-0000-0000000000ff", queue, args=[spelled]))
     # A message a worker took and has not acknowledged: kombu files [message, exchange, key].
-    client.hset(unacked, "tag-1", json.dumps([json.loads(_envelope(delivered, queue)), "", queue]))
-    try:
-        inventory = BrokerInventory(client, unacked)
-        asked = [(run, queue) for run in (queued, urgent, elsewhere, delivered, gone)]
+    raw = kombu_json.loads(_envelope(delivered, queue))
+    client.hset(unacked, "tag-1", kombu_json.dumps([raw, "", queue]))
+    inventory = BrokerInventory(client, unacked)
+    asked = [(run, queue) for run in (queued, urgent, delivered, gone)]
 
-        assert inventory.held(asked) == {queued, urgent, elsewhere, delivered}
-        assert inventory.held([]) == set()
-    finally:
-        client.delete(binding, redis_list_key(queue, 9))
+    assert inventory.held(asked) == {queued, urgent, delivered}
+    assert inventory.held([]) == set()
 
 
 def test_inventory_declines_a_backlog_too_long_to_search(
@@ -94,11 +99,8 @@ def test_inventory_declines_a_backlog_too_long_to_search(
     queue, unacked = unique_name("lost-q"), unique_name("lost-u")
     client.lpush(queue, *(_envelope(f"run-{i}", queue) for i in range(10)))
     inventory = BrokerInventory(client, unacked)
-    monkeypatch.setattr(lost_messages, "MAX_COMPARISONS", 19)
+    assert inventory.held([("run-1", queue), ("run-x", queue)]) == {"run-1"}
 
-    # Two runs against ten messages is 20 comparisons: over the budget, no answer.
-    assert inventory.held([("run-1", queue), ("run-x", queue)]) is None
-    assert inventory.held([("run-1", queue)]) == {"run-1"}
     monkeypatch.setattr(lost_messages, "MAX_MESSAGES", 9)
     assert inventory.held([("run-1", queue)]) is None
 
@@ -161,6 +163,7 @@ def test_sweep_puts_back_only_runs_missing_twice_never_begun_nor_started(
     executed = _dispatched(engine, timedelta(seconds=118))
     _begun(client, executed)
     started = _dispatched(engine, timedelta(seconds=117), state="started", started_at=T0)
+    _begun(client, started)
     recent = _dispatched(engine, timedelta(seconds=30))
     too_old = _dispatched(engine, AFTER + WINDOW + timedelta(seconds=1))
     client.lpush(queue, _envelope(queued, queue))
@@ -191,6 +194,82 @@ def test_nothing_is_taken_for_lost_on_a_queue_served_without_the_ledger(
     assert sweep.sweep(T0, token) == []
     assert sweep.sweep(T0 + timedelta(seconds=15), token) == []
     assert _state(engine, silent) == ("dispatched", None)
+
+
+@pytest.mark.usefixtures("served")
+def test_nothing_is_taken_for_lost_where_a_worker_without_the_ledger_shares_the_queue(
+    engine: Engine, token: int, sweep: LostMessages
+) -> None:
+    # The run started last ran on a worker without the ledger (a mixed fleet, an upgrade).
+    _dispatched(engine, timedelta(seconds=90), state="succeeded", started_at=T0)
+    silent = _dispatched(engine, timedelta(seconds=120))
+
+    assert sweep.sweep(T0, token) == []
+    assert sweep.sweep(T0 + timedelta(seconds=15), token) == []
+    assert _state(engine, silent) == ("dispatched", None)
+
+
+@pytest.mark.usefixtures("served")
+def test_runs_of_a_schedule_with_its_own_routing_are_left_alone(
+    engine: Engine, token: int, client: redis.Redis, sweep: LostMessages
+) -> None:
+    # Routed by exchange and routing key, its message may sit in any bound queue.
+    with engine.begin() as conn:
+        conn.execute(update(schedules).where(schedules.c.id == "s").values(routing_key="k"))
+    routed = _dispatched(engine, timedelta(seconds=120))
+
+    assert sweep.sweep(T0, token) == []
+    assert sweep.sweep(T0 + timedelta(seconds=15), token) == []
+    assert _state(engine, routed) == ("dispatched", None)
+
+
+@pytest.mark.usefixtures("served")
+def test_the_reason_is_added_to_what_the_run_said(
+    engine: Engine, token: int, sweep: LostMessages
+) -> None:
+    retry = _dispatched(engine, timedelta(seconds=120), reason="attempt 2 of 3")
+    sweep.sweep(T0, token)
+    assert sweep.sweep(T0 + timedelta(seconds=15), token) == [retry]
+
+    state, reason = _state(engine, retry)
+    assert state == "pending"
+    assert reason is not None and reason.startswith("attempt 2 of 3; published again:")
+
+
+@pytest.mark.parametrize(
+    ("broker", "options", "after"),
+    [
+        ("amqp://guest@localhost//", {}, 60),
+        ("redis://localhost/0", {}, 0),
+        ("redis://localhost/0", {"global_keyprefix": "app:"}, 60),
+        ("redis://localhost/0", {"priority_steps": list(range(10))}, 60),
+        ("redis://localhost/0", {"ack_emulation": False}, 60),
+    ],
+)
+def test_the_sweep_is_off_where_it_cannot_tell(
+    broker: str, options: dict[str, Any], after: float
+) -> None:
+    engine = make_engine("sqlite://")
+    try:
+        found = create_lost_messages(
+            engine, broker, "redis://localhost/0", options, timedelta(seconds=after)
+        )
+        assert found is None
+        assert create_lost_messages(engine, broker, None, {}, AFTER) is None
+    finally:
+        engine.dispose()
+
+
+def test_the_sweep_is_on_with_a_redis_broker_and_a_ledger() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        sweep = create_lost_messages(
+            engine, "redis://localhost/0", "redis://localhost/1", {"visibility_timeout": 5}, AFTER
+        )
+        assert sweep is not None and sweep.period == timedelta(seconds=15)
+        sweep.stop()
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.usefixtures("served")

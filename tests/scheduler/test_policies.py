@@ -58,6 +58,23 @@ def test_buffer_one_holds_one_fire_until_the_running_one_ends(engine: Engine, to
     assert [r["state"] for r in runs_of(engine, "s")] == ["succeeded", "pending", "skipped"]
 
 
+def test_buffer_one_holds_its_fire_behind_a_pending_run_going_out_in_the_same_pass(
+    engine: Engine, token: int
+) -> None:
+    add_schedule(engine, "s", EVERY_10S, T0, overlap="buffer_one")
+    (first,) = claim_due(engine, at(10), token, 10).dispatches
+    _start(engine, first.run_id, at(10))
+    assert claim_due(engine, at(20), token, 10).dispatches == []  # buffered behind it
+    # The first run is back to pending (its message lost at the broker, or never recorded
+    # sent before a crash): the relay sends it, and only it.
+    with engine.begin() as conn:
+        conn.execute(
+            update(runs).where(runs.c.id == first.run_id).values(state="pending", started_at=None)
+        )
+
+    assert [d.run_id for d in pending_dispatches(engine, token, 10, at(21))] == [first.run_id]
+
+
 def test_cancel_previous_revokes_the_running_run_and_dispatches_the_new_fire(
     engine: Engine, token: int
 ) -> None:
