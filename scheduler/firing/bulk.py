@@ -113,8 +113,15 @@ _PG_ADVANCE = text(
 )
 
 
+# Statements that take a batch of run ids find them by primary key whatever PostgreSQL's
+# statistics say: written ``state = 'pending'``, the condition could use the state index,
+# and the planner does when its statistics still count few pending runs (a burst, a window
+# prepared ahead: thousands are pending within a second). It then reads every pending run
+# for each batch: 350 ms a batch of 1,000 with 10,000 pending, against 5 ms by key.
+_PENDING_BY_KEY = "state || '' = 'pending'"
 _PG_MARK_DISPATCHED = text(
-    "UPDATE runs SET state = 'dispatched', dispatched_at = :now WHERE state = 'pending' "
+    "UPDATE runs SET state = 'dispatched', dispatched_at = :now "
+    f"WHERE {_PENDING_BY_KEY} "
     "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
 )
 
@@ -273,16 +280,20 @@ _WHY_WITHDRAWN = (
 )
 _PG_WITHDRAW = (
     f"UPDATE runs AS r SET state = 'skipped', finished_at = :now, reason = {_WHY_WITHDRAWN} "
-    "FROM schedules AS s WHERE s.id = r.schedule_id AND r.state = 'pending' "
+    "FROM schedules AS s WHERE s.id = r.schedule_id AND {pending} "
     "AND r.trigger = 'schedule' AND r.due_at IS NOT NULL AND r.schedule_version <> s.version "
 )
 _PG_WITHDRAW_LISTED = text(
-    _PG_WITHDRAW + "AND r.id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json)))) "
+    _PG_WITHDRAW.format(pending=f"r.{_PENDING_BY_KEY}")
+    + "AND r.id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json)))) "
     "RETURNING r.schedule_id"
 )
-_PG_WITHDRAW_DUE = text(_PG_WITHDRAW + "AND r.due_at <= :now RETURNING r.schedule_id")
+_PG_WITHDRAW_DUE = text(
+    _PG_WITHDRAW.format(pending="r.state = 'pending'")
+    + "AND r.due_at <= :now RETURNING r.schedule_id"
+)
 _PG_PENDING_AMONG = text(
-    "SELECT id FROM runs WHERE state = 'pending' "
+    f"SELECT id FROM runs WHERE {_PENDING_BY_KEY} "
     "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
 )
 
