@@ -37,6 +37,12 @@ def test_broker_outage_keeps_fires_pending_then_publishes_each_once_in_fire_time
 
     cut_at = utcnow()
     cluster.broker_proxy.cut()
+    if cluster.broker_redis is None:
+        # RabbitMQ: a batch the broker took whose confirms the cut swallowed stays pending
+        # and goes again after it, as a crash between publish and record would have it (at
+        # least once, the workers' ledger runs it once; README, "Brokers and stores"). On
+        # Redis the publish-once marker closes that window, so there it counts as a fault.
+        cluster.crashes.append(cut_at)
     threading.Event().wait(OUTAGE_S)
     during = cluster.judge(utcnow())
     restored_at = utcnow()
