@@ -10,7 +10,7 @@ from api.auth import require_write
 from scheduler.store.history import MAX_REASON_CHARS, Audit
 
 
-def change_audit(
+async def change_audit(
     actor: Annotated[str, Depends(require_write)],
     reason: Annotated[
         str | None,

@@ -66,7 +66,7 @@ def _authorize(
     return key.name
 
 
-def require_read(
+async def require_read(
     ctx: Context,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],
@@ -75,7 +75,7 @@ def require_read(
     return _authorize(ctx, bearer, api_key, write=False)
 
 
-def require_write(
+async def require_write(
     ctx: Context,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     api_key: Annotated[str | None, Depends(_api_key)],

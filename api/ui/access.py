@@ -77,18 +77,18 @@ class Access:
         )
 
 
-def get_access(request: Request) -> Access:
+async def get_access(request: Request) -> Access:
     """The app's :class:`Access`, built by :func:`api.ui.mount.mount_dashboard`."""
     access: Access = request.app.state.dashboard_access
     return access
 
 
-def any_viewer(request: Request, access: Annotated[Access, Depends(get_access)]) -> Viewer:
+async def any_viewer(request: Request, access: Annotated[Access, Depends(get_access)]) -> Viewer:
     """Whoever it is, logged in or not: for the login page."""
     return access.viewer(request)
 
 
-def reader(viewer: Annotated[Viewer, Depends(any_viewer)]) -> Viewer:
+async def reader(viewer: Annotated[Viewer, Depends(any_viewer)]) -> Viewer:
     """A viewer allowed to read: logged in, or the dashboard is open."""
     if viewer.role is None:
         raise LoginRequired

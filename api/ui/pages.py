@@ -144,7 +144,7 @@ def safe_next(target: str | None, default: str) -> str:
     return default
 
 
-def get_pages(request: Request) -> Pages:
+async def get_pages(request: Request) -> Pages:
     """The app's :class:`Pages`, built by :func:`api.ui.mount.mount_dashboard`."""
     pages: Pages = request.app.state.dashboard_pages
     return pages
