@@ -87,11 +87,18 @@ def api(host: str, port: int, workers: int | None) -> None:
             port=port,
             workers=workers,
             log_level="info",
+            access_log=settings.api_access_log,
         )
         return
     from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=settings.api_access_log,
+    )
 
 
 @main.command()

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from click.testing import CliRunner
 
 import jobs.app
@@ -43,6 +46,24 @@ def test_worker_passes_celery_options_through(monkeypatch: pytest.MonkeyPatch) -
 
     assert result.exit_code == 0, result.output
     assert seen == [["--pool=solo", "-Q", "reports", "-E"]]
+
+
+@pytest.mark.parametrize(("setting", "logged"), [(None, False), ("true", True)])
+def test_api_access_log_is_off_unless_asked_for(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, setting: str | None, logged: bool
+) -> None:
+    monkeypatch.setenv("SUNDIAL_DATABASE_URL", f"sqlite:///{tmp_path / 'sundial.db'}")
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *_args, **kwargs: seen.append(kwargs))
+    monkeypatch.delenv("SUNDIAL_API_ACCESS_LOG", raising=False)
+    if setting is not None:
+        monkeypatch.setenv("SUNDIAL_API_ACCESS_LOG", setting)
+
+    for workers in ("1", "2"):
+        result = CliRunner().invoke(main, ["api", "--workers", workers])
+        assert result.exit_code == 0, result.output
+
+    assert [kwargs["access_log"] for kwargs in seen] == [logged, logged]
 
 
 def test_other_commands_refuse_unknown_options() -> None:
