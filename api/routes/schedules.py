@@ -194,9 +194,19 @@ def _create(
             made = schedule_creation.create_schedules(
                 conn, new, now=now, audit=audit, fresh_ids=True, items_at=items_at
             )
-    if not all(replayed for _, replayed in made):
-        ctx.notifier.schedule_changed(made[0][0]["id"])
+    created = [row for row, replayed in made if not replayed]
+    if created:
+        ctx.notifier.schedule_changed(created[0]["id"], first_claim(created))
     return made
+
+
+def first_claim(created: Sequence[dict[str, Any]]) -> datetime | None:
+    """When the leader first needs to see new schedules: the earliest instant one of them
+    falls due (None, look now, when one has none: nothing to gain by being precise)."""
+    instants: list[datetime | None] = [row["next_due_at"] for row in created]
+    if any(instant is None for instant in instants):
+        return None
+    return min(instant for instant in instants if instant is not None)
 
 
 @router.put(
@@ -234,7 +244,9 @@ def put_schedule(
         if if_none_match is not None and current is not None:
             raise PreconditionFailed(f"schedule {schedule_id!r} already exists")
         row = upsert(conn, schedule_id, current, values, body.paused, now, audit, response)
-    ctx.notifier.schedule_changed(schedule_id)
+    # Only a create may wait for the leader's next look: a change of a schedule it may
+    # already hold a prepared fire of needs the leader now.
+    ctx.notifier.schedule_changed(schedule_id, first_claim([row]) if current is None else None)
     return public(row, response)
 
 

@@ -20,7 +20,7 @@ from scheduler.firing.dispatch import create_publisher, create_publisher_app
 from scheduler.firing.lost_messages import LostMessages, create_lost_messages
 from scheduler.firing.outbox import Outbox
 from scheduler.leadership.lease import Lease, RedisLease, Replica, SqlLease
-from scheduler.leadership.notices import NoticeListener
+from scheduler.leadership.notices import Notice, NoticeListener
 from scheduler.leadership.runloop import FireCycle, LeaseKeeper, SundialScheduler
 from scheduler.leadership.skew import ClockGuard
 from scheduler.metrics import SchedulerMetrics, private
@@ -221,7 +221,14 @@ def build_replica(
     )
     listener = None
     if client is not None:
-        listener = NoticeListener(client, lambda _schedule_id: relay_now())
+
+        def on_notice(notice: Notice) -> None:
+            # A create announces its first fire; when the loop looks by then anyway, that
+            # look sees it, and waking the leader now would only cost a cycle.
+            if notice.due is None or not cycle.looks_by(notice.due):
+                relay_now()
+
+        listener = NoticeListener(client, on_notice)
     tracker = EventTracker(app, engine, active=lease.held, metrics=metrics)
     metrics.watch(lease, engine)
     return SchedulerReplica(

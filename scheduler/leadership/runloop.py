@@ -61,9 +61,24 @@ class FireCycle:
         self._clock = clock
         self._ahead = ahead
         self._fired = False
+        # When the loop will next look unasked; None while a cycle runs, so a change
+        # committed after the cycle read the store's due times is never taken as seen.
+        self._next_look: datetime | None = None
 
     def __call__(self) -> float:
         """Claim and publish everything due; return seconds until the next look."""
+        self._next_look = None
+        wait = self._cycle()
+        self._next_look = self._clock() + timedelta(seconds=wait)
+        return wait
+
+    def looks_by(self, due: datetime) -> bool:
+        """Whether the loop will look unasked in time for a fire due at ``due`` (claimed
+        ``ahead`` of it): a change notice due then need not wake it."""
+        planned = self._next_look
+        return planned is not None and planned <= due - self._ahead
+
+    def _cycle(self) -> float:
         token = self._lease.token
         if token is None or not self._lease.held():
             self._outbox.drop_prepared()

@@ -27,9 +27,11 @@ class RecordingNotifier:
 
     def __init__(self) -> None:
         self.changed: list[str] = []
+        self.due: list[datetime | None] = []
 
-    def schedule_changed(self, schedule_id: str) -> None:
+    def schedule_changed(self, schedule_id: str, due: datetime | None = None) -> None:
         self.changed.append(schedule_id)
+        self.due.append(due)
 
 
 def schedule_body(**fields: Any) -> dict[str, Any]:

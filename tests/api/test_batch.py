@@ -3,6 +3,7 @@ per-entry idempotency keys, entries named by index in errors, and a cap of 1,000
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -65,6 +66,7 @@ def test_a_batch_creates_every_entry_in_order_with_its_history_and_one_notice(
     history = client.get(f"/v1/schedules/{items[0]['id']}/history").json()["items"]
     assert [(h["kind"], h["version"]) for h in history] == [("create", 1)]
     assert len(notifier.changed) == 1
+    assert notifier.due == [T0 + timedelta(seconds=90)]  # the earliest first fire
 
 
 def test_an_invalid_entry_names_its_index_and_field_and_nothing_is_created(

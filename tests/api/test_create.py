@@ -42,10 +42,15 @@ def test_create_returns_201_with_location_etag_and_defaults(client: TestClient) 
     assert client.get(response.headers["Location"]).json() == body
 
 
-def test_create_notifies_the_leader(client: TestClient, notifier: RecordingNotifier) -> None:
-    schedule = create(client)
+def test_create_notifies_the_leader_of_its_first_fire(
+    client: TestClient, notifier: RecordingNotifier
+) -> None:
+    schedule = create(client, trigger={"type": "delay", "seconds": 90})
+    create(client, paused=True)
 
-    assert notifier.changed == [schedule["id"]]
+    assert notifier.changed[0] == schedule["id"]
+    # The leader need not look before the first fire; a paused one has none: look now.
+    assert notifier.due == [T0 + timedelta(seconds=90), None]
 
 
 def test_delay_trigger_is_stored_as_a_date_now_plus_seconds(

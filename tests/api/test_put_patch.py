@@ -136,6 +136,8 @@ def test_patch_merges_objects_and_null_removes(
     assert body["updated_at"] == z(clock.now)
     assert response.headers["ETag"] == '"2"'
     assert notifier.changed == ["s1", "s1"]
+    # The create announces its first fire; a change of the schedule asks for a look now.
+    assert notifier.due == [datetime.fromisoformat(body["next_run_at"]), None]
 
 
 def test_patch_accepts_plain_json(client: TestClient) -> None:

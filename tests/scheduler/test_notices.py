@@ -5,31 +5,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
-from scheduler.leadership.notices import NoticeListener, RedisNotifier
+from scheduler.leadership.notices import Notice, NoticeListener, RedisNotifier
 from tests.services import unique_name, wait_for
+
+DUE = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
 
 
 def test_listener_hears_a_schedule_change(redis_url: str) -> None:
     channel = unique_name("sundial:test:changes")
     client = redis.Redis.from_url(redis_url)
-    heard: list[str] = []
+    heard: list[Notice] = []
     got = threading.Event()
 
-    def on_notice(schedule_id: str) -> None:
-        heard.append(schedule_id)
+    def on_notice(notice: Notice) -> None:
+        heard.append(notice)
         got.set()
 
     listener = NoticeListener(client, on_notice, channel=channel)
     listener.start()
     try:
         wait_for(listener.subscribed.is_set, 5, "subscription")
-        RedisNotifier(client, channel=channel).schedule_changed("nightly-report")
+        RedisNotifier(client, channel=channel).schedule_changed("nightly-report", DUE)
         assert got.wait(5)
-        assert heard == ["nightly-report"]
+        assert heard == [Notice("nightly-report", DUE)]
     finally:
         listener.stop()
         client.close()
@@ -51,7 +54,7 @@ def test_a_burst_of_changes_is_announced_by_few_notices_the_last_after_it(
     client = redis.Redis.from_url(redis_url)
     heard: list[tuple[float, str]] = []
     listener = NoticeListener(
-        client, lambda sid: heard.append((time.monotonic(), sid)), channel=channel
+        client, lambda notice: heard.append((time.monotonic(), notice.schedule_id)), channel=channel
     )
     listener.start()
     try:
@@ -68,6 +71,45 @@ def test_a_burst_of_changes_is_announced_by_few_notices_the_last_after_it(
         assert heard[0][1] == "s0"
         assert 2 <= len(heard) <= 2 + (last_change - started) / 0.5
         assert heard[-1][0] - started >= 0.5
+    finally:
+        listener.stop()
+        client.close()
+
+
+def test_a_notice_reads_back_as_sent_and_a_bare_schedule_id_asks_to_look_now() -> None:
+    for notice in (Notice("a", DUE), Notice("b"), Notice('{"id"')):
+        assert Notice.decode(notice.encode()) == notice
+    # What an API from before notices carried their instant sends.
+    assert Notice.decode("nightly-report") == Notice("nightly-report")
+    assert Notice.decode("123") == Notice("123")
+
+
+def test_changes_sharing_a_notice_are_due_by_the_earliest_and_one_of_no_instant_looks_now(
+    redis_url: str,
+) -> None:
+    channel = unique_name("sundial:test:changes")
+    client = redis.Redis.from_url(redis_url)
+    heard: list[Notice] = []
+    listener = NoticeListener(client, heard.append, channel=channel)
+    listener.start()
+    try:
+        wait_for(listener.subscribed.is_set, 5, "subscription")
+        # A clock that stands still: every change after the first falls within the
+        # interval, however slowly the machine runs; the timers still wait 0.3 s.
+        notifier = RedisNotifier(client, channel=channel, min_interval_s=0.3, clock=lambda: 0.0)
+        notifier.schedule_changed("first", DUE)  # sent at once
+        notifier.schedule_changed("later", DUE + timedelta(hours=1))
+        notifier.schedule_changed("earlier", DUE - timedelta(hours=1))
+        wait_for(lambda: len(heard) == 2, 5, "the trailing notice")
+        notifier.schedule_changed("timed", DUE)
+        notifier.schedule_changed("untimed")
+        wait_for(lambda: len(heard) == 3, 5, "the next trailing notice")
+
+        assert heard == [
+            Notice("first", DUE),
+            Notice("later", DUE - timedelta(hours=1)),
+            Notice("timed"),
+        ]
     finally:
         listener.stop()
         client.close()

@@ -285,3 +285,64 @@ def test_a_waiting_run_is_relayed_when_due_without_the_loop_spinning(engine: Eng
     cycle()
 
     assert [d.run_id for d in publisher.sent] == ["retry-2"]
+
+
+def test_a_fire_due_by_the_next_look_needs_no_wake_up_and_one_due_before_it_does(
+    engine: Engine,
+) -> None:
+    clock, publisher = FakeClock(), RecordingPublisher()
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
+    assert lease.acquire()
+    # Before the first cycle nothing is planned: every notice wakes the loop.
+    assert not cycle.looks_by(T0 + timedelta(days=1))
+    add_schedule(engine, "s", {"type": "interval", "seconds": 60}, T0)
+    clock.now = T0 + timedelta(seconds=58)
+
+    wait = cycle()  # the next look: the fire at T0 + 60 s
+
+    assert wait == 2.0
+    assert cycle.looks_by(T0 + timedelta(seconds=60))
+    assert cycle.looks_by(T0 + timedelta(seconds=61))
+    assert not cycle.looks_by(T0 + timedelta(seconds=59))
+
+
+def test_the_next_look_counts_the_fire_ahead_window(engine: Engine) -> None:
+    clock, publisher = FakeClock(), RecordingPublisher()
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
+    outbox = Outbox(engine, publisher, lease, clock, batch_size=2)
+    cycle = FireCycle(
+        engine, lease, outbox, SqlJobStore(engine), poll_s=5.0, batch_size=2, clock=clock,
+        ahead=timedelta(seconds=1),
+    )  # fmt: skip
+    assert lease.acquire()
+    clock.now = T0
+
+    assert cycle() == 5.0  # nothing stored: the poll
+
+    # A fire at T0 + 5.5 s is claimed a second ahead, at T0 + 4.5 s: before the look.
+    assert not cycle.looks_by(T0 + timedelta(seconds=5.5))
+    assert cycle.looks_by(T0 + timedelta(seconds=6))
+
+
+def test_while_a_cycle_runs_every_notice_wakes_the_loop(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock, publisher = FakeClock(), RecordingPublisher()
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0)
+    assert lease.acquire()
+    clock.now = T0
+    cycle()
+    assert cycle.looks_by(T0 + timedelta(seconds=10))
+    seen: list[bool] = []
+    claim_due = SqlJobStore.claim_due
+
+    def claiming(store: SqlJobStore, *args: Any) -> Any:
+        # A change committed now may be missed by this cycle's read of the due times.
+        seen.append(cycle.looks_by(T0 + timedelta(seconds=10)))
+        return claim_due(store, *args)
+
+    monkeypatch.setattr(SqlJobStore, "claim_due", claiming)
+    cycle()
+
+    assert seen == [False]
+    assert cycle.looks_by(T0 + timedelta(seconds=10))
