@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import redis
 from fastapi import FastAPI
@@ -13,6 +14,7 @@ from sqlalchemy import Engine
 from api.body_limit import BodyLimitMiddleware
 from api.deps import AppContext
 from api.errors import install_error_handlers
+from api.group_commit import GroupCommitter
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
     alerts,
@@ -31,7 +33,6 @@ from api.ui.mount import mount_dashboard
 from scheduler.leadership.notices import ChangeNotifier, NullNotifier, RedisNotifier
 from scheduler.settings import Settings
 from scheduler.store.db import make_engine
-from scheduler.store.group_commit import GroupCommitter
 from scheduler.timing.clock import Clock, utcnow
 
 log = logging.getLogger("sundial.api")
@@ -72,7 +73,13 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.sundial = AppContext(
-        settings, store, notifier, clock, client, metrics, GroupCommitter(store)
+        settings,
+        store,
+        notifier,
+        clock,
+        client,
+        metrics,
+        GroupCommitter(store, announce=partial(schedules.announce_created, notifier)),
     )
     install_error_handlers(app)
     for module in (

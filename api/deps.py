@@ -13,10 +13,10 @@ import redis
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from api.group_commit import GroupCommitter
 from api.metrics import Metrics
 from scheduler.leadership.notices import ChangeNotifier
 from scheduler.settings import Settings
-from scheduler.store.group_commit import GroupCommitter
 from scheduler.timing.clock import Clock
 
 

@@ -30,11 +30,12 @@ from api.schedule_schemas import (
 )
 from api.strict_route import StrictRoute
 from scheduler.errors import PreconditionFailed, TaskNotAllowed
+from scheduler.leadership.notices import ChangeNotifier
 from scheduler.store import schedule_creation, schedule_reads, schedule_spec, schedule_updates
 from scheduler.store.history import Audit
 from scheduler.store.models import ScheduleState
 from scheduler.store.schedule_creation import NewSchedule
-from scheduler.store.schedule_spec import ScheduleValues
+from scheduler.store.schedule_spec import Row, ScheduleValues
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=StrictRoute)
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
@@ -103,7 +104,7 @@ def upsert(
     dependencies=[Write],
     responses={**_ERRORS, 409: {"description": "Idempotency-Key reused with another body"}},
 )
-def create_schedule(
+async def create_schedule(
     body: ScheduleCreate,
     response: Response,
     ctx: Context,
@@ -117,7 +118,12 @@ def create_schedule(
     With an ``Idempotency-Key``, repeating the same request returns the same schedule
     (201 again, with ``Idempotent-Replayed: true``); another body with that key is a 409.
     """
-    [(row, replayed)] = _create(ctx, audit, [(body, idempotency_key)], items_at=None)
+    # Async, unlike the other routes: no thread hop per request. The body is checked here,
+    # on the event loop (no I/O); the store is reached once per group of concurrent
+    # creates, from a worker thread (see api.group_commit).
+    now = ctx.clock()
+    new = _new_schedules(ctx, [(body, idempotency_key)], now, items_at=None)
+    [(row, replayed)] = await ctx.committer.create(new, now=now, audit=audit)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     response.headers["Location"] = location(row["id"])
@@ -147,7 +153,13 @@ def create_schedules(body: BatchCreate, ctx: Context, audit: ChangeAudit) -> Bat
     keys = [entry.idempotency_key for entry in body.schedules]
     refuse_repeats("schedules", "idempotency_key", "entry", keys)
     entries = [(entry, entry.idempotency_key) for entry in body.schedules]
-    made = _create(ctx, audit, entries, items_at="schedules")
+    now = ctx.clock()
+    new = _new_schedules(ctx, entries, now, items_at="schedules")
+    with ctx.engine.begin() as conn:
+        made = schedule_creation.create_schedules(
+            conn, new, now=now, audit=audit, fresh_ids=True, items_at="schedules"
+        )
+    announce_created(ctx.notifier, made)
     replayed = sum(1 for _, again in made if again)
     return BatchResult(
         items=[
@@ -165,16 +177,14 @@ def create_schedules(body: BatchCreate, ctx: Context, audit: ChangeAudit) -> Bat
     )
 
 
-def _create(
+def _new_schedules(
     ctx: AppContext,
-    audit: ChangeAudit,
     entries: Sequence[tuple[ScheduleCreate, str | None]],
+    now: datetime,
     items_at: str | None,
-) -> list[tuple[dict[str, Any], bool]]:
-    """The one create path of single and batch creates: check, arm and insert every
-    entry in one transaction (a single create's shared with concurrent ones: see
-    :mod:`scheduler.store.group_commit`), then one change notice when anything was made."""
-    now = ctx.clock()
+) -> list[NewSchedule]:
+    """What single and batch creates insert: each entry checked and armed, with a fresh
+    id (no I/O: the single create calls this on the event loop)."""
     new = []
     ids = schedule_creation.new_ids(len(entries))
     for index, (spec, key) in enumerate(entries):
@@ -187,17 +197,15 @@ def _create(
         fingerprint = spec.fingerprint() if key is not None else ""
         values = spec.to_values(now)
         new.append(NewSchedule(ids[index], values, spec.paused, key, fingerprint))
-    if items_at is None:
-        made = ctx.committer.create(new, now=now, audit=audit)
-    else:
-        with ctx.engine.begin() as conn:
-            made = schedule_creation.create_schedules(
-                conn, new, now=now, audit=audit, fresh_ids=True, items_at=items_at
-            )
+    return new
+
+
+def announce_created(notifier: ChangeNotifier, made: Sequence[tuple[Row, bool]]) -> None:
+    """One change notice for what a transaction created, if anything (replays are not
+    news), due when the first of them is."""
     created = [row for row, replayed in made if not replayed]
     if created:
-        ctx.notifier.schedule_changed(created[0]["id"], first_claim(created))
-    return made
+        notifier.schedule_changed(created[0]["id"], first_claim(created))
 
 
 def first_claim(created: Sequence[dict[str, Any]]) -> datetime | None:

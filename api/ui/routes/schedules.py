@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
@@ -133,7 +134,10 @@ def _create(ctx: AppContext, document: dict[str, Any], schedule_id: str, audit: 
     with api_refusals():
         if not schedule_id:
             body = ScheduleCreate.model_validate(document)
-            return create_schedule(body, Response(), ctx, audit).id
+            # The API's create is async (it groups concurrent creates on the event loop);
+            # this route runs in a worker thread, so it hands the create to the loop.
+            created = anyio.from_thread.run(create_schedule, body, Response(), ctx, audit)
+            return created.id
         body = SchedulePut.model_validate({**document, "id": schedule_id})
         with ctx.engine.connect() as conn:
             taken = schedule_reads.find_schedule(conn, schedule_id) is not None

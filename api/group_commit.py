@@ -1,23 +1,24 @@
-"""Group commit of creates: concurrent single creates share one transaction.
+"""Group commit of single creates: concurrent requests share one transaction.
 
 Each create of its own costs a transaction: a few round trips and a durable commit, most
-of a create's time on a loaded database. Requests that arrive while another create is
-being committed wait, and are then committed together, through the same
-:func:`scheduler.store.schedule_creation.create_schedules` a batch uses. No thread of its
-own: the first waiting request commits for everyone queued (leader/follower), and hands the
-lead to the oldest waiting request once its own create is done.
+of a create's time on a loaded database. The single-create route is ``async``: it checks its
+body on the event loop and queues the create here. One drain task at a time takes what is
+queued (up to ``max_group`` schedules, one actor and reason, so each history entry keeps its
+own who and why) and commits it in a worker thread, through the same
+:func:`scheduler.store.schedule_creation.create_schedules` a batch uses; requests that
+arrive meanwhile make up the next group. So 16 clients share a handful of transactions, and
+a request costs no thread hop of its own: the store is reached once per group.
 
 A shared transaction must not let one request's failure fail the others: when it fails,
 each request of the group is committed again on its own, so every request gets exactly the
 answer it would have got alone (two concurrent retries of one idempotency key even get a
-create and a replay instead of a create and a 409). Only requests made by the same actor
-with the same reason are grouped, so each history entry keeps its own who and why.
+create and a replay instead of a create and a 409).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -30,6 +31,8 @@ from scheduler.store.schedule_spec import Row
 # Schedules committed in one shared transaction at most.
 MAX_GROUP = 1000
 
+Made = list[tuple[Row, bool]]
+
 
 @dataclass(eq=False)
 class _Create:
@@ -38,69 +41,71 @@ class _Create:
     new: Sequence[NewSchedule]
     now: datetime
     audit: Audit
-    wake: threading.Event = field(default_factory=threading.Event)
-    promoted: bool = False
-    finished: bool = False
-    result: list[tuple[Row, bool]] | None = None
-    error: BaseException | None = None
+    done: asyncio.Future[Made]
+    # Set in the worker thread, handed to ``done`` on the event loop.
+    result: Made | None = None
+    error: BaseException | None = field(default=None)
 
-    def outcome(self) -> list[tuple[Row, bool]]:
+    def settle(self) -> None:
+        if self.done.done():  # the request went away; its create stands
+            return
         if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
+            self.done.set_exception(self.error)
+        elif self.result is not None:
+            self.done.set_result(self.result)
+        else:  # the drain itself was cancelled: the app is shutting down
+            self.done.cancel()
 
 
 class GroupCommitter:
-    """Commits the creates of concurrent requests together (see the module's doc)."""
+    """Commits the creates of concurrent requests together (see the module's doc).
 
-    def __init__(self, engine: Engine, max_group: int = MAX_GROUP) -> None:
+    ``announce`` is called in the worker thread with what each transaction made, once it is
+    committed (the change notice: blocking I/O, kept off the event loop).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        announce: Callable[[Made], None],
+        max_group: int = MAX_GROUP,
+    ) -> None:
         self._engine = engine
+        self._announce = announce
         self._max_group = max_group
-        self._lock = threading.Lock()
         self._waiting: list[_Create] = []
-        self._leading = False
+        self._drain: asyncio.Task[None] | None = None
         self.groups = 0  # transactions committed for more than one request
 
     @property
     def waiting(self) -> int:
         """Requests queued behind the commit in progress."""
-        with self._lock:
-            return len(self._waiting)
+        return len(self._waiting)
 
     @property
     def busy(self) -> bool:
-        """Whether a request is committing."""
-        with self._lock:
-            return self._leading
+        """Whether a group is being committed."""
+        return self._drain is not None
 
-    def create(
-        self, new: Sequence[NewSchedule], *, now: datetime, audit: Audit
-    ) -> list[tuple[Row, bool]]:
+    async def create(self, new: Sequence[NewSchedule], *, now: datetime, audit: Audit) -> Made:
         """:func:`create_schedules` of ``new`` (fresh ids), maybe in a shared transaction."""
-        mine = _Create(new, now, audit)
-        with self._lock:
-            self._waiting.append(mine)
-            lead = not self._leading
-            self._leading = True
-        if not lead:
-            mine.wake.wait()
-            if not mine.promoted:
-                return mine.outcome()
-        while True:
-            with self._lock:
+        mine = _Create(new, now, audit, asyncio.get_running_loop().create_future())
+        self._waiting.append(mine)
+        if self._drain is None:
+            self._drain = asyncio.create_task(self._drain_waiting())
+        return await mine.done
+
+    async def _drain_waiting(self) -> None:
+        try:
+            while self._waiting:
                 group = self._take()
-            self._commit(group)
-            with self._lock:
-                if not self._waiting:
-                    self._leading = False
-                    break
-                if mine.finished:
-                    successor = self._waiting[0]
-                    successor.promoted = True
-                    successor.wake.set()
-                    break
-        return mine.outcome()
+                try:
+                    await asyncio.to_thread(self._commit, group)
+                finally:
+                    for one in group:
+                        one.settle()
+        finally:
+            self._drain = None
 
     def _take(self) -> list[_Create]:
         """The oldest waiting request and those after it by the same actor, for one reason,
@@ -120,6 +125,7 @@ class GroupCommitter:
         return group
 
     def _commit(self, group: list[_Create]) -> None:
+        """In a worker thread: the group in one transaction, or each alone if that fails."""
         if len(group) > 1:
             try:
                 self._commit_together(group)
@@ -133,7 +139,6 @@ class GroupCommitter:
                 one.result = self._create(one.new, one.now, one.audit)
             except BaseException as exc:  # handed to the request that made it
                 one.error = exc
-            self._finish(one)
 
     def _commit_together(self, group: list[_Create]) -> None:
         entries = [entry for one in group for entry in one.new]
@@ -142,15 +147,9 @@ class GroupCommitter:
         for one in group:
             one.result = made[start : start + len(one.new)]
             start += len(one.new)
-            self._finish(one)
 
-    def _create(
-        self, new: Sequence[NewSchedule], now: datetime, audit: Audit
-    ) -> list[tuple[Row, bool]]:
+    def _create(self, new: Sequence[NewSchedule], now: datetime, audit: Audit) -> Made:
         with self._engine.begin() as conn:
-            return create_schedules(conn, new, now=now, audit=audit, fresh_ids=True)
-
-    @staticmethod
-    def _finish(one: _Create) -> None:
-        one.finished = True
-        one.wake.set()
+            made = create_schedules(conn, new, now=now, audit=audit, fresh_ids=True)
+        self._announce(made)
+        return made
