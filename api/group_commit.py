@@ -18,8 +18,9 @@ create and a replay instead of a create and a 409).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -27,6 +28,8 @@ from sqlalchemy import Engine
 from scheduler.store.history import Audit
 from scheduler.store.schedule_creation import NewSchedule, create_schedules
 from scheduler.store.schedule_spec import Row
+
+log = logging.getLogger("sundial.api")
 
 # Schedules committed in one shared transaction at most.
 MAX_GROUP = 1000
@@ -44,7 +47,7 @@ class _Create:
     done: asyncio.Future[Made]
     # Set in the worker thread, handed to ``done`` on the event loop.
     result: Made | None = None
-    error: BaseException | None = field(default=None)
+    error: BaseException | None = None
 
     def settle(self) -> None:
         if self.done.done():  # the request went away; its create stands
@@ -61,7 +64,7 @@ class GroupCommitter:
     """Commits the creates of concurrent requests together (see the module's doc).
 
     ``announce`` is called in the worker thread with what each transaction made, once it is
-    committed (the change notice: blocking I/O, kept off the event loop).
+    committed (the change notice: kept off the event loop).
     """
 
     def __init__(
@@ -84,7 +87,7 @@ class GroupCommitter:
 
     @property
     def busy(self) -> bool:
-        """Whether a group is being committed."""
+        """Whether a drain is under way (committing a group, or about to take one)."""
         return self._drain is not None
 
     async def create(self, new: Sequence[NewSchedule], *, now: datetime, audit: Audit) -> Made:
@@ -105,6 +108,10 @@ class GroupCommitter:
                     for one in group:
                         one.settle()
         finally:
+            # Cut short (the app shutting down): no request may wait for a drain that ended.
+            for one in self._waiting:
+                one.settle()
+            self._waiting = []
             self._drain = None
 
     def _take(self) -> list[_Create]:
@@ -128,28 +135,38 @@ class GroupCommitter:
         """In a worker thread: the group in one transaction, or each alone if that fails."""
         if len(group) > 1:
             try:
-                self._commit_together(group)
+                made = self._commit_together(group)
             except Exception:  # each alone, for its own answer
                 pass
             else:
                 self.groups += 1
+                self._announced(made)
                 return
         for one in group:
             try:
                 one.result = self._create(one.new, one.now, one.audit)
             except BaseException as exc:  # handed to the request that made it
                 one.error = exc
+            else:
+                self._announced(one.result)
 
-    def _commit_together(self, group: list[_Create]) -> None:
+    def _commit_together(self, group: list[_Create]) -> Made:
         entries = [entry for one in group for entry in one.new]
         made = self._create(entries, max(one.now for one in group), group[0].audit)
         start = 0
         for one in group:
             one.result = made[start : start + len(one.new)]
             start += len(one.new)
+        return made
 
     def _create(self, new: Sequence[NewSchedule], now: datetime, audit: Audit) -> Made:
         with self._engine.begin() as conn:
-            made = create_schedules(conn, new, now=now, audit=audit, fresh_ids=True)
-        self._announce(made)
-        return made
+            return create_schedules(conn, new, now=now, audit=audit, fresh_ids=True)
+
+    def _announced(self, made: Made) -> None:
+        """The change notice of a committed transaction: best effort, since the creates
+        stand whatever happens to it (the leader's periodic re-read covers a lost one)."""
+        try:
+            self._announce(made)
+        except Exception:
+            log.exception("group commit: announcing %d created schedules failed", len(made))

@@ -205,16 +205,15 @@ def announce_created(notifier: ChangeNotifier, made: Sequence[tuple[Row, bool]])
     news), due when the first of them is."""
     created = [row for row, replayed in made if not replayed]
     if created:
-        notifier.schedule_changed(created[0]["id"], first_claim(created))
+        notifier.schedule_changed(created[0]["id"], first_due(created))
 
 
-def first_claim(created: Sequence[dict[str, Any]]) -> datetime | None:
+def first_due(created: Sequence[dict[str, Any]]) -> datetime | None:
     """When the leader first needs to see new schedules: the earliest instant one of them
-    falls due (None, look now, when one has none: nothing to gain by being precise)."""
-    instants: list[datetime | None] = [row["next_due_at"] for row in created]
-    if any(instant is None for instant in instants):
-        return None
-    return min(instant for instant in instants if instant is not None)
+    falls due (a paused one never does); None, look now, when none has one."""
+    return min(
+        (row["next_due_at"] for row in created if row["next_due_at"] is not None), default=None
+    )
 
 
 @router.put(
@@ -254,7 +253,7 @@ def put_schedule(
         row = upsert(conn, schedule_id, current, values, body.paused, now, audit, response)
     # Only a create may wait for the leader's next look: a change of a schedule it may
     # already hold a prepared fire of needs the leader now.
-    ctx.notifier.schedule_changed(schedule_id, first_claim([row]) if current is None else None)
+    ctx.notifier.schedule_changed(schedule_id, first_due([row]) if current is None else None)
     return public(row, response)
 
 

@@ -45,10 +45,13 @@ class Notice:
         schedule id) asks the leader to look now."""
         try:
             message = json.loads(data)
-            due = message["due"]
-            return cls(str(message["id"]), None if due is None else datetime.fromisoformat(due))
+            schedule_id = str(message["id"])
+            due = None if message["due"] is None else datetime.fromisoformat(message["due"])
         except (ValueError, KeyError, TypeError):
             return cls(data)
+        if due is not None and due.tzinfo is None:  # not ours: no instant to trust
+            due = None
+        return cls(schedule_id, due)
 
 
 class ChangeNotifier(Protocol):
@@ -67,14 +70,16 @@ class NullNotifier:
 
 
 class RedisNotifier:
-    """Publishes change notices on a Redis channel, at most one per ``min_interval_s``.
+    """Publishes change notices on a Redis channel, at most one per ``min_interval_s``, from
+    a sender thread of its own: announcing a change never waits on Redis, so a slow or
+    unreachable Redis delays no request (nor the API's group commit).
 
     A notice only wakes the leader to re-read the store, so one notice stands for every
     change committed before it is sent. The first change after a quiet spell is announced
-    at once; changes within ``min_interval_s`` of a notice share one more notice at the end
-    of that interval (sent from a timer thread), due by the earliest of their instants.
-    Under 1,000 creates a second that is 50 notices instead of 1,000, and a change is
-    announced at most ``min_interval_s`` late.
+    at once; changes made meanwhile or within ``min_interval_s`` of a notice share the next
+    one, due by the earliest of their instants. Under 1,000 creates a second that is 50
+    notices instead of 1,000, and a change is announced at most ``min_interval_s`` late
+    (plus a Redis round trip).
     """
 
     def __init__(
@@ -88,39 +93,50 @@ class RedisNotifier:
         self._channel = channel
         self._min_interval_s = min_interval_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._last_sent = -math.inf
         self._pending: Notice | None = None
+        self._sender: threading.Thread | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether a change waits for its notice to be sent."""
+        with self._changed:
+            return self._pending is not None
 
     def schedule_changed(self, schedule_id: str, due: datetime | None = None) -> None:
-        """Announce now, or join the notice already due at the end of the interval."""
+        """Join the next notice (the sender thread starts with the first change)."""
         notice = Notice(schedule_id, due)
-        with self._lock:
-            if self._pending is not None:
-                self._pending = self._pending.joined(notice)
-                return
-            wait = self._last_sent + self._min_interval_s - self._clock()
-            if wait > 0:
-                self._pending = notice
-                timer = threading.Timer(wait, self._send_pending)
-                timer.daemon = True
-                timer.start()
-                return
-            self._last_sent = self._clock()
-        self._publish(notice)
+        with self._changed:
+            self._pending = notice if self._pending is None else self._pending.joined(notice)
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_forever, name="sundial-notices-send", daemon=True
+                )
+                self._sender.start()
+            self._changed.notify()
 
-    def _send_pending(self) -> None:
-        with self._lock:
-            notice, self._pending = self._pending, None
-            self._last_sent = self._clock()
-        if notice is not None:
-            self._publish(notice)
+    def _send_forever(self) -> None:
+        while True:
+            with self._changed:
+                while self._pending is None:
+                    self._changed.wait()
+                wait = self._last_sent + self._min_interval_s - self._clock()
+            if wait > 0:
+                # The rate limit itself: changes made meanwhile join this notice.
+                time.sleep(wait)
+            with self._changed:
+                notice, self._pending = self._pending, None
+                self._last_sent = self._clock()
+            if notice is not None:
+                self._publish(notice)
 
     def _publish(self, notice: Notice) -> None:
-        """Publish; a Redis failure is logged, never raised into the API request."""
+        """Publish; a failure is logged: the leader's periodic re-read covers it, and the
+        sender thread lives on (a client closed at shutdown raises ``OSError`` too)."""
         try:
             self._client.publish(self._channel, notice.encode())
-        except redis.RedisError as exc:
+        except (redis.RedisError, OSError, ValueError) as exc:
             log.warning("notices: publish failed for schedule %s: %s", notice.schedule_id, exc)
 
 
@@ -162,10 +178,16 @@ class NoticeListener:
                     if message is not None and message["type"] == "message":
                         data = message["data"]
                         text = data.decode() if isinstance(data, bytes) else str(data)
-                        self._on_notice(Notice.decode(text))
+                        self._heard(Notice.decode(text))
             except redis.RedisError as exc:
                 self.subscribed.clear()
                 log.warning("notices: subscription lost (%s); retrying", exc)
                 self._stop.wait(self._retry_s)
             finally:
                 pubsub.close()
+
+    def _heard(self, notice: Notice) -> None:
+        try:
+            self._on_notice(notice)
+        except Exception:  # one bad notice must not end the listening for good
+            log.exception("notices: handling the notice of %s failed", notice.schedule_id)

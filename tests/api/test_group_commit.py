@@ -144,7 +144,7 @@ def test_a_request_that_goes_away_leaves_its_create_and_the_others_standing(
     async def scenario() -> list[Any]:
         with _writes_blocked(engine):
             first = asyncio.create_task(_create(committer, _values())())
-            await _until(lambda: committer.busy, "the first commit")
+            await _until(lambda: committer.busy and committer.waiting == 0, "the first commit")
             gone = asyncio.create_task(_create(committer, _values(kwargs={"n": 1}))())
             kept = asyncio.create_task(_create(committer, _values(kwargs={"n": 2}))())
             await _until(lambda: committer.waiting == 2, "2 creates queued")
@@ -157,3 +157,18 @@ def test_a_request_that_goes_away_leaves_its_create_and_the_others_standing(
     assert results[2][0][0]["kwargs"] == {"n": 2}
     with engine.connect() as conn:
         assert len(conn.execute(select(schedules)).all()) == 3
+
+
+def test_a_failed_announcement_leaves_every_create_answered_once(engine: Engine) -> None:
+    def announce(_made: Made) -> None:
+        raise RuntimeError("can't start new thread")
+
+    committer = GroupCommitter(engine, announce=announce)
+    calls = [_create(committer, _values(kwargs={"n": i})) for i in range(4)]
+    results = _behind_a_blocked_commit(engine, committer, calls)
+
+    # The group committed once, announced or not: no create is made again, none refused.
+    assert committer.groups == 1
+    assert [replayed for [(_, replayed)] in results] == [False] * 4
+    with engine.connect() as conn:
+        assert len(conn.execute(select(schedules)).all()) == 4

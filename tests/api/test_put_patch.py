@@ -118,7 +118,9 @@ def test_get_of_an_unknown_schedule_is_404(client: TestClient) -> None:
 def test_patch_merges_objects_and_null_removes(
     client: TestClient, clock: FakeClock, notifier: RecordingNotifier
 ) -> None:
-    put(client, "s1", priority=5, labels={"team": "a", "tier": "1"}, kwargs={"a": 1, "b": 2})
+    created = put(
+        client, "s1", priority=5, labels={"team": "a", "tier": "1"}, kwargs={"a": 1, "b": 2}
+    )
     clock.advance(1)
 
     response = client.patch(
@@ -137,7 +139,7 @@ def test_patch_merges_objects_and_null_removes(
     assert response.headers["ETag"] == '"2"'
     assert notifier.changed == ["s1", "s1"]
     # The create announces its first fire; a change of the schedule asks for a look now.
-    assert notifier.due == [datetime.fromisoformat(body["next_run_at"]), None]
+    assert notifier.due == [datetime.fromisoformat(created["next_run_at"]), None]
 
 
 def test_patch_accepts_plain_json(client: TestClient) -> None:
