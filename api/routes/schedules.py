@@ -183,8 +183,9 @@ def _new_schedules(
     now: datetime,
     items_at: str | None,
 ) -> list[NewSchedule]:
-    """What single and batch creates insert: each entry checked and armed, with a fresh
-    id (no I/O: the single create calls this on the event loop)."""
+    """What single and batch creates insert: each entry checked (task allowed) and turned
+    into stored values (a delay becomes its date), with a fresh id; arming happens in the
+    store. No I/O: the single create calls this on the event loop."""
     new = []
     ids = schedule_creation.new_ids(len(entries))
     for index, (spec, key) in enumerate(entries):
@@ -208,7 +209,7 @@ def announce_created(notifier: ChangeNotifier, made: Sequence[tuple[Row, bool]])
         notifier.schedule_changed(created[0]["id"], first_due(created))
 
 
-def first_due(created: Sequence[dict[str, Any]]) -> datetime | None:
+def first_due(created: Sequence[Row]) -> datetime | None:
     """When the leader first needs to see new schedules: the earliest instant one of them
     falls due (a paused one never does); None, look now, when none has one."""
     return min(

@@ -60,12 +60,14 @@ def _cycle(
     publisher: RecordingPublisher,
     poll_s: float = 0.25,
     threaded: bool = False,
+    ahead: timedelta = timedelta(0),
 ) -> tuple[SqlLease, Outbox, FireCycle]:
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
     outbox = Outbox(engine, publisher, lease, clock, batch_size=2, threaded=threaded)
     cycle = FireCycle(
-        engine, lease, outbox, SqlJobStore(engine), poll_s=poll_s, batch_size=2, clock=clock
-    )
+        engine, lease, outbox, SqlJobStore(engine), poll_s=poll_s, batch_size=2, clock=clock,
+        ahead=ahead,
+    )  # fmt: skip
     return lease, outbox, cycle
 
 
@@ -308,12 +310,7 @@ def test_a_fire_due_by_the_next_look_needs_no_wake_up_and_one_due_before_it_does
 
 def test_the_next_look_counts_the_fire_ahead_window(engine: Engine) -> None:
     clock, publisher = FakeClock(), RecordingPublisher()
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
-    outbox = Outbox(engine, publisher, lease, clock, batch_size=2)
-    cycle = FireCycle(
-        engine, lease, outbox, SqlJobStore(engine), poll_s=5.0, batch_size=2, clock=clock,
-        ahead=timedelta(seconds=1),
-    )  # fmt: skip
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, poll_s=5.0, ahead=timedelta(seconds=1))
     assert lease.acquire()
     clock.now = T0
 
