@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,10 @@ MAX_ERRORS = 10
 
 _INT_DIGITS = len(str(INT_MAX))
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Only an escape can put NUL or a surrogate in a decoded string: the decoder refuses a raw
+# control character, and UTF-8 cannot encode a surrogate. (An escaped backslash before
+# "u0000" matches too; that only costs the slow, exact walk.)
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -154,6 +158,8 @@ def loads(body: bytes) -> Any:
         raise StrictJsonError([Problem((), message)]) from exc
     except RecursionError as exc:
         raise StrictJsonError([Problem((), _too_deep())]) from exc
+    if _plainly_clean(value, text):
+        return value
     problems = []
     for problem in _problems(value):
         problems.append(problem)
@@ -166,6 +172,33 @@ def loads(body: bytes) -> Any:
 
 def _too_deep() -> str:
     return f"nested deeper than {MAX_DEPTH} levels"
+
+
+def _plainly_clean(root: Any, text: str) -> bool:
+    """True when ``root`` (decoded from ``text``) certainly has no problem. A cheap first
+    look: it visits the values but builds no locations, which cost most of the exact walk
+    (:func:`_problems`, run only when this says no)."""
+    if _UNSTORABLE_ESCAPE.search(text) is not None:
+        return False
+    stack: list[tuple[Any, int]] = [(root, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children: Iterable[Any]
+        if type(value) is dict:
+            children = value.values()
+        elif type(value) is list:
+            children = value
+        else:  # a refused value, or an object with a repeated key
+            return False
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                if depth >= MAX_DEPTH:
+                    return False
+                stack.append((child, depth + 1))
+            elif kind is _Refused or kind is _Object:
+                return False
+    return True
 
 
 def _problems(root: Any) -> Iterator[Problem]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest.mock import patch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, update
 
 from api import strict_json
@@ -336,3 +339,60 @@ def test_valid_surrogate_pairs_and_zero_forms_are_standard() -> None:
         0.0,
         -0.0,
     ]
+
+
+_FRAGMENTS = st.recursive(
+    st.sampled_from(
+        [
+            "1",
+            "-0",
+            "2.5",
+            "true",
+            "null",
+            '"x"',
+            '"\\u00e9"',
+            '"\\\\u0000"',
+            # offences: each must be found whether or not the quick look runs
+            "NaN",
+            "1e400",
+            "1e-400",
+            "99999999999999999999",
+            '"\\u0000"',
+            '"\\ud800"',
+            '{"a": 1, "a": 2}',
+            '{"\\u0000": 1}',
+            "[" * 64 + "]" * 64,
+        ]
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4).map(lambda xs: f"[{', '.join(xs)}]")
+        | st.lists(inner, max_size=4).map(
+            lambda xs: "{" + ", ".join(f'"k{i}": {x}' for i, x in enumerate(xs)) + "}"
+        )
+    ),
+    max_leaves=12,
+)
+
+
+def _outcome(body: bytes) -> object:
+    try:
+        return strict_json.loads(body)
+    except strict_json.StrictJsonError as exc:
+        return exc.problems
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FRAGMENTS)
+def test_the_quick_look_never_changes_the_answer(text: str) -> None:
+    """A body the quick first look passes is one the exact walk accepts too."""
+    body = text.encode()
+    with patch.object(strict_json, "_plainly_clean", return_value=False):
+        exact = _outcome(body)
+    assert _outcome(body) == exact
+
+
+def test_a_plain_batch_passes_the_quick_look() -> None:
+    entry = {"task": "t", "kwargs": {"n": 1, "s": "é"}, "trigger": {"type": "delay", "seconds": 5}}
+    text = json.dumps({"schedules": [entry] * 3}, ensure_ascii=False)
+    assert strict_json._plainly_clean(json.loads(text), text)
+    assert not strict_json._plainly_clean(json.loads(text), text.replace("é", "\\u0000"))
