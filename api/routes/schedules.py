@@ -188,9 +188,12 @@ def _new_schedules(
     store. No I/O: the single create calls this on the event loop."""
     new = []
     ids = schedule_creation.new_ids(len(entries))
+    allowed: set[str] = set()  # a batch names few tasks: each is matched once
     for index, (spec, key) in enumerate(entries):
         try:
-            schedule_spec.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
+            if spec.task not in allowed:
+                schedule_spec.check_task_allowed(spec.task, ctx.settings.allowed_tasks)
+                allowed.add(spec.task)
         except TaskNotAllowed as exc:
             if items_at is None:
                 raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, get_type_hints
 
 from scheduler.errors import TaskNotAllowed
 from scheduler.store.history import Audit, change_row
@@ -45,14 +45,19 @@ class ScheduleValues(TypedDict):
 
 
 VALUE_COLUMNS = tuple(ScheduleValues.__annotations__)
+_TIME_COLUMNS = tuple(
+    name for name, kind in get_type_hints(ScheduleValues).items() if kind == datetime | None
+)
 
 
 def spec_of(row: Mapping[str, Any]) -> dict[str, Any]:
     """A schedule's whole specification as JSON (what ``PUT`` takes): a version's record."""
-    spec = {
-        name: value.isoformat() if isinstance(value, datetime) else value
-        for name, value in ((name, row.get(name)) for name in VALUE_COLUMNS)
-    }
+    # Only the time columns need converting: testing every value's type cost a batch
+    # create a tenth of its time.
+    spec = {name: row.get(name) for name in VALUE_COLUMNS}
+    for name in _TIME_COLUMNS:
+        if (value := spec[name]) is not None:
+            spec[name] = value.isoformat()
     spec["exclude_calendars"] = list(spec["exclude_calendars"] or [])
     spec["on_excluded"] = spec["on_excluded"] or "skip"
     spec["headers"] = dict(row.get("headers") or {})
