@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -226,6 +227,47 @@ def test_threaded_outbox_publishes_every_claimed_batch_in_order(engine: Engine) 
         mine = [t for sid, t in fires if sid == f"s{i}"]
         assert mine == sorted(mine)
         assert [r["state"] for r in runs_of(engine, f"s{i}")] == ["dispatched", "dispatched"]
+
+
+class GatedPublisher(RecordingPublisher):
+    """Holds its first publish until ``gate`` opens; notes each publish in ``events``."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+        self.gate = threading.Event()
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
+        if not self.events:
+            assert self.gate.wait(timeout=30), "the test never opened the gate"
+        self.events.append("push")
+        return super().publish(dispatches)
+
+
+def test_a_burst_is_pushed_whole_before_its_batches_are_recorded(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    clock, publisher = FakeClock(), GatedPublisher(events)
+    lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
+    assert lease.acquire()
+    for i in range(6):
+        add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
+
+    def mark(engine: Engine, run_ids: Sequence[str], now: datetime) -> None:
+        events.append("mark")
+        mark_dispatched(engine, run_ids, now)
+
+    monkeypatch.setattr(outbox_module, "mark_dispatched", mark)
+    clock.now = T0 + timedelta(seconds=10)
+    try:
+        cycle()  # three full batches of 2: the first is held at the broker, two queue behind
+        publisher.gate.set()
+    finally:
+        outbox.close()
+
+    assert events == ["push"] * 3 + ["mark"] * 3
+    assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(6))
 
 
 def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
