@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    ConfigDict,
-    Strict,
-    StringConstraints,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-)
+from pydantic import AfterValidator, ConfigDict, Strict, StringConstraints
 
 from scheduler.store.models import ExcludedPolicy, Overlap
-from scheduler.timing.triggers import Timestamp, TriggerSpec
+from scheduler.timing.triggers import Timestamp, TriggerSpec, to_utc
 
 SCHEDULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 # Label keys exclude ':' so that the list filter `label=k:v` is unambiguous.
@@ -26,22 +18,9 @@ CalendarName = Annotated[str, StringConstraints(pattern=SCHEDULE_ID_PATTERN)]
 LabelValue = Annotated[str, StringConstraints(max_length=256)]
 
 
-def _in_range(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    try:
-        return handler(value)
-    except OverflowError as exc:
-        raise ValueError("date is out of the representable range") from exc
-
-
-def _to_utc(value: datetime) -> datetime:
-    try:
-        return value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("date is out of the representable range") from exc
-
-
-Trigger = Annotated[TriggerSpec, WrapValidator(_in_range)]
-UTCDatetime = Annotated[Timestamp, AfterValidator(_to_utc)]
+Trigger = TriggerSpec
+"""A trigger as bodies take it (a date out of UTC's range is refused by the model itself)."""
+UTCDatetime = Annotated[Timestamp, AfterValidator(to_utc)]
 """An RFC 3339 time with an offset (naive is refused), converted to UTC."""
 OverlapName = Annotated[Overlap, Strict(False)]
 """An overlap policy by name, in models that are otherwise strict."""

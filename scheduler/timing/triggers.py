@@ -42,6 +42,15 @@ Timestamp = Annotated[AwareDatetime, Strict(False), BeforeValidator(_time_text)]
 """An RFC 3339 time with an offset, sent as a string, in models that are otherwise strict."""
 
 
+def to_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a time UTC cannot represent (0001-01-01 at a positive offset) is a
+    ``ValueError``, which validation reports, where ``OverflowError`` would escape it."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("date is out of the representable range") from exc
+
+
 class _Spec(BaseModel):
     # Strict: seconds must be a JSON number and names JSON strings; "60" or true would
     # otherwise be coerced into a value the client did not send.
@@ -78,7 +87,7 @@ class DateSpec(_Spec):
     @field_validator("run_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        return to_utc(value)
 
 
 class DelaySpec(_Spec):
