@@ -8,6 +8,7 @@ in the test's own database.
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -27,18 +28,20 @@ OUTAGE_S = 30.0
 # checked out, with its traceback, and drops that connection: handled, not a crash (seen
 # on MariaDB, whose driver reports the lost connection only at that rollback).
 POOL_RESET = "Exception during reset or similar"
+_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
 def _tracebacks(cluster: Cluster) -> list[str]:
     """Log lines of a replica thread (or process) dying on an uncaught exception."""
     found = []
     for s in cluster.procs.schedulers():
-        lines = s.log().splitlines()
-        found += [
-            f"{s.name}: {line}"
-            for i, line in enumerate(lines)
-            if "Traceback" in line and not (i and POOL_RESET in lines[i - 1])
-        ]
+        record = ""  # the log record a traceback belongs to: the last line that opens one
+        for line in s.log().splitlines():
+            if _RECORD.match(line) or line.startswith("Exception in thread"):
+                record = line
+            elif "Traceback" in line and POOL_RESET not in record:
+                # Chained exceptions print one traceback each, all under the same record.
+                found.append(f"{s.name}: {line}")
     return found
 
 
