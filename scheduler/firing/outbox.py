@@ -48,7 +48,7 @@ from scheduler.firing.dispatch import Publisher
 from scheduler.leadership.lease import Lease
 from scheduler.leadership.skew import ClockGuard
 from scheduler.metrics import SchedulerMetrics, private
-from scheduler.timing.clock import Clock
+from scheduler.timing.clock import Clock, monotonic
 
 log = logging.getLogger("sundial.outbox")
 
@@ -64,6 +64,9 @@ BUSY_RELAY_S = 0.05
 MARK_RETRY_S = 0.5
 # Batches claimed ahead of the broker: enough to overlap, few enough to bound memory.
 QUEUE_BATCHES = 2
+# Batches pushed back to back are recorded at the latest this long after the first of them
+# (a 10,000 burst is ~10 pushes of 15 to 30 ms): what a leader killed meanwhile leaves pending.
+MARK_WITHIN_S = 0.2
 # At most this many of an earlier term's prepared runs are taken over; any beyond stay
 # pending and the relay sends them once due.
 ADOPT_LIMIT = 100_000
@@ -301,17 +304,22 @@ class Outbox:
         # instant's prepared fires) they are pushed first and recorded after, so the last
         # message of a burst does not wait for the marks of all before it (~30 ms a
         # thousand). The relay stays off meanwhile: the queue's last batch is not done
-        # until these marks are.
+        # until these marks are. At most MARK_WITHIN_S passes before they are recorded: a
+        # leader killed meanwhile leaves them pending, and the next term relays them (a
+        # Redis broker recognises them; RabbitMQ would deliver them again).
         unrecorded: list[tuple[list[str], datetime]] = []
+        since = 0.0  # when the oldest of them was pushed (monotonic)
         while True:
             batch = self._queue.get()
             try:
                 if batch is not None:
+                    if not unrecorded:
+                        since = monotonic()
                     unrecorded.append(self._push(batch))
             except Exception:  # this thread must survive; unsent runs stay pending
                 log.exception("outbox: sending a batch of %d runs failed", len(batch or ()))
             finally:
-                if batch is None or self._queue.empty():
+                if batch is None or self._queue.empty() or monotonic() - since >= MARK_WITHIN_S:
                     self._mark_all(unrecorded)
                 self._queue.task_done()
             if batch is None:

@@ -29,19 +29,28 @@ OUTAGE_S = 30.0
 # on MariaDB, whose driver reports the lost connection only at that rollback).
 POOL_RESET = "Exception during reset or similar"
 _RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+_CHAINED = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
 
 
 def _tracebacks(cluster: Cluster) -> list[str]:
     """Log lines of a replica thread (or process) dying on an uncaught exception."""
     found = []
     for s in cluster.procs.schedulers():
-        record = ""  # the log record a traceback belongs to: the last line that opens one
+        record, previous = "", ""  # the log record a traceback would belong to; last line
         for line in s.log().splitlines():
-            if _RECORD.match(line) or line.startswith("Exception in thread"):
+            if _RECORD.match(line):
                 record = line
-            elif "Traceback" in line and POOL_RESET not in record:
-                # Chained exceptions print one traceback each, all under the same record.
+            elif "Traceback" in line and not (
+                # The pool's handled reset failure: its traceback follows the record, and an
+                # exception it chains prints one more, each after its "During handling…".
+                POOL_RESET in record and (previous == record or previous in _CHAINED)
+            ):
                 found.append(f"{s.name}: {line}")
+            if line.strip():
+                previous = line
     return found
 
 

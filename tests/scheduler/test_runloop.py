@@ -244,9 +244,8 @@ class GatedPublisher(RecordingPublisher):
         return super().publish(dispatches)
 
 
-def test_a_burst_is_pushed_whole_before_its_batches_are_recorded(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _burst_events(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Pushes and marks, in order, of three full batches queued behind a held first push."""
     events: list[str] = []
     clock, publisher = FakeClock(), GatedPublisher(events)
     lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True)
@@ -265,9 +264,22 @@ def test_a_burst_is_pushed_whole_before_its_batches_are_recorded(
         publisher.gate.set()
     finally:
         outbox.close()
-
-    assert events == ["push"] * 3 + ["mark"] * 3
     assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(6))
+    return events
+
+
+def test_a_burst_is_pushed_whole_before_its_batches_are_recorded(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _burst_events(engine, monkeypatch) == ["push"] * 3 + ["mark"] * 3
+
+
+def test_a_long_burst_is_recorded_as_it_goes(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pushed batches wait at most MARK_WITHIN_S for their marks (here: not at all)."""
+    monkeypatch.setattr(outbox_module, "MARK_WITHIN_S", 0.0)
+    assert _burst_events(engine, monkeypatch) == ["push", "mark"] * 3
 
 
 def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
