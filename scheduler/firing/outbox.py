@@ -20,7 +20,7 @@ Two rules keep a run from being published twice:
 
 With ``threaded=True`` a burst's full batches are sent from a thread of their own, so the
 leader claims the next batch while the last one is being published; batches queued behind
-each other are all pushed before any is recorded.
+each other are pushed first and recorded after (within ``MARK_WITHIN_S``).
 
 **Fire ahead.** A claim may hand over runs prepared ahead of their instant (``due_at`` in
 the future): their messages are built at once and held here, and :meth:`Outbox.release_due`
