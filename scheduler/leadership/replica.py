@@ -121,7 +121,7 @@ def build_replica(
     ``settings.scheduler_metrics_port`` once started.
     """
     metrics = metrics or private()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, idle_in_transaction_s=settings.lease_ttl_seconds)
     replica = this_replica()
     guard = ClockGuard(timedelta(seconds=settings.max_clock_skew_seconds), clock)
     client: redis.Redis | None = None

@@ -89,11 +89,17 @@ def among(conn: Connection, column: ColumnElement[str], ids: list[str]) -> Colum
     return column.in_(ids)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, idle_in_transaction_s: float | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions.
 
     Statement parameters are kept out of error messages: they carry schedule kwargs and task
     results (webhook headers, tokens), and those messages end up in logs.
+
+    ``idle_in_transaction_s`` (PostgreSQL): the server ends a session whose transaction sat
+    idle that long. A scheduler passes its lease TTL: a leader frozen inside a fenced
+    transaction (SIGSTOP, a VM paused) holds a lock on the leader row, and the next term's
+    fencing token waits on it; ended by the server, that lock is gone by the time the lease
+    has expired, instead of when the frozen process runs again.
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -104,6 +110,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     if make_url(url).get_backend_name() in MYSQL_DIALECTS:
         return _mysql_engine(url, kwargs)
+    if idle_in_transaction_s is not None:
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        timeout_ms = max(1, round(idle_in_transaction_s * 1000))
+        connect_args["options"] = (
+            f"{connect_args.get('options', '')} -c idle_in_transaction_session_timeout={timeout_ms}"
+        ).strip()
+        kwargs["connect_args"] = connect_args
     return create_engine(url, **kwargs)
 
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
-from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 import scheduler.leadership.lease as lease_module
-from scheduler.leadership.lease import SAFETY_MARGIN, RedisLease, Replica, SqlLease
+from scheduler.firing.claim import check_fencing
+from scheduler.leadership.lease import SAFETY_MARGIN, RedisLease, Replica, SqlLease, _new_term
 from scheduler.store.db import make_engine
 from scheduler.store.models import leader, leader_terms
 from tests.services import unique_name
@@ -268,3 +270,30 @@ def test_a_term_never_released_ends_when_its_lease_last_expired(
         T0 + timedelta(seconds=34),
         None,
     )
+
+
+def test_a_leader_frozen_inside_a_fenced_transaction_does_not_hold_up_the_next_term(
+    new_database_url: Callable[[str], str],
+) -> None:
+    """The frozen leader's share lock on the leader row goes with its session, ended by
+    PostgreSQL once its transaction sat idle for ``idle_in_transaction_s`` (the lease TTL
+    in ``sundial scheduler``), not when the process runs again."""
+    url = new_database_url("postgresql")
+    frozen, follower = make_engine(url, idle_in_transaction_s=0.5), make_engine(url)
+    try:
+        stuck = frozen.connect()
+        stuck.begin()
+        check_fencing(stuck, 0)  # share-locks the leader row, then goes quiet
+        started = time.monotonic()
+        with follower.begin() as conn:
+            # Without the server ending the frozen session this waits the whole 10 s.
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+            token = _new_term(conn, B, datetime.now(UTC), 10.0)
+        assert token == 1
+        assert time.monotonic() - started < 5
+        with pytest.raises(DBAPIError, match="idle-in-transaction timeout"):
+            stuck.execute(select(leader.c.fencing_token))
+        stuck.invalidate()
+    finally:
+        frozen.dispose()
+        follower.dispose()
