@@ -3,8 +3,10 @@ server commands keep their options and load only their own layer."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import uvicorn
 from click.testing import CliRunner
 
 import jobs.app
-from sundial.cli import load_settings, main
+from sundial.cli import api_from_environment, load_settings, main
 
 
 def test_bad_setting_exits_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,6 +66,34 @@ def test_api_access_log_is_off_unless_asked_for(
         assert result.exit_code == 0, result.output
 
     assert [kwargs["access_log"] for kwargs in seen] == [logged, logged]
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Give back to the collector what a test's ``sundial api`` froze."""
+    yield
+    gc.unfreeze()
+
+
+def _collector_sees(obj: object) -> bool:
+    return any(tracked is obj for tracked in gc.get_objects())
+
+
+@pytest.mark.usefixtures("unfrozen")
+def test_the_api_serves_with_its_start_up_out_of_the_collectors_sight(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SUNDIAL_DATABASE_URL", f"sqlite:///{tmp_path / 'sundial.db'}")
+    served: list[Any] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **_kwargs: served.append(app))
+
+    result = CliRunner().invoke(main, ["api", "--workers", "1"])
+    each_worker = api_from_environment()  # what uvicorn calls in each of several workers
+
+    assert result.exit_code == 0, result.output
+    assert not _collector_sees(served[0])
+    assert not _collector_sees(each_worker)
+    assert _collector_sees([]), "a new object is collected as before"
 
 
 def test_other_commands_refuse_unknown_options() -> None:
