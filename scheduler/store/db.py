@@ -4,6 +4,7 @@ there."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,7 +100,10 @@ def make_engine(url: str, idle_in_transaction_s: float | None = None, **kwargs: 
     idle that long. A scheduler passes its lease TTL: a leader frozen inside a fenced
     transaction (SIGSTOP, a VM paused) holds a lock on the leader row, and the next term's
     fencing token waits on it; ended by the server, that lock is gone by the time the lease
-    has expired, instead of when the frozen process runs again.
+    has expired, instead of when the frozen process runs again. MySQL has no such timeout
+    (MariaDB's ``idle_transaction_timeout`` is its own): there the session's
+    ``wait_timeout`` (whole seconds, rounded up) ends a session idle that long in a
+    transaction or not, and pre-ping replaces an idle pooled connection it ended.
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -109,7 +113,7 @@ def make_engine(url: str, idle_in_transaction_s: float | None = None, **kwargs: 
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     if make_url(url).get_backend_name() in MYSQL_DIALECTS:
-        return _mysql_engine(url, kwargs)
+        return _mysql_engine(url, idle_in_transaction_s, kwargs)
     if idle_in_transaction_s is not None:
         connect_args = dict(kwargs.pop("connect_args", {}))
         timeout_ms = max(1, round(idle_in_transaction_s * 1000))
@@ -120,7 +124,7 @@ def make_engine(url: str, idle_in_transaction_s: float | None = None, **kwargs: 
     return create_engine(url, **kwargs)
 
 
-def _mysql_engine(url: str, kwargs: dict[str, Any]) -> Engine:
+def _mysql_engine(url: str, idle_s: float | None, kwargs: dict[str, Any]) -> Engine:
     # READ COMMITTED, as on PostgreSQL: under MySQL's default REPEATABLE READ a locking
     # read takes gap locks, and two claimers (or a claim and an API write) deadlock.
     kwargs.setdefault("isolation_level", "READ COMMITTED")
@@ -131,9 +135,10 @@ def _mysql_engine(url: str, kwargs: dict[str, Any]) -> Engine:
     if "charset" not in make_url(url).query:
         connect_args.setdefault("charset", "utf8mb4")
     # Strict mode: a value too long for its column is an error, never silently cut.
-    connect_args.setdefault(
-        "init_command", "SET SESSION sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_TRANS_TABLES')"
-    )
+    session = ["sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_TRANS_TABLES')"]
+    if idle_s is not None:
+        session.append(f"wait_timeout = {math.ceil(idle_s)}")
+    connect_args.setdefault("init_command", "SET SESSION " + ", SESSION ".join(session))
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
