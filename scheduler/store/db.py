@@ -100,10 +100,8 @@ def make_engine(url: str, idle_in_transaction_s: float | None = None, **kwargs: 
     idle that long. A scheduler passes its lease TTL: a leader frozen inside a fenced
     transaction (SIGSTOP, a VM paused) holds a lock on the leader row, and the next term's
     fencing token waits on it; ended by the server, that lock is gone by the time the lease
-    has expired, instead of when the frozen process runs again. MySQL has no such timeout
-    (MariaDB's ``idle_transaction_timeout`` is its own): there the session's
-    ``wait_timeout`` (whole seconds, rounded up) ends a session idle that long in a
-    transaction or not, and pre-ping replaces an idle pooled connection it ended.
+    has expired, instead of when the frozen process runs again. MariaDB has the same
+    timeout in whole seconds (rounded up here); MySQL only its ``wait_timeout``, which see.
     """
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
@@ -135,11 +133,28 @@ def _mysql_engine(url: str, idle_s: float | None, kwargs: dict[str, Any]) -> Eng
     if "charset" not in make_url(url).query:
         connect_args.setdefault("charset", "utf8mb4")
     # Strict mode: a value too long for its column is an error, never silently cut.
-    session = ["sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_TRANS_TABLES')"]
+    connect_args.setdefault(
+        "init_command", "SET SESSION sql_mode = CONCAT_WS(',', @@sql_mode, 'STRICT_TRANS_TABLES')"
+    )
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
     if idle_s is not None:
-        session.append(f"wait_timeout = {math.ceil(idle_s)}")
-    connect_args.setdefault("init_command", "SET SESSION " + ", SESSION ".join(session))
-    return create_engine(url, connect_args=connect_args, **kwargs)
+        _end_idle_transactions(engine, math.ceil(idle_s))
+    return engine
+
+
+def _end_idle_transactions(engine: Engine, seconds: int) -> None:
+    # MariaDB ends a session idle inside a transaction, as PostgreSQL does. MySQL has only
+    # wait_timeout, which ends any session idle that long, in a transaction or not: a
+    # pooled connection it ended is replaced by pre-ping, at the cost of a reconnect.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # The dialect knows the server by now: the engine's first connect initializes it
+        # before any listener added afterwards runs.
+        mariadb = getattr(engine.dialect, "is_mariadb", False)
+        variable = "idle_transaction_timeout" if mariadb else "wait_timeout"
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"SET SESSION {variable} = {seconds}")
+        cursor.close()
 
 
 def update_one_returning(
