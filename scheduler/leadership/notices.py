@@ -169,7 +169,8 @@ class NoticeListener:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            # Untyped in older redis-py releases, typed in 8.2: the ignore holds for either.
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
             try:
                 pubsub.subscribe(self._channel)
                 self.subscribed.set()
