@@ -25,9 +25,12 @@ each other are pushed first and recorded after (within ``MARK_WITHIN_S``).
 **Fire ahead.** A claim may hand over runs prepared ahead of their instant (``due_at`` in
 the future): their messages are built at once and held here, and :meth:`Outbox.release_due`
 publishes them when their instant comes, after one fenced check in the store that withdraws
-those whose schedule was paused, changed or deleted meanwhile. While any are held the relay
-does not run (it would find them pending); dropped ones (a broker refusal, a new term) stay
-pending in the store and the relay sends them, once due, like any other pending run.
+those whose schedule was paused, changed or deleted meanwhile. The relay does not run while
+a held run's instant has come (it would find it pending); held runs still to come do not
+hold it back, so a window longer than the gaps between fires cannot starve it. Dropped ones
+(a broker refusal, a new term) stay pending in the store and the relay sends them, once
+due, like any other pending run; while older runs wait there (a refusal), none is released
+ahead of them. Runs prepared while fires could not go out are held once the relay has run.
 """
 
 from __future__ import annotations
@@ -110,7 +113,9 @@ class Outbox:
         self._open = False  # this cycle's new fires may be published
         # Runs prepared ahead of their instant, by due time; their messages are built.
         self._prepared: list[Dispatch] = []
-        self._adopt = False  # an earlier term's prepared runs are still to be taken over
+        # Runs prepared ahead in the store and not held here (an earlier term's, or this
+        # term's claimed while fires could not go out) are to be taken over after a relay.
+        self._adopt = False
         self._queue: queue.Queue[Sequence[Dispatch] | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -142,6 +147,9 @@ class Outbox:
         if claim.revoke:
             self._publisher.revoke(claim.revoke)
         if not self._open:
+            # Pending in the store: the due ones go out with the relay, in order; those
+            # prepared ahead are held once it has run, to go out at their instant.
+            self._adopt = self._adopt or any(d.due_at is not None for d in claim.dispatches)
             return
         now = self._clock()
         ready = [d for d in claim.dispatches if d.due_at is None or d.due_at <= now]
@@ -169,7 +177,10 @@ class Outbox:
         if not cut:
             return
         due, self._prepared = self._prepared[:cut], self._prepared[cut:]
-        if token != self._term or self._backing_off(now) or not self._lease.held():
+        # With older runs waiting in the store (a refusal), these go out behind them: they
+        # stay pending and the relay sends them all in fire-time order.
+        stale = token != self._term or self._backlog or not self._lease.held()
+        if stale or self._backing_off(now):
             self._publisher.discard([d.run_id for d in due])
             return
         for start in range(0, len(due), self._batch):
@@ -207,7 +218,7 @@ class Outbox:
         to retry; ``waiting`` is when the earliest run waiting in the store may go out."""
         now = self._clock()
         ready = max(self._retry_at or now, now)
-        if self._busy():
+        if self._busy(now):
             # Batches still on their way out hold the relay back: look again shortly.
             ready = max(ready, now + timedelta(seconds=BUSY_RELAY_S))
         times: list[datetime] = []
@@ -241,18 +252,20 @@ class Outbox:
         now = self._clock()
         if self._backing_off(now):
             return False
-        if self._busy():
-            # What is pending in the store now includes runs this process is sending or
-            # has sent: relaying would publish them twice. Relay at a later cycle.
+        if self._busy(now):
+            # What is pending in the store now includes runs this process is sending, has
+            # sent or holds for this instant: relaying would publish them twice. Relay at a
+            # later cycle (a held fire that came due is released or dropped in this one).
             return not self._backlog
         if not self._backlog and self._next_relay is not None and now < self._next_relay:
             return True
         self._next_relay = now + timedelta(seconds=RELAY_EVERY_S)
         self._backlog = not self._relay(token)
         if not self._backlog and self._adopt:
-            # Fires an earlier term prepared for instants still to come: held here like
-            # ours, they go out at their instant and before any later fire of theirs.
+            # Fires prepared in the store for instants still to come: held here, they go
+            # out at their instant and before any later fire of theirs.
             self._adopt = False
+            self.drop_prepared()
             self._hold(prepared_dispatches(self._engine, token, ADOPT_LIMIT, now))
         return not self._backlog
 
@@ -271,9 +284,14 @@ class Outbox:
             if len(pending) < self._batch:
                 return True
 
-    def _busy(self) -> bool:
+    def _busy(self, now: datetime) -> bool:
+        # Held fires still to come do not count, so a window longer than the gaps between
+        # instants cannot starve the relay. One that comes due while the relay runs may be
+        # relayed: its check at the instant then finds it no longer pending (or, were its
+        # mark lost, the backlog keeps it from being released).
+        due_held = bool(self._prepared) and _due(self._prepared[0]) <= now
         # Idle first: a batch finishing now adds to _unmarked before it counts as done.
-        idle = (self._queue is None or self._queue.unfinished_tasks == 0) and not self._prepared
+        idle = (self._queue is None or self._queue.unfinished_tasks == 0) and not due_held
         with self._lock:
             return not idle or bool(self._unmarked)
 

@@ -18,6 +18,7 @@ from scheduler.leadership.runloop import FireCycle
 from scheduler.store.history import Audit
 from scheduler.store.jobstore import SqlJobStore
 from scheduler.store.models import LEADER_ROW, RunState, leader, run_id_for
+from scheduler.store.run_store import trigger_run
 from scheduler.store.schedule_reads import get_schedule
 from scheduler.store.schedule_spec import ScheduleValues
 from scheduler.store.schedule_updates import (
@@ -38,7 +39,11 @@ WHO = Audit("tester", reason="edge of the window")
 
 
 def _leader(
-    engine: Engine, clock: FakeClock, publisher: RecordingPublisher, name: str = "r1"
+    engine: Engine,
+    clock: FakeClock,
+    publisher: RecordingPublisher,
+    name: str = "r1",
+    ahead: timedelta = AHEAD,
 ) -> tuple[SqlLease, Outbox, FireCycle]:
     lease = SqlLease(engine, Replica(name, "h", 1), ttl_s=600, clock=clock)
     outbox = Outbox(engine, publisher, lease, clock, batch_size=100)
@@ -50,7 +55,7 @@ def _leader(
         poll_s=5,
         batch_size=100,
         clock=clock,
-        ahead=AHEAD,
+        ahead=ahead,
     )
     return lease, outbox, cycle
 
@@ -119,6 +124,58 @@ def test_schedules_with_an_overlap_policy_are_claimed_at_their_instant(engine: E
     clock.now = T1
     cycle()
     assert [d.run_id for d in publisher.sent] == [run_id_for("s", T1)]
+
+
+def test_after_a_broker_refusal_held_fires_go_out_behind_the_refused_ones(
+    engine: Engine,
+) -> None:
+    """A window longer than the broker backoff (1 s) holds fires past the end of it: they
+    must not go out before the older fires the refusal left pending in the store."""
+    clock, publisher = FakeClock(), RecordingPublisher()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 1}, T0)
+    lease, _outbox, cycle = _leader(engine, clock, publisher, ahead=timedelta(seconds=1.5))
+    assert lease.acquire()
+    first, second, third = (run_id_for("s", T0 + timedelta(seconds=n)) for n in (1, 2, 3))
+    clock.now = T0 + timedelta(seconds=0.6)
+    cycle()
+    assert publisher.prepared == [first, second]
+
+    publisher.down = True
+    clock.now = T0 + timedelta(seconds=1)
+    cycle()  # the first is refused: it waits pending, the broker backs off for 1 s
+    clock.now = T0 + timedelta(seconds=1.6)
+    cycle()  # backing off: the third is recorded, not held
+    assert publisher.sent == []
+
+    publisher.down = False
+    for at in (2, 2.6):  # the backoff is over and the second is due
+        clock.now = T0 + timedelta(seconds=at)
+        cycle()
+    assert [d.run_id for d in publisher.sent] == [first, second]
+    clock.now = T0 + timedelta(seconds=3)
+    cycle()  # the third was held once the relay had run: it goes out at its instant
+    sent = [d.run_id for d in publisher.sent]
+    assert sent[:3] == [first, second, third]
+    assert len(sent) == len(set(sent))  # each once
+    assert [r["state"] for r in runs_of(engine, "s")][:3] == ["dispatched"] * 3
+
+
+def test_a_window_longer_than_the_gaps_between_fires_does_not_hold_up_the_relay(
+    engine: Engine,
+) -> None:
+    """Fires are held at every moment; a manual run waiting in the store still goes out."""
+    clock, publisher = FakeClock(), RecordingPublisher()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 1}, T0)
+    lease, _outbox, cycle = _leader(engine, clock, publisher, ahead=timedelta(seconds=1.5))
+    assert lease.acquire()
+    clock.now = T0 + timedelta(seconds=0.6)
+    cycle()
+    with engine.begin() as conn:
+        manual = trigger_run(conn, "s", clock.now, WHO)["id"]
+    for at in (1, 1.2, 1.4, 1.6):
+        clock.now = T0 + timedelta(seconds=at)
+        cycle()
+    assert manual in [d.run_id for d in publisher.sent]
 
 
 def _pause(engine: Engine, schedule_id: str, now: datetime) -> None:
