@@ -25,12 +25,13 @@ each other are pushed first and recorded after (within ``MARK_WITHIN_S``).
 **Fire ahead.** A claim may hand over runs prepared ahead of their instant (``due_at`` in
 the future): their messages are built at once and held here, and :meth:`Outbox.release_due`
 publishes them when their instant comes, after one fenced check in the store that withdraws
-those whose schedule was paused, changed or deleted meanwhile. The relay does not run while
-a held run's instant has come (it would find it pending); held runs still to come do not
-hold it back, so a window longer than the gaps between fires cannot starve it. Dropped ones
-(a broker refusal, a new term) stay pending in the store and the relay sends them, once
-due, like any other pending run; while older runs wait there (a refusal), none is released
-ahead of them. Runs prepared while fires could not go out are held once the relay has run.
+those whose schedule was paused, changed or deleted meanwhile. Each cycle releases the held
+runs whose instant has come before it relays (the relay would find them pending); runs still
+to come do not hold the relay back, so a window longer than the gaps between fires cannot
+starve it. Dropped ones (a broker refusal, a new term) stay pending in the store and the
+relay sends them, once due, like any other pending run; while older runs wait there (a
+refusal), none is released ahead of them. Runs prepared while fires could not go out are
+held once the relay has run.
 """
 
 from __future__ import annotations
@@ -125,9 +126,9 @@ class Outbox:
 
     def begin(self, token: int) -> None:
         """Start a leader's cycle under ``token``: record what the broker accepted earlier,
-        then relay pending runs if it is time to.
+        publish the held runs whose instant has come, then relay pending runs if it is time.
 
-        Raises what the relay's store access raises (``SQLAlchemyError``,
+        Raises what the store access of those raises (``SQLAlchemyError``,
         :class:`~scheduler.errors.LeadershipLost`); the cycle deals with those.
         """
         if token != self._term:
@@ -139,6 +140,12 @@ class Outbox:
             self.drop_prepared()
             self._adopt = True
         self._retry_marks()
+        # Held runs whose instant has come go first (or, behind older runs waiting in the
+        # store, back to it): a relay would find them pending. Those still to come do not
+        # hold the relay back, so a window longer than the gaps between fires cannot
+        # starve it. One that comes due while the relay runs may be relayed: its check at
+        # the instant then finds it no longer pending.
+        self.release_due(token)
         self._open = self._relay_when_due(token)
 
     def publish(self, claim: Claim) -> None:
@@ -218,7 +225,7 @@ class Outbox:
         to retry; ``waiting`` is when the earliest run waiting in the store may go out."""
         now = self._clock()
         ready = max(self._retry_at or now, now)
-        if self._busy(now):
+        if self._busy():
             # Batches still on their way out hold the relay back: look again shortly.
             ready = max(ready, now + timedelta(seconds=BUSY_RELAY_S))
         times: list[datetime] = []
@@ -252,10 +259,9 @@ class Outbox:
         now = self._clock()
         if self._backing_off(now):
             return False
-        if self._busy(now):
-            # What is pending in the store now includes runs this process is sending, has
-            # sent or holds for this instant: relaying would publish them twice. Relay at a
-            # later cycle (a held fire that came due is released or dropped in this one).
+        if self._busy():
+            # What is pending in the store now includes runs this process is sending or
+            # has sent: relaying would publish them twice. Relay at a later cycle.
             return not self._backlog
         if not self._backlog and self._next_relay is not None and now < self._next_relay:
             return True
@@ -263,10 +269,12 @@ class Outbox:
         self._backlog = not self._relay(token)
         if not self._backlog and self._adopt:
             # Fires prepared in the store for instants still to come: held here, they go
-            # out at their instant and before any later fire of theirs.
-            self._adopt = False
+            # out at their instant and before any later fire of theirs. The store's list
+            # includes the runs held now: it replaces them once it has been read.
+            adopted = prepared_dispatches(self._engine, token, ADOPT_LIMIT, now)
             self.drop_prepared()
-            self._hold(prepared_dispatches(self._engine, token, ADOPT_LIMIT, now))
+            self._hold(adopted)
+            self._adopt = False
         return not self._backlog
 
     def _relay(self, token: int) -> bool:
@@ -284,14 +292,9 @@ class Outbox:
             if len(pending) < self._batch:
                 return True
 
-    def _busy(self, now: datetime) -> bool:
-        # Held fires still to come do not count, so a window longer than the gaps between
-        # instants cannot starve the relay. One that comes due while the relay runs may be
-        # relayed: its check at the instant then finds it no longer pending (or, were its
-        # mark lost, the backlog keeps it from being released).
-        due_held = bool(self._prepared) and _due(self._prepared[0]) <= now
+    def _busy(self) -> bool:
         # Idle first: a batch finishing now adds to _unmarked before it counts as done.
-        idle = (self._queue is None or self._queue.unfinished_tasks == 0) and not due_held
+        idle = self._queue is None or self._queue.unfinished_tasks == 0
         with self._lock:
             return not idle or bool(self._unmarked)
 

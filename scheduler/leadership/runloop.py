@@ -85,7 +85,6 @@ class FireCycle:
             return self._poll_s
         try:
             self._outbox.begin(token)
-            self._outbox.release_due(token)
             self._fired = False
             while True:
                 with self._metrics.claiming():

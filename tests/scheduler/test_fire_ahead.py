@@ -163,19 +163,27 @@ def test_after_a_broker_refusal_held_fires_go_out_behind_the_refused_ones(
 def test_a_window_longer_than_the_gaps_between_fires_does_not_hold_up_the_relay(
     engine: Engine,
 ) -> None:
-    """Fires are held at every moment; a manual run waiting in the store still goes out."""
+    """Fires are held at every moment and every look is at an instant of one: each goes out
+    at its instant, once, and a manual run waiting in the store still goes out."""
     clock, publisher = FakeClock(), RecordingPublisher()
-    add_schedule(engine, "s", {"type": "interval", "seconds": 1}, T0)
+    every_1s = {"type": "interval", "seconds": 1}
+    add_schedule(engine, "a", every_1s, T0)
+    add_schedule(engine, "b", every_1s, T0 + timedelta(seconds=0.5))
     lease, _outbox, cycle = _leader(engine, clock, publisher, ahead=timedelta(seconds=1.5))
     assert lease.acquire()
     clock.now = T0 + timedelta(seconds=0.6)
     cycle()
     with engine.begin() as conn:
-        manual = trigger_run(conn, "s", clock.now, WHO)["id"]
-    for at in (1, 1.2, 1.4, 1.6):
+        manual = trigger_run(conn, "a", clock.now, WHO)["id"]
+    expected: list[str] = []
+    for at, sid in ((1, "a"), (1.5, "b"), (2, "a"), (2.5, "b")):
         clock.now = T0 + timedelta(seconds=at)
         cycle()
-    assert manual in [d.run_id for d in publisher.sent]
+        expected.append(run_id_for(sid, clock.now))
+        assert [d.run_id for d in publisher.sent if d.run_id != manual] == expected
+    sent = [d.run_id for d in publisher.sent]
+    assert manual in sent
+    assert len(sent) == len(set(sent))
 
 
 def _pause(engine: Engine, schedule_id: str, now: datetime) -> None:
