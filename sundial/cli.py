@@ -4,8 +4,10 @@ export, import-beat)."""
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import logging
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -46,6 +48,12 @@ def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+
+
+def _stacks_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` writes every thread's stack to stderr, so a server that hangs
+    can say where; written from the signal itself, it works while Python is stuck."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,6 +97,7 @@ def api(host: str, port: int, workers: int | None) -> None:
     import uvicorn
 
     _configure_logging()
+    _stacks_on_sigusr1()
     settings = load_settings()
     workers = workers or settings.api_workers
     if workers > 1:
@@ -124,6 +133,7 @@ def scheduler() -> None:
     from scheduler.metrics import SchedulerMetrics
 
     _configure_logging()
+    _stacks_on_sigusr1()
     build_replica(load_settings(), metrics=SchedulerMetrics(CollectorRegistry())).run()
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from scheduler.timing.clock import utcnow
 from tests.faults.cluster import TTL_S, Cluster, mixed_workload
+from tests.faults.processes import DUMPED
 from tests.services import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -131,6 +132,19 @@ def test_sigterm_hands_the_lease_over_in_under_a_second(cluster: Cluster) -> Non
     print(f"\nSIGTERM handovers (lease, first fire) s: {rounded}; {verdict.summary()}")
     assert verdict.violations == []
     assert all(lease < 1.0 for lease, _ in handovers), f"slow handover: {handovers}"
+
+
+def test_a_replica_sent_sigusr1_writes_every_threads_stack_and_runs_on(cluster: Cluster) -> None:
+    """What a failing scenario prints for a process that did not move on (a SIGTERM'd
+    leader once kept its lease with nothing in its log to say why)."""
+    (replica,) = cluster.start_replicas(1)
+    stacks = cluster.procs.stacks()
+    # The main thread in APScheduler's loop, the lease keeper, the outbox's sender, ...
+    assert stacks.count(DUMPED) >= 3, stacks
+    assert "_main_loop" in stacks, stacks
+    assert replica.alive()
+    replica.signal(signal.SIGTERM)
+    assert replica.proc.wait(timeout=15) == 0
 
 
 def test_leader_whose_renew_thread_is_starved_stops_at_its_deadline_and_is_fenced(
