@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from scheduler.firing.broker import EMBEDDED_TRANSPORT_OPTIONS, embedded_broker
 from scheduler.settings import Settings
+from scheduler.stop_signals import StopSignals
 from scheduler.store import migrate
 
 log = logging.getLogger("sundial.dev")
@@ -82,15 +83,10 @@ def run_dev(settings: Settings, port: int) -> None:
     ]
     log.info("dev: API on http://127.0.0.1:%s (docs at /docs); Ctrl-C stops everything", port)
     stopping = threading.Event()
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     try:
-        while not stopping.is_set() and all(child.poll() is None for child in children):
-            stopping.wait(0.5)
+        with StopSignals(lambda _signum: stopping.set()):
+            while not stopping.is_set() and all(child.poll() is None for child in children):
+                stopping.wait(0.5)
     finally:
         for child in children:
             if child.poll() is not None and not stopping.is_set():

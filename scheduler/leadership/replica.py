@@ -3,16 +3,16 @@ notices and event tracking around APScheduler's loop."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import signal
 import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from types import FrameType
 
 import redis
+from apscheduler.schedulers import SchedulerNotRunningError
 from celery import Celery
 from sqlalchemy import Engine
 
@@ -30,6 +30,7 @@ from scheduler.runs.execution_ledger import ledger_url
 from scheduler.runs.housekeeping import Housekeeper, Retention
 from scheduler.runs.tracking import EventTracker, result_lookup
 from scheduler.settings import Settings
+from scheduler.stop_signals import StopSignals
 from scheduler.store.db import make_engine
 from scheduler.store.jobstore import SqlJobStore
 from scheduler.timing.clock import Clock, utcnow
@@ -65,13 +66,13 @@ class SchedulerReplica:
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT; on the way out release the lease for a fast handover."""
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
-        self.start_background()
-        try:
-            self.scheduler.start()  # blocks in APScheduler's main loop
-        finally:
-            self.stop_background()
+        with StopSignals(self._on_signal):
+            self.start_background()
+            try:
+                if not self._stopping:
+                    self.scheduler.start()  # blocks in APScheduler's main loop
+            finally:
+                self.stop_background()
 
     def start_background(self) -> None:
         """Start the metrics endpoint, the lease keeper, the notice listener and the event
@@ -104,12 +105,13 @@ class SchedulerReplica:
             self.redis_client.close()
         self.engine.dispose()
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int) -> None:
         if self._stopping:
             return
         self._stopping = True
         log.info("scheduler: signal %s, shutting down", signum)
-        self.scheduler.shutdown(wait=False)
+        with contextlib.suppress(SchedulerNotRunningError):  # not started yet: it won't be
+            self.scheduler.shutdown(wait=False)
 
 
 def build_replica(

@@ -1,0 +1,50 @@
+"""SIGTERM and SIGINT are acted on from a thread of their own, never inside the handler, so
+a stop that needs a lock the interrupted main thread holds waits for it instead of hanging
+(the SIGTERM'd leader that kept its lease)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from scheduler.stop_signals import StopSignals
+from tests.services import wait_for
+
+
+def test_a_stop_signal_is_acted_on_outside_the_main_thread_once_its_lock_is_free() -> None:
+    lock = threading.Lock()  # not re-entrant, like the one inside threading.Event
+    seen: list[tuple[int, bool, bool]] = []
+
+    def on_stop(signum: int) -> None:
+        got = lock.acquire(timeout=10)
+        seen.append((signum, got, threading.current_thread() is threading.main_thread()))
+        if got:
+            lock.release()
+
+    with StopSignals(on_stop):
+        with lock:
+            os.kill(os.getpid(), signal.SIGTERM)
+            # Python code runs here, where a handler calling on_stop would wait on this
+            # thread's own lock for the whole timeout.
+            interrupted_here = list(seen)
+        wait_for(lambda: seen, 10, "the stop to be acted on")
+        os.kill(os.getpid(), signal.SIGINT)
+        wait_for(lambda: len(seen) == 2, 10, "the second stop")
+    assert interrupted_here == []
+    assert seen == [(signal.SIGTERM, True, False), (signal.SIGINT, True, False)]
+
+
+def test_leaving_restores_the_handlers_it_replaced() -> None:
+    def mine(_signum: int, _frame: object) -> None:
+        """A handler of the caller's."""
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        with StopSignals(lambda _signum: None):
+            assert signal.getsignal(signal.SIGTERM) is not mine
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.set_wakeup_fd(-1) == -1  # none left behind
+    finally:
+        signal.signal(signal.SIGTERM, before)
