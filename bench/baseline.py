@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import pickle
-import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from celery import Celery
 from sqlalchemy import create_engine
 
 from bench.seed import TASK, phase_us, schedule_id
+from scheduler.stop_signals import StopSignals
 
 READY = "baseline: ready"
 _CHUNK = 10_000
@@ -151,11 +151,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         timezone=UTC,
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    scheduler.start()
-    print(READY, flush=True)
-    stop.wait()
+    with StopSignals(lambda _signum: stop.set()):
+        scheduler.start()
+        print(READY, flush=True)
+        stop.wait()
     scheduler.shutdown(wait=False)
 
 

@@ -52,8 +52,11 @@ def _configure_logging() -> None:
 
 def _stacks_on_sigusr1() -> None:
     """``kill -USR1 <pid>`` writes every thread's stack to stderr, so a server that hangs
-    can say where; written from the signal itself, it works while Python is stuck."""
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    can say where; written from the signal itself, it works while Python is stuck. (Not for
+    ``api --workers`` > 1: uvicorn's supervisor takes SIGUSR1 for itself.)"""
+    stderr = sys.__stderr__  # the process's own: sys.stderr may be a stand-in (click's tests)
+    if stderr is not None:
+        faulthandler.register(signal.SIGUSR1, file=stderr, all_threads=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

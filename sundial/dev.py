@@ -83,16 +83,19 @@ def run_dev(settings: Settings, port: int) -> None:
     ]
     log.info("dev: API on http://127.0.0.1:%s (docs at /docs); Ctrl-C stops everything", port)
     stopping = threading.Event()
-    try:
-        with StopSignals(lambda _signum: stopping.set()):
+    # Held through the stop too: a second Ctrl-C must not cut it short.
+    with StopSignals(lambda _signum: stopping.set()):
+        try:
             while not stopping.is_set() and all(child.poll() is None for child in children):
                 stopping.wait(0.5)
-    finally:
-        for child in children:
-            if child.poll() is not None and not stopping.is_set():
-                log.error(
-                    "dev: pid %s exited with %s; stopping the rest", child.pid, child.returncode
-                )
-        _stop(children)
-        if broker is not None and started_broker:
-            broker.stop()
+        finally:
+            for child in children:
+                if child.poll() is not None and not stopping.is_set():
+                    log.error(
+                        "dev: pid %s exited with %s; stopping the rest",
+                        child.pid,
+                        child.returncode,
+                    )
+            _stop(children)
+            if broker is not None and started_broker:
+                broker.stop()

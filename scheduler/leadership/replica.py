@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import redis
+from apscheduler.events import EVENT_SCHEDULER_START
 from apscheduler.schedulers import SchedulerNotRunningError
 from celery import Celery
 from sqlalchemy import Engine
@@ -70,6 +71,8 @@ class SchedulerReplica:
             self.start_background()
             try:
                 if not self._stopping:
+                    # A stop while it starts finds it not running; it is caught at the start.
+                    self.scheduler.add_listener(self._stop_if_asked, EVENT_SCHEDULER_START)
                     self.scheduler.start()  # blocks in APScheduler's main loop
             finally:
                 self.stop_background()
@@ -110,8 +113,13 @@ class SchedulerReplica:
             return
         self._stopping = True
         log.info("scheduler: signal %s, shutting down", signum)
-        with contextlib.suppress(SchedulerNotRunningError):  # not started yet: it won't be
-            self.scheduler.shutdown(wait=False)
+        self._stop_if_asked()
+
+    def _stop_if_asked(self, _event: object = None) -> None:
+        if self._stopping:
+            # Not running yet (then the start's listener stops it) or stopped already.
+            with contextlib.suppress(SchedulerNotRunningError):
+                self.scheduler.shutdown(wait=False)
 
 
 def build_replica(

@@ -138,10 +138,16 @@ def test_a_replica_sent_sigusr1_writes_every_threads_stack_and_runs_on(cluster: 
     """What a failing scenario prints for a process that did not move on (a SIGTERM'd
     leader once kept its lease with nothing in its log to say why)."""
     (replica,) = cluster.start_replicas(1)
-    stacks = cluster.procs.stacks()
-    # The main thread in APScheduler's loop, the lease keeper, the outbox's sender, ...
-    assert stacks.count(DUMPED) >= 3, stacks
-    assert "_main_loop" in stacks, stacks
+    dumps: list[str] = []
+
+    def in_the_loop() -> bool:
+        # It may lead before its main thread reaches APScheduler's loop: ask again.
+        dumps.append(cluster.procs.stacks())
+        return "_main_loop" in dumps[-1]
+
+    wait_for(in_the_loop, 30, "a dump with the main thread in APScheduler's loop")
+    # Beside it the lease keeper, the outbox's sender, the signals thread, ...
+    assert dumps[-1].count(DUMPED) >= 3, dumps[-1]
     assert replica.alive()
     replica.signal(signal.SIGTERM)
     assert replica.proc.wait(timeout=15) == 0

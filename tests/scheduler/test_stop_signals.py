@@ -40,11 +40,37 @@ def test_leaving_restores_the_handlers_it_replaced() -> None:
         """A handler of the caller's."""
 
     before = signal.signal(signal.SIGTERM, mine)
+    interrupt = signal.getsignal(signal.SIGINT)
     try:
         with StopSignals(lambda _signum: None):
             assert signal.getsignal(signal.SIGTERM) is not mine
+            assert _wakeup_fd() != -1
         assert signal.getsignal(signal.SIGTERM) is mine
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-        assert signal.set_wakeup_fd(-1) == -1  # none left behind
+        assert signal.getsignal(signal.SIGINT) is interrupt
+        assert _wakeup_fd() == -1  # none left behind
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_failing_stop_does_not_deafen_it_to_the_next_signal() -> None:
+    calls: list[int] = []
+
+    def on_stop(signum: int) -> None:
+        calls.append(signum)
+        if len(calls) == 1:
+            raise RuntimeError("the first stop failed")
+
+    with StopSignals(on_stop):
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(lambda: calls, 10, "the first stop")
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(lambda: len(calls) == 2, 10, "the second stop")
+    assert calls == [signal.SIGTERM, signal.SIGTERM]
+
+
+def _wakeup_fd() -> int:
+    """The wakeup fd now (reading it means setting it: it is put back as it was)."""
+    fd = signal.set_wakeup_fd(-1)
+    if fd != -1:
+        signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    return fd
