@@ -4,10 +4,8 @@ export, import-beat)."""
 
 from __future__ import annotations
 
-import faulthandler
 import gc
 import logging
-import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -48,15 +46,6 @@ def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def _stacks_on_sigusr1() -> None:
-    """``kill -USR1 <pid>`` writes every thread's stack to stderr, so a server that hangs
-    can say where; written from the signal itself, it works while Python is stuck. (Not for
-    ``api --workers`` > 1: uvicorn's supervisor takes SIGUSR1 for itself.)"""
-    stderr = sys.__stderr__  # the process's own: sys.stderr may be a stand-in (click's tests)
-    if stderr is not None:
-        faulthandler.register(signal.SIGUSR1, file=stderr, all_threads=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +89,6 @@ def api(host: str, port: int, workers: int | None) -> None:
     import uvicorn
 
     _configure_logging()
-    _stacks_on_sigusr1()
     settings = load_settings()
     workers = workers or settings.api_workers
     if workers > 1:
@@ -136,7 +124,6 @@ def scheduler() -> None:
     from scheduler.metrics import SchedulerMetrics
 
     _configure_logging()
-    _stacks_on_sigusr1()
     build_replica(load_settings(), metrics=SchedulerMetrics(CollectorRegistry())).run()
 
 

@@ -49,4 +49,4 @@ def cluster(
             yield made
         finally:
             if _failed(request):
-                sys.stderr.write(f"{made.procs.tails()}\n{made.procs.stacks()}\n")
+                sys.stderr.write(f"{made.procs.tails()}\n")

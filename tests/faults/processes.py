@@ -28,9 +28,6 @@ from tests.services import free_port, service_missing, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOG_TAIL_CHARS = 4000
-# Python's faulthandler heads each thread's stack with this.
-DUMPED = "(most recent call first)"
-STACKS_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 15.0
 
 
@@ -226,16 +223,6 @@ class Service:
         """Everything it wrote so far."""
         return self.log_path.read_text(errors="replace")
 
-    def log_size(self) -> int:
-        """How many bytes it wrote so far."""
-        return self.log_path.stat().st_size
-
-    def log_since(self, offset: int) -> str:
-        """What it wrote after its first ``offset`` bytes."""
-        with self.log_path.open("rb") as log:
-            log.seek(offset)
-            return log.read().decode(errors="replace")
-
     def tail(self) -> str:
         """The end of its log, for failure messages."""
         return self.log()[-LOG_TAIL_CHARS:]
@@ -303,25 +290,6 @@ class ProcessGroup:
             except subprocess.TimeoutExpired:
                 service.proc.kill()
                 service.proc.wait()
-
-    def stacks(self) -> str:
-        """Every live process's thread stacks, for a failing test's output: a process that
-        should have moved on shows where it is stuck. ``sundial scheduler`` and ``api`` dump
-        them to their log on SIGUSR1 (a frozen one only once thawed: it is not waited for)."""
-        live = [s for s in self.services if s.alive()]
-        offsets = {s.name: s.log_size() for s in live}
-        for service in live:
-            service.signal(signal.SIGUSR1)
-
-        def dumped() -> bool:
-            return all(DUMPED in s.log_since(offsets[s.name]) for s in live)
-
-        with contextlib.suppress(AssertionError):
-            wait_for(dumped, STACKS_TIMEOUT_S, "thread stacks")
-        return "\n".join(
-            f"--- {s.name} (pid {s.pid}) thread stacks ---\n{s.log_since(offsets[s.name])}"
-            for s in live
-        )
 
     def tails(self) -> str:
         """Every log's tail, labelled, for a failing test's output."""

@@ -12,7 +12,6 @@ import pytest
 
 from scheduler.timing.clock import utcnow
 from tests.faults.cluster import TTL_S, Cluster, mixed_workload
-from tests.faults.processes import DUMPED
 from tests.services import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -132,25 +131,6 @@ def test_sigterm_hands_the_lease_over_in_under_a_second(cluster: Cluster) -> Non
     print(f"\nSIGTERM handovers (lease, first fire) s: {rounded}; {verdict.summary()}")
     assert verdict.violations == []
     assert all(lease < 1.0 for lease, _ in handovers), f"slow handover: {handovers}"
-
-
-def test_a_replica_sent_sigusr1_writes_every_threads_stack_and_runs_on(cluster: Cluster) -> None:
-    """What a failing scenario prints for a process that did not move on (a SIGTERM'd
-    leader once kept its lease with nothing in its log to say why)."""
-    (replica,) = cluster.start_replicas(1)
-    dumps: list[str] = []
-
-    def in_the_loop() -> bool:
-        # It may lead before its main thread reaches APScheduler's loop: ask again.
-        dumps.append(cluster.procs.stacks())
-        return "_main_loop" in dumps[-1]
-
-    wait_for(in_the_loop, 30, "a dump with the main thread in APScheduler's loop")
-    # Beside it the lease keeper, the outbox's sender, the signals thread, ...
-    assert dumps[-1].count(DUMPED) >= 3, dumps[-1]
-    assert replica.alive()
-    replica.signal(signal.SIGTERM)
-    assert replica.proc.wait(timeout=15) == 0
 
 
 def test_leader_whose_renew_thread_is_starved_stops_at_its_deadline_and_is_fenced(
