@@ -291,9 +291,16 @@ _PG_WITHDRAW_DUE = text(
     _PG_WITHDRAW.format(pending="r.state = 'pending'")
     + "AND r.due_at <= :now RETURNING r.schedule_id"
 )
-_PG_PENDING_AMONG = text(
-    f"SELECT id FROM runs WHERE {_PENDING_BY_KEY} "
-    "AND id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))"
+# At an instant, in one statement: withdraw the listed runs whose schedule changed and list
+# those still pending. The SELECT sees the runs as they were before the UPDATE, so a run
+# withdrawn here comes back with its schedule id, one going out without.
+_PG_RELEASE_CHECK = text(
+    "WITH ids AS (SELECT json_array_elements_text(CAST(:ids AS json)) AS id), "
+    "withdrawn AS ("
+    + _PG_WITHDRAW.format(pending=f"r.{_PENDING_BY_KEY}")
+    + "AND r.id = ANY(ARRAY(SELECT id FROM ids)) RETURNING r.id, r.schedule_id) "
+    "SELECT r.id, w.schedule_id FROM runs AS r LEFT JOIN withdrawn AS w ON w.id = r.id "
+    f"WHERE r.{_PENDING_BY_KEY} AND r.id = ANY(ARRAY(SELECT id FROM ids))"
 )
 
 
@@ -362,16 +369,29 @@ def _count_withdrawn(conn: Connection, schedule_ids: Sequence[str]) -> None:
     )
 
 
-def pending_among(conn: Connection, run_ids: Sequence[str]) -> set[str]:
-    """Which of ``run_ids`` are still pending (not withdrawn, cancelled or deleted)."""
+def release_check(conn: Connection, now: datetime, run_ids: Sequence[str]) -> set[str]:
+    """Which of ``run_ids``, prepared ahead, may go out at their instant ``now``: those whose
+    schedule was paused or changed since are withdrawn (:func:`withdraw_changed`), and those
+    no longer pending (cancelled, deleted with their schedule) are left out."""
     if not run_ids:
         return set()
-    if conn.dialect.name == "postgresql":
-        result = conn.execute(_PG_PENDING_AMONG, {"ids": _json(list(run_ids))})
-    else:
-        result = conn.execute(
+    if conn.dialect.name != "postgresql":
+        withdraw_changed(conn, now, run_ids)
+        rows = conn.execute(
             select(runs.c.id).where(
                 runs.c.id.in_(list(run_ids)), runs.c.state == RunState.PENDING.value
             )
         )
-    return {row[0] for row in result}
+        return {row[0] for row in rows}
+    going: set[str] = set()
+    withdrawn: list[str] = []
+    for run_id, schedule_id in conn.execute(
+        _PG_RELEASE_CHECK, {"ids": _json(list(run_ids)), "now": now}
+    ):
+        if schedule_id is None:
+            going.add(run_id)
+        else:
+            withdrawn.append(schedule_id)
+    if withdrawn:
+        _count_withdrawn(conn, withdrawn)
+    return going

@@ -17,7 +17,7 @@ from scheduler.firing.bulk import (
     advance_schedules,
     insert_runs,
     new_run,
-    pending_among,
+    release_check,
     withdraw_changed,
 )
 from scheduler.leadership.skew import ClockGuard
@@ -319,8 +319,7 @@ def release(
         check_fencing(conn, token)
         if guard is not None:
             guard.check(conn, now)
-        withdraw_changed(conn, now, run_ids)
-        return pending_among(conn, run_ids)
+        return release_check(conn, now, run_ids)
 
 
 def prepared_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:

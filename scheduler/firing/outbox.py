@@ -20,7 +20,10 @@ Two rules keep a run from being published twice:
 
 With ``threaded=True`` a burst's full batches are sent from a thread of their own, so the
 leader claims the next batch while the last one is being published; batches queued behind
-each other are pushed first and recorded after (within ``MARK_WITHIN_S``).
+each other are pushed first and recorded after (within ``MARK_WITHIN_S``). While an
+instant's held runs are released, the thread records nothing until the release is over: the
+checks between its batches would otherwise leave the queue empty each time, and the
+records would take the broker's turn and the store's from the next batch.
 
 **Fire ahead.** A claim may hand over runs prepared ahead of their instant (``due_at`` in
 the future): their messages are built at once and held here, and :meth:`Outbox.release_due`
@@ -69,8 +72,9 @@ MARK_RETRY_S = 0.5
 # Batches claimed ahead of the broker: enough to overlap, few enough to bound memory.
 QUEUE_BATCHES = 2
 # Batches pushed back to back are recorded at the latest this long after the first of them
-# (a 10,000 burst is ~10 pushes of 15 to 30 ms): what a leader killed meanwhile leaves pending.
-MARK_WITHIN_S = 0.2
+# (an instant of 10,000 held runs is ~10 checks and pushes of 20 to 50 ms each): what a
+# leader killed meanwhile leaves pending, for the next term to relay.
+MARK_WITHIN_S = 0.5
 # At most this many of an earlier term's prepared runs are taken over; any beyond stay
 # pending and the relay sends them once due.
 ADOPT_LIMIT = 100_000
@@ -117,6 +121,9 @@ class Outbox:
         # Runs prepared ahead in the store and not held here (an earlier term's, or this
         # term's claimed while fires could not go out) are to be taken over after a relay.
         self._adopt = False
+        # Set while release_due checks and hands over an instant's held runs.
+        self._releasing = threading.Event()
+        # Batches for the sending thread; None closes it, () asks it to record what it pushed.
         self._queue: queue.Queue[Sequence[Dispatch] | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -190,6 +197,15 @@ class Outbox:
         if stale or self._backing_off(now):
             self._publisher.discard([d.run_id for d in due])
             return
+        self._releasing.set()
+        try:
+            self._release(token, due, now)
+        finally:
+            self._releasing.clear()
+            if self._queue is not None:
+                self._queue.put(())  # the sending thread records what the release pushed
+
+    def _release(self, token: int, due: list[Dispatch], now: datetime) -> None:
         for start in range(0, len(due), self._batch):
             chunk = due[start : start + self._batch]
             try:
@@ -200,7 +216,9 @@ class Outbox:
             if len(going) < len(chunk):
                 self._publisher.discard([d.run_id for d in chunk if d.run_id not in going])
                 chunk = [d for d in chunk if d.run_id in going]
-            sent = self._send(chunk, background=len(chunk) >= self._batch)
+            # Every batch to the sending thread: a send here would wait for the marks it
+            # holds back until the release is over.
+            sent = self._send(chunk, background=True)
             if not sent and self._backing_off(self._clock()):
                 # Refused: the rest stay pending and go out behind the relay, in order.
                 self._publisher.discard([d.run_id for d in due[start + self._batch :]])
@@ -321,28 +339,33 @@ class Outbox:
 
     def _run(self) -> None:
         assert self._queue is not None
-        # Batches pushed and not yet recorded: while more wait in the queue (a burst, an
-        # instant's prepared fires) they are pushed first and recorded after, so the last
+        # Batches pushed and not yet recorded: while more wait in the queue (a burst) or an
+        # instant's release goes on, they are pushed first and recorded after, so the last
         # message of a burst does not wait for the marks of all before it (~30 ms a
-        # thousand). The relay stays off meanwhile: the queue's last batch is not done
-        # until these marks are. At most MARK_WITHIN_S passes before they are recorded: a
-        # leader killed meanwhile leaves them pending, and the next term relays them (a
-        # Redis broker recognises them; RabbitMQ would deliver them again).
+        # thousand). The relay stays off meanwhile: a batch is not done until its mark is.
+        # At most MARK_WITHIN_S passes before they are recorded: a leader killed meanwhile
+        # leaves them pending, and the next term relays them (a Redis broker recognises
+        # them; RabbitMQ would deliver them again).
         unrecorded: list[tuple[list[str], datetime]] = []
+        taken = 0  # batches taken and not yet done: their marks are still to come
         since = 0.0  # when the oldest of them was pushed (monotonic)
         while True:
             batch = self._queue.get()
+            taken += 1
             try:
-                if batch is not None:
+                if batch:
                     if not unrecorded:
                         since = monotonic()
                     unrecorded.append(self._push(batch))
             except Exception:  # this thread must survive; unsent runs stay pending
                 log.exception("outbox: sending a batch of %d runs failed", len(batch or ()))
             finally:
-                if batch is None or self._queue.empty() or monotonic() - since >= MARK_WITHIN_S:
+                more = not self._queue.empty() or self._releasing.is_set()
+                if batch is None or not more or monotonic() - since >= MARK_WITHIN_S:
                     self._mark_all(unrecorded)
-                self._queue.task_done()
+                    for _ in range(taken):
+                        self._queue.task_done()
+                    taken = 0
             if batch is None:
                 return
 

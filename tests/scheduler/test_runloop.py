@@ -21,6 +21,7 @@ from scheduler.store.jobstore import SqlJobStore
 from scheduler.store.models import LEADER_ROW, RunTrigger, leader, run_id_for
 from tests.clocks import T0, FakeClock
 from tests.factories import add_schedule, runs_of, schedule
+from tests.services import wait_for
 
 
 class RecordingPublisher:
@@ -280,6 +281,61 @@ def test_a_long_burst_is_recorded_as_it_goes(
     """Pushed batches wait at most MARK_WITHIN_S for their marks (here: not at all)."""
     monkeypatch.setattr(outbox_module, "MARK_WITHIN_S", 0.0)
     assert _burst_events(engine, monkeypatch) == ["push", "mark"] * 3
+
+
+class NotingPublisher(RecordingPublisher):
+    """Notes each publish in ``events``."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__()
+        self.events = events
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
+        self.events.append("push")
+        return super().publish(dispatches)
+
+
+def test_an_instants_held_fires_are_all_pushed_before_any_is_recorded(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch of an instant is checked in the store before it goes: the sending queue
+    runs empty during every check, and the marks still wait until the instant is pushed."""
+    events: list[str] = []
+    clock, publisher = FakeClock(), NotingPublisher(events)
+    lease, outbox, cycle = _cycle(
+        engine, clock, publisher, threaded=True, ahead=timedelta(seconds=1)
+    )
+    assert lease.acquire()
+    for i in range(6):
+        add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
+    real_release, real_mark = outbox_module.release, outbox_module.mark_dispatched
+    checks = 0
+
+    def release(*args: Any) -> set[str]:
+        # The check of each batch after the first starts once the last batch is pushed.
+        nonlocal checks
+        wait_for(lambda: events.count("push") == checks or None, 10, f"push {checks}", 0.001)
+        checks += 1
+        return real_release(*args)
+
+    def mark(engine: Engine, run_ids: Sequence[str], now: datetime) -> None:
+        events.append("mark")
+        real_mark(engine, run_ids, now)
+
+    monkeypatch.setattr(outbox_module, "release", release)
+    monkeypatch.setattr(outbox_module, "mark_dispatched", mark)
+    clock.now = T0 + timedelta(seconds=9.5)
+    try:
+        cycle()  # the six fires of T0 + 10 s are prepared and held
+        assert events == []
+        clock.now = T0 + timedelta(seconds=10)
+        cycle()  # three checks and three pushes of 2
+        wait_for(lambda: events.count("mark") == 3 or None, 10, "the marks")
+        assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(6))
+    finally:
+        outbox.close()
+    assert checks == 3
+    assert events == ["push"] * 3 + ["mark"] * 3
 
 
 def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
