@@ -282,41 +282,35 @@ _PG_WITHDRAW = (
     "FROM schedules AS s WHERE s.id = r.schedule_id AND {pending} "
     "AND r.trigger = 'schedule' AND r.due_at IS NOT NULL AND r.schedule_version <> s.version "
 )
-_PG_WITHDRAW_LISTED = text(
-    _PG_WITHDRAW.format(pending=f"r.{_PENDING_BY_KEY}")
-    + "AND r.id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json)))) "
-    "RETURNING r.schedule_id"
-)
 _PG_WITHDRAW_DUE = text(
     _PG_WITHDRAW.format(pending="r.state = 'pending'")
     + "AND r.due_at <= :now RETURNING r.schedule_id"
 )
 # At an instant, in one statement: withdraw the listed runs whose schedule changed and list
-# those still pending. The SELECT sees the runs as they were before the UPDATE, so a run
-# withdrawn here comes back with its schedule id, one going out without.
+# those still pending. The whole statement reads one snapshot: the SELECT sees the runs as
+# they were before the UPDATE, so a run withdrawn here comes back joined to its row in
+# ``withdrawn``. Unlike a second statement, it also still sees a run whose deletion (or
+# cancel) committed while the UPDATE waited for that run's lock; such a run goes out, as
+# it would have had the deletion committed a moment after the check.
 _PG_RELEASE_CHECK = text(
     "WITH ids AS (SELECT json_array_elements_text(CAST(:ids AS json)) AS id), "
     "withdrawn AS ("
     + _PG_WITHDRAW.format(pending=f"r.{_PENDING_BY_KEY}")
     + "AND r.id = ANY(ARRAY(SELECT id FROM ids)) RETURNING r.id, r.schedule_id) "
-    "SELECT r.id, w.schedule_id FROM runs AS r LEFT JOIN withdrawn AS w ON w.id = r.id "
+    "SELECT r.id, w.id IS NOT NULL, w.schedule_id "
+    "FROM runs AS r LEFT JOIN withdrawn AS w ON w.id = r.id "
     f"WHERE r.{_PENDING_BY_KEY} AND r.id = ANY(ARRAY(SELECT id FROM ids))"
 )
 
 
-def withdraw_changed(conn: Connection, now: datetime, run_ids: Sequence[str] | None) -> int:
-    """Record ``skipped`` the runs prepared ahead of their instant (``run_ids``, or all due by
-    ``now``) whose schedule was paused or changed since: they fired a version that is no
-    longer the schedule. A deleted schedule's runs went with it. Returns how many."""
+def withdraw_changed(conn: Connection, now: datetime) -> int:
+    """Record ``skipped`` the runs prepared ahead of their instant and due by ``now`` whose
+    schedule was paused or changed since: they fired a version that is no longer the
+    schedule. A deleted schedule's runs went with it. Returns how many."""
     if conn.dialect.name == "postgresql":
-        params: dict[str, Any] = {"now": now}
-        if run_ids is None:
-            statement = _PG_WITHDRAW_DUE
-        else:
-            statement, params["ids"] = _PG_WITHDRAW_LISTED, _json(list(run_ids))
-        withdrawn = [row[0] for row in conn.execute(statement, params)]
+        withdrawn = [row[0] for row in conn.execute(_PG_WITHDRAW_DUE, {"now": now})]
     else:
-        withdrawn = _withdraw_portable(conn, now, run_ids)
+        withdrawn = _withdraw_portable(conn, now, None)
     if withdrawn:
         _count_withdrawn(conn, withdrawn)
     return len(withdrawn)
@@ -371,27 +365,26 @@ def _count_withdrawn(conn: Connection, schedule_ids: Sequence[str]) -> None:
 
 def release_check(conn: Connection, now: datetime, run_ids: Sequence[str]) -> set[str]:
     """Which of ``run_ids``, prepared ahead, may go out at their instant ``now``: those whose
-    schedule was paused or changed since are withdrawn (:func:`withdraw_changed`), and those
-    no longer pending (cancelled, deleted with their schedule) are left out."""
+    schedule was paused or changed since are withdrawn (recorded ``skipped`` with the
+    reason, as by :func:`withdraw_changed`), and those no longer pending (cancelled, deleted
+    with their schedule) are left out."""
     if not run_ids:
         return set()
-    if conn.dialect.name != "postgresql":
-        withdraw_changed(conn, now, run_ids)
-        rows = conn.execute(
-            select(runs.c.id).where(
-                runs.c.id.in_(list(run_ids)), runs.c.state == RunState.PENDING.value
-            )
-        )
-        return {row[0] for row in rows}
     going: set[str] = set()
     withdrawn: list[str] = []
-    for run_id, schedule_id in conn.execute(
-        _PG_RELEASE_CHECK, {"ids": _json(list(run_ids)), "now": now}
-    ):
-        if schedule_id is None:
-            going.add(run_id)
-        else:
-            withdrawn.append(schedule_id)
+    if conn.dialect.name == "postgresql":
+        params = {"ids": _json(list(run_ids)), "now": now}
+        for run_id, was_withdrawn, schedule_id in conn.execute(_PG_RELEASE_CHECK, params):
+            if was_withdrawn:
+                withdrawn.append(schedule_id)
+            else:
+                going.add(run_id)
+    else:
+        withdrawn = _withdraw_portable(conn, now, run_ids)
+        still_pending = select(runs.c.id).where(
+            runs.c.id.in_(list(run_ids)), runs.c.state == RunState.PENDING.value
+        )
+        going = {row[0] for row in conn.execute(still_pending)}
     if withdrawn:
         _count_withdrawn(conn, withdrawn)
     return going

@@ -379,7 +379,7 @@ def pending_dispatches(
         check_fencing(conn, token)
         if guard is not None:
             guard.check(conn, now)
-        withdraw_changed(conn, now, None)
+        withdraw_changed(conn, now)
         rows = (
             conn.execute(
                 _pending_query()

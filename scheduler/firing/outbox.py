@@ -216,8 +216,8 @@ class Outbox:
             if len(going) < len(chunk):
                 self._publisher.discard([d.run_id for d in chunk if d.run_id not in going])
                 chunk = [d for d in chunk if d.run_id in going]
-            # Every batch to the sending thread: a send here would wait for the marks it
-            # holds back until the release is over.
+            # Every batch to the sending thread: a send from here would wait for the marks
+            # the thread holds back until this release is over.
             sent = self._send(chunk, background=True)
             if not sent and self._backing_off(self._clock()):
                 # Refused: the rest stay pending and go out behind the relay, in order.
@@ -277,6 +277,13 @@ class Outbox:
         now = self._clock()
         if self._backing_off(now):
             return False
+        due = self._backlog or self._next_relay is None or now >= self._next_relay
+        if due and self._queue is not None:
+            # Wait for the batches on their way out (an instant's, a burst's) rather than
+            # skip the relay: with held instants closer together than BUSY_RELAY_S, every
+            # cycle would find some and the relay would never run. Their marks come within
+            # MARK_WITHIN_S.
+            self._queue.join()
         if self._busy():
             # What is pending in the store now includes runs this process is sending or
             # has sent: relaying would publish them twice. Relay at a later cycle.
@@ -350,8 +357,12 @@ class Outbox:
         taken = 0  # batches taken and not yet done: their marks are still to come
         since = 0.0  # when the oldest of them was pushed (monotonic)
         while True:
-            batch = self._queue.get()
-            taken += 1
+            wait = max(0.0, since + MARK_WITHIN_S - monotonic()) if taken else None
+            try:
+                batch = self._queue.get(timeout=wait)
+                taken += 1
+            except queue.Empty:
+                batch = ()  # time is up while an instant's check goes on: record
             try:
                 if batch:
                     if not unrecorded:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,12 +13,14 @@ from sqlalchemy.exc import OperationalError
 
 from scheduler.firing import outbox as outbox_module
 from scheduler.firing.bulk import insert_runs, mark_dispatched, new_run
-from scheduler.firing.claim import Dispatch
+from scheduler.firing.claim import Dispatch, release
 from scheduler.firing.outbox import Outbox
 from scheduler.leadership.lease import Replica, SqlLease
 from scheduler.leadership.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
+from scheduler.store.history import Audit
 from scheduler.store.jobstore import SqlJobStore
 from scheduler.store.models import LEADER_ROW, RunTrigger, leader, run_id_for
+from scheduler.store.run_store import trigger_run
 from tests.clocks import T0, FakeClock
 from tests.factories import add_schedule, runs_of, schedule
 from tests.services import wait_for
@@ -295,11 +297,11 @@ class NotingPublisher(RecordingPublisher):
         return super().publish(dispatches)
 
 
-def test_an_instants_held_fires_are_all_pushed_before_any_is_recorded(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each batch of an instant is checked in the store before it goes: the sending queue
-    runs empty during every check, and the marks still wait until the instant is pushed."""
+def _instant_events(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, before_check: Callable[[int, list[str]], None]
+) -> list[str]:
+    """Pushes and marks, in order, of an instant's six held fires released in three batches
+    of 2, each checked in the store first; ``before_check(n, events)`` runs before check n."""
     events: list[str] = []
     clock, publisher = FakeClock(), NotingPublisher(events)
     lease, outbox, cycle = _cycle(
@@ -308,21 +310,19 @@ def test_an_instants_held_fires_are_all_pushed_before_any_is_recorded(
     assert lease.acquire()
     for i in range(6):
         add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, T0)
-    real_release, real_mark = outbox_module.release, outbox_module.mark_dispatched
     checks = 0
 
-    def release(*args: Any) -> set[str]:
-        # The check of each batch after the first starts once the last batch is pushed.
+    def hooked_release(*args: Any) -> set[str]:
         nonlocal checks
-        wait_for(lambda: events.count("push") == checks or None, 10, f"push {checks}", 0.001)
+        before_check(checks, events)
         checks += 1
-        return real_release(*args)
+        return release(*args)
 
     def mark(engine: Engine, run_ids: Sequence[str], now: datetime) -> None:
         events.append("mark")
-        real_mark(engine, run_ids, now)
+        mark_dispatched(engine, run_ids, now)
 
-    monkeypatch.setattr(outbox_module, "release", release)
+    monkeypatch.setattr(outbox_module, "release", hooked_release)
     monkeypatch.setattr(outbox_module, "mark_dispatched", mark)
     clock.now = T0 + timedelta(seconds=9.5)
     try:
@@ -335,7 +335,61 @@ def test_an_instants_held_fires_are_all_pushed_before_any_is_recorded(
     finally:
         outbox.close()
     assert checks == 3
+    return events
+
+
+def test_an_instants_held_fires_are_all_pushed_before_any_is_recorded(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sending queue runs empty during every check (each starts once the last batch is
+    pushed), and the marks still wait until the instant is pushed."""
+    monkeypatch.setattr(outbox_module, "MARK_WITHIN_S", 30.0)  # a loaded machine's checks
+
+    def after_the_last_push(n: int, events: list[str]) -> None:
+        wait_for(lambda: events.count("push") == n or None, 10, f"push {n}", 0.001)
+
+    events = _instant_events(engine, monkeypatch, after_the_last_push)
     assert events == ["push"] * 3 + ["mark"] * 3
+
+
+def test_an_instants_pushed_fires_are_recorded_within_the_bound_while_a_check_hangs(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow check (a lock wait) does not hold the marks of what went before past
+    MARK_WITHIN_S: a leader killed meanwhile would leave them pending."""
+    monkeypatch.setattr(outbox_module, "MARK_WITHIN_S", 0.05)
+
+    def second_check_hangs_until_a_mark(n: int, events: list[str]) -> None:
+        if n == 1:
+            wait_for(lambda: "mark" in events or None, 10, "the first mark", 0.001)
+
+    events = _instant_events(engine, monkeypatch, second_check_hangs_until_a_mark)
+    assert events[:2] == ["push", "mark"]
+    assert sorted(events) == ["mark"] * 3 + ["push"] * 3
+
+
+def test_a_relay_asked_for_at_an_instant_waits_for_its_fires_instead_of_skipping(
+    engine: Engine,
+) -> None:
+    """Held instants closer together than BUSY_RELAY_S must not keep the relay off: at the
+    instant the relay waits for the release's batches to be recorded, then runs."""
+    clock, publisher = FakeClock(), RecordingPublisher()
+    lease, outbox, cycle = _cycle(
+        engine, clock, publisher, threaded=True, ahead=timedelta(seconds=1)
+    )
+    assert lease.acquire()
+    add_schedule(engine, "s", {"type": "interval", "seconds": 10}, T0)
+    clock.now = T0 + timedelta(seconds=9.5)
+    try:
+        cycle()  # the fire of T0 + 10 s is prepared and held
+        with engine.begin() as conn:
+            manual = trigger_run(conn, "s", clock.now, Audit("tester"))["id"]
+        outbox.request_relay()  # as a change notice does
+        clock.now = T0 + timedelta(seconds=10)
+        cycle()
+        assert [d.run_id for d in publisher.sent] == [run_id_for("s", clock.now), manual]
+    finally:
+        outbox.close()
 
 
 def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
