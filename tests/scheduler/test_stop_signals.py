@@ -7,8 +7,15 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from scheduler.leadership.replica import build_replica
+from scheduler.settings import Settings
 from scheduler.stop_signals import StopSignals
+from scheduler.store.migrate import upgrade
 from tests.services import wait_for
 
 
@@ -74,3 +81,39 @@ def _wakeup_fd() -> int:
     if fd != -1:
         signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
     return fd
+
+
+def test_a_sigterm_while_the_replica_starts_ends_its_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop that lands after run() checked for one and before APScheduler runs finds
+    nothing to shut down; the start's listener acts on it, so run() returns."""
+    url = f"sqlite:///{tmp_path / 'sundial.db'}"
+    upgrade(url)
+    settings = Settings(
+        _env_file=None, database_url=url, data_dir=tmp_path / "data", scheduler_metrics_port=0
+    )
+    replica = build_replica(settings)
+    scheduler = replica.scheduler
+    real_start = scheduler.start
+    hung: list[bool] = []
+
+    def start_after_the_signal(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        # The signals thread acts on it now, while the scheduler is not running yet.
+        wait_for(lambda: replica._stopping or None, 10, "the stop to be acted on")
+        watchdog.start()
+        real_start(*args, **kwargs)
+
+    def unstick() -> None:
+        hung.append(True)
+        scheduler.shutdown(wait=False)
+
+    watchdog = threading.Timer(20, unstick)
+    monkeypatch.setattr(scheduler, "start", start_after_the_signal)
+    try:
+        replica.run()
+    finally:
+        watchdog.cancel()
+    assert hung == [], "run() went on serving after the SIGTERM"
+    assert not scheduler.running
