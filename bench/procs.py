@@ -242,6 +242,12 @@ def tree_cpu_seconds(pid: int) -> float | None:
     return own
 
 
+def load_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of one side of a load case: this process alone (the clients are its
+    threads; its tree would add the servers it started), any other process with its tree."""
+    return cpu_seconds(pid) if pid == os.getpid() else tree_cpu_seconds(pid)
+
+
 SERVERS = ("postgres", "redis-server")
 
 

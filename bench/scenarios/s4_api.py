@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.http import Http
-from bench.procs import tree_cpu_seconds
+from bench.procs import load_cpu_seconds
 from bench.report import Metric
 from bench.scenarios.common import Bench, serving
 from bench.services import unique_name
@@ -73,7 +73,7 @@ def hammer(
                     errors += not ok
 
     threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(clients)]
-    cpu0 = {name: tree_cpu_seconds(pid) for name, pid in watch.items()}
+    cpu0 = {name: load_cpu_seconds(pid) for name, pid in watch.items()}
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -82,7 +82,7 @@ def hammer(
     wall = time.perf_counter() - started
     cpu: dict[str, float | None] = {}
     for name, pid in watch.items():
-        before, after = cpu0[name], tree_cpu_seconds(pid)
+        before, after = cpu0[name], load_cpu_seconds(pid)
         cpu[name] = None if before is None or after is None else 100 * (after - before) / wall
     return Load(count, errors, count / wall, percentile(took, 50), percentile(took, 99), cpu)
 
