@@ -289,9 +289,9 @@ _PG_WITHDRAW_DUE = text(
 # At an instant, in one statement: withdraw the listed runs whose schedule changed and list
 # those still pending. The whole statement reads one snapshot: the SELECT sees the runs as
 # they were before the UPDATE, so a run withdrawn here comes back joined to its row in
-# ``withdrawn``. Unlike a second statement, it also still sees a run whose deletion (or
-# cancel) committed while the UPDATE waited for that run's lock; such a run goes out, as
-# it would have had the deletion committed a moment after the check.
+# ``withdrawn``. Unlike a second statement, it also still sees a run of the batch whose
+# deletion (or cancel) committed after the statement began (while the UPDATE waited on a
+# row lock, say); such a run goes out, as it would had that commit come after the check.
 _PG_RELEASE_CHECK = text(
     "WITH ids AS (SELECT json_array_elements_text(CAST(:ids AS json)) AS id), "
     "withdrawn AS ("

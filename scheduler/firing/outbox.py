@@ -21,9 +21,10 @@ Two rules keep a run from being published twice:
 With ``threaded=True`` a burst's full batches are sent from a thread of their own, so the
 leader claims the next batch while the last one is being published; batches queued behind
 each other are pushed first and recorded after (within ``MARK_WITHIN_S``). While an
-instant's held runs are released, the thread records nothing until the release is over: the
-checks between its batches would otherwise leave the queue empty each time, and the
-records would take the broker's turn and the store's from the next batch.
+instant's held runs are released, the thread records nothing until the release is over (or
+``MARK_WITHIN_S`` has passed): the checks between its batches would otherwise leave the
+queue empty each time, and the records would take the broker's turn and the store's from
+the next batch.
 
 **Fire ahead.** A claim may hand over runs prepared ahead of their instant (``due_at`` in
 the future): their messages are built at once and held here, and :meth:`Outbox.release_due`

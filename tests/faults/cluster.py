@@ -298,8 +298,8 @@ def build_cluster(folder: Path, database_url: str, broker: str = "redis") -> Ite
             "SUNDIAL_DATA_DIR": str(folder / "data"),
             "PYTHONUNBUFFERED": "1",
         }
-        # The whole suite with fire-ahead on: SUNDIAL_TEST_FIRE_AHEAD_MS=500 pytest -m faults
-        # (a scenario that sets its own window keeps it).
+        # The suite with fire-ahead on: SUNDIAL_TEST_FIRE_AHEAD_MS=500 pytest -m faults (a
+        # scenario that sets its own window, 0 included, keeps it; the chaos soak follows it).
         ahead = os.environ.get("SUNDIAL_TEST_FIRE_AHEAD_MS")
         if ahead:
             env["SUNDIAL_FIRE_AHEAD_MS"] = ahead

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.schedulers import SchedulerNotRunningError
 
 from scheduler.leadership.replica import build_replica
 from scheduler.settings import Settings
@@ -95,25 +96,37 @@ def test_a_sigterm_while_the_replica_starts_ends_its_run(
     )
     replica = build_replica(settings)
     scheduler = replica.scheduler
-    real_start = scheduler.start
+    real_start, real_shutdown = scheduler.start, scheduler.shutdown
+    shutdowns: list[str] = []
     hung: list[bool] = []
+
+    def noted_shutdown(*args: Any, **kwargs: Any) -> None:
+        try:
+            real_shutdown(*args, **kwargs)
+        except SchedulerNotRunningError:
+            shutdowns.append("not running")
+            raise
+        shutdowns.append("stopped")
 
     def start_after_the_signal(*args: Any, **kwargs: Any) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
-        # The signals thread acts on it now, while the scheduler is not running yet.
-        wait_for(lambda: replica._stopping or None, 10, "the stop to be acted on")
+        # The signals thread tries to stop the scheduler now and finds it not running yet.
+        wait_for(lambda: shutdowns or None, 10, "the stop to be tried")
+        assert shutdowns == ["not running"]
         watchdog.start()
         real_start(*args, **kwargs)
 
     def unstick() -> None:
         hung.append(True)
-        scheduler.shutdown(wait=False)
+        real_shutdown(wait=False)
 
     watchdog = threading.Timer(20, unstick)
+    monkeypatch.setattr(scheduler, "shutdown", noted_shutdown)
     monkeypatch.setattr(scheduler, "start", start_after_the_signal)
     try:
         replica.run()
     finally:
         watchdog.cancel()
     assert hung == [], "run() went on serving after the SIGTERM"
+    assert shutdowns == ["not running", "stopped"]  # the second by the start's listener
     assert not scheduler.running
