@@ -22,6 +22,8 @@ T = TypeVar("T")
 REDIS_TEST_URL = os.environ.get("SUNDIAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 # The machine's RabbitMQ, default vhost: tests keep apart by unique queue names.
 AMQP_TEST_URL = os.environ.get("SUNDIAL_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+# The fault scenarios' replicas with fire-ahead on (a window in ms), e.g. 500; unset: off.
+FAULTS_FIRE_AHEAD_MS = os.environ.get("SUNDIAL_TEST_FIRE_AHEAD_MS")
 
 
 def services_required() -> bool:

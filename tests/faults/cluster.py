@@ -37,7 +37,13 @@ from tests.faults.history import (
     judge,
 )
 from tests.faults.processes import ProcessGroup, RedisServer, Service, TcpProxy
-from tests.services import AMQP_TEST_URL, PG_ADMIN_URL, unique_name, wait_for
+from tests.services import (
+    AMQP_TEST_URL,
+    FAULTS_FIRE_AHEAD_MS,
+    PG_ADMIN_URL,
+    unique_name,
+    wait_for,
+)
 
 TTL_S = 3.0
 # Bounds on a process starting, not paces: on this 2-core machine, loaded to 30 by other
@@ -298,11 +304,9 @@ def build_cluster(folder: Path, database_url: str, broker: str = "redis") -> Ite
             "SUNDIAL_DATA_DIR": str(folder / "data"),
             "PYTHONUNBUFFERED": "1",
         }
-        # The suite with fire-ahead on: SUNDIAL_TEST_FIRE_AHEAD_MS=500 pytest -m faults (a
-        # scenario that sets its own window, 0 included, keeps it; the chaos soak follows it).
-        ahead = os.environ.get("SUNDIAL_TEST_FIRE_AHEAD_MS")
-        if ahead:
-            env["SUNDIAL_FIRE_AHEAD_MS"] = ahead
+        if FAULTS_FIRE_AHEAD_MS:
+            # A scenario that sets its own window, 0 included, keeps it.
+            env["SUNDIAL_FIRE_AHEAD_MS"] = FAULTS_FIRE_AHEAD_MS
         procs = ProcessGroup(folder, env)
         consumer.start()
         leadership.start()
