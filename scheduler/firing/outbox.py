@@ -44,7 +44,7 @@ import bisect
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
@@ -161,9 +161,11 @@ class Outbox:
         and the relay sends them in order); send its revokes."""
         if claim.revoke:
             self._publisher.revoke(claim.revoke)
-        if not self._open:
+        if not self._open or self._backlog:
             # Pending in the store: the due ones go out with the relay, in order; those
-            # prepared ahead are held once it has run, to go out at their instant.
+            # prepared ahead are held once it has run, to go out at their instant. A refusal
+            # earlier in this cycle counts too: a long burst outlasts the backoff, and its
+            # later fires must not go out ahead of the refused ones.
             self._adopt = self._adopt or any(d.due_at is not None for d in claim.dispatches)
             return
         now = self._clock()
@@ -196,7 +198,7 @@ class Outbox:
         # stay pending and the relay sends them all in fire-time order.
         stale = token != self._term or self._backlog or not self._lease.held()
         if stale or self._backing_off(now):
-            self._publisher.discard([d.run_id for d in due])
+            self._let_go(due)
             return
         self._releasing.set()
         try:
@@ -208,22 +210,23 @@ class Outbox:
 
     def _release(self, token: int, due: list[Dispatch], now: datetime) -> None:
         for start in range(0, len(due), self._batch):
+            if self._backlog or self._backing_off(self._clock()):
+                # Refused (the sending thread saw it, maybe after a check longer than the
+                # backoff): the rest stay pending and go out behind the relay, in order.
+                self._let_go(due[start:])
+                return
             chunk = due[start : start + self._batch]
             try:
                 going = release(self._engine, token, [d.run_id for d in chunk], now, self._guard)
             except BaseException:
-                self._publisher.discard([d.run_id for d in due[start:]])
+                self._let_go(due[start:])
                 raise
             if len(going) < len(chunk):
-                self._publisher.discard([d.run_id for d in chunk if d.run_id not in going])
+                self._let_go(chunk, going)
                 chunk = [d for d in chunk if d.run_id in going]
             # Every batch to the sending thread: a send from here would wait for the marks
             # the thread holds back until this release is over.
-            sent = self._send(chunk, background=True)
-            if not sent and self._backing_off(self._clock()):
-                # Refused: the rest stay pending and go out behind the relay, in order.
-                self._publisher.discard([d.run_id for d in due[start + self._batch :]])
-                return
+            self._send(chunk, background=True)
 
     def release_at(self) -> datetime | None:
         """The instant of the earliest prepared run, when one is held."""
@@ -232,7 +235,7 @@ class Outbox:
     def drop_prepared(self) -> None:
         """Forget the prepared runs held here; they stay pending in the store, for the relay
         (a leader that stepped down, a new term)."""
-        self._publisher.discard([d.run_id for d in self._prepared])
+        self._let_go(self._prepared)
         self._prepared = []
 
     def request_relay(self) -> None:
@@ -278,18 +281,20 @@ class Outbox:
         now = self._clock()
         if self._backing_off(now):
             return False
-        due = self._backlog or self._next_relay is None or now >= self._next_relay
-        if due and self._queue is not None:
+        if self._relay_due(now) and self._queue is not None:
             # Wait for the batches on their way out (an instant's, a burst's) rather than
             # skip the relay: with held instants closer together than BUSY_RELAY_S, every
             # cycle would find some and the relay would never run. Their marks come within
-            # MARK_WITHIN_S.
+            # MARK_WITHIN_S; one of them may have been refused meanwhile.
             self._queue.join()
+            now = self._clock()
+            if self._backing_off(now):
+                return False
         if self._busy():
             # What is pending in the store now includes runs this process is sending or
             # has sent: relaying would publish them twice. Relay at a later cycle.
             return not self._backlog
-        if not self._backlog and self._next_relay is not None and now < self._next_relay:
+        if not self._relay_due(now):
             return True
         self._next_relay = now + timedelta(seconds=RELAY_EVERY_S)
         self._backlog = not self._relay(token)
@@ -302,6 +307,9 @@ class Outbox:
             self._hold(adopted)
             self._adopt = False
         return not self._backlog
+
+    def _relay_due(self, now: datetime) -> bool:
+        return self._backlog or self._next_relay is None or now >= self._next_relay
 
     def _relay(self, token: int) -> bool:
         """Publish runs left pending, oldest fire first; True when none is left waiting."""
@@ -334,6 +342,7 @@ class Outbox:
         if not dispatches:
             return True
         if self._backing_off(self._clock()):
+            self._let_go(dispatches)
             return False
         if self._queue is None:
             return self._send_now(dispatches)
@@ -365,7 +374,11 @@ class Outbox:
             except queue.Empty:
                 batch = ()  # time is up while an instant's check goes on: record
             try:
-                if batch:
+                if batch and self._backlog:
+                    # An earlier batch was refused (or a new term began): this one stays
+                    # pending and goes out behind it, with the relay.
+                    self._let_go(batch)
+                elif batch:
                     if not unrecorded:
                         since = monotonic()
                     unrecorded.append(self._push(batch))
@@ -400,11 +413,11 @@ class Outbox:
         # dispatched_at is when the message was handed over: a worker may start the run
         # before the broker's confirmation is back (RabbitMQ), so not the time of the mark.
         handed_at = self._clock()
-        if self._backing_off(handed_at):
-            return [], handed_at
-        if not self._lease.held():
-            # Frozen or cut off past our deadline: a follower may lead by now and relay
-            # these runs itself. They stay pending; publishing late could send them twice.
+        if self._backing_off(handed_at) or not self._lease.held():
+            # Not held: frozen or cut off past our deadline, a follower may lead by now and
+            # relay these runs itself. They stay pending; publishing late could send them
+            # twice.
+            self._let_go(dispatches)
             return [], handed_at
         with self._metrics.publishing():
             sent = self._publisher.publish(dispatches)
@@ -414,7 +427,13 @@ class Outbox:
         else:
             self._retry_at = self._clock() + timedelta(seconds=BROKER_BACKOFF_S)
             self._backlog = True
+            self._let_go(dispatches, set(sent))
         return sent, handed_at
+
+    def _let_go(self, dispatches: Sequence[Dispatch], sent: Collection[str] = ()) -> None:
+        """Drop the messages built ahead for the runs not sent: they stay pending in the
+        store, and the relay builds its own."""
+        self._publisher.discard([d.run_id for d in dispatches if d.run_id not in sent])
 
     # -- recording
 

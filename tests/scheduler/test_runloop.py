@@ -393,6 +393,109 @@ def test_a_relay_asked_for_at_an_instant_waits_for_its_fires_instead_of_skipping
         outbox.close()
 
 
+def _six_due_at_ten(engine: Engine) -> list[str]:
+    """Six schedules whose first fires fall 1 ms apart just after T0 + 10 s: their runs, in
+    fire-time order."""
+    firsts = [T0 + timedelta(seconds=10, milliseconds=i) for i in range(6)]
+    for i, first in enumerate(firsts):
+        start = first - timedelta(seconds=10)
+        add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, start)
+    return [run_id_for(f"s{i}", first) for i, first in enumerate(firsts)]
+
+
+class RefusingOnce(RecordingPublisher):
+    """Refuses the first batch, once ``go`` is set; accepts every later one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused: list[str] = []
+        self.go = threading.Event()
+        self.go.set()
+
+    def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
+        if self.refused:
+            return super().publish(dispatches)
+        assert self.go.wait(10)
+        self.refused = [d.run_id for d in dispatches]
+        return []
+
+
+def test_a_refusal_while_an_instant_is_released_keeps_its_later_batches_behind_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sending thread sees the refusal after the next batch's check has begun, and that
+    check outlasts the broker backoff: the later batches still wait pending for the relay,
+    which sends all six in fire-time order, and the messages built for them are let go."""
+    clock, publisher = FakeClock(), RefusingOnce()
+    lease, outbox, cycle = _cycle(
+        engine, clock, publisher, threaded=True, ahead=timedelta(seconds=1)
+    )
+    assert lease.acquire()
+    expected = _six_due_at_ten(engine)
+    checks = 0
+
+    def second_check_outlasts_the_backoff(*args: Any) -> set[str]:
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            publisher.go.set()  # the first batch is refused now
+            wait_for(outbox.wake_at, 10, "the backoff")
+            clock.now += timedelta(seconds=2)
+        return release(*args)
+
+    monkeypatch.setattr(outbox_module, "release", second_check_outlasts_the_backoff)
+    clock.now = T0 + timedelta(seconds=9.5)
+    try:
+        cycle()
+        assert publisher.prepared == expected
+        publisher.go.clear()
+        clock.now = T0 + timedelta(seconds=10.01)
+        cycle()  # the release, then the relay: the backoff is over by then
+    finally:
+        outbox.close()
+    assert publisher.refused == expected[:2]
+    assert [d.run_id for d in publisher.sent] == expected
+    assert set(expected) <= set(publisher.discarded)
+    assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(6))
+
+
+class BurstClaims(SqlJobStore):
+    """Its second claim comes 2 s after the first: a burst longer than the broker backoff."""
+
+    def __init__(self, engine: Engine, clock: FakeClock) -> None:
+        super().__init__(engine)
+        self.burst_clock = clock
+        self.claims = 0
+
+    def claim_due(
+        self, now: datetime, token: int, limit: int, ahead: timedelta = timedelta(0)
+    ) -> Any:
+        self.claims += 1
+        if self.claims == 2:  # the first batch has been published (here: refused)
+            self.burst_clock.now += timedelta(seconds=2)
+        return super().claim_due(self.burst_clock.now, token, limit, ahead)
+
+
+def test_a_refusal_inside_a_burst_keeps_its_later_fires_behind_it(engine: Engine) -> None:
+    """A burst's claims go on past the broker backoff: the fires claimed after the refusal
+    wait pending with the refused ones, and the next relay sends them all in order."""
+    clock, publisher = FakeClock(), RefusingOnce()
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
+    outbox = Outbox(engine, publisher, lease, clock, batch_size=2)
+    cycle = FireCycle(
+        engine, lease, outbox, BurstClaims(engine, clock), poll_s=0.25, batch_size=2, clock=clock
+    )
+    assert lease.acquire()
+    expected = _six_due_at_ten(engine)
+    clock.now = T0 + timedelta(seconds=10.01)
+    cycle()  # the first two are refused, four more are claimed after the backoff
+    assert publisher.refused == expected[:2]
+    assert publisher.sent == []
+    cycle()
+    assert [d.run_id for d in publisher.sent] == expected
+    assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(6))
+
+
 def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
