@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, cast
@@ -17,8 +17,6 @@ from scheduler.firing.bulk import (
     advance_schedules,
     insert_runs,
     new_run,
-    release_check,
-    withdraw_changed,
 )
 from scheduler.leadership.skew import ClockGuard
 from scheduler.runs.outcomes import IN_FLIGHT, record_auto_pause
@@ -88,7 +86,8 @@ def check_fencing(conn: Connection, token: int) -> None:
         raise LeadershipLost(f"fencing token {token} is stale; current term is {current}")
 
 
-def _dispatch(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
+def dispatch_of(run: Mapping[Any, Any], schedule: Mapping[Any, Any]) -> Dispatch:
+    """The message of a recorded run, from its schedule's columns."""
     expires = schedule["expires_seconds"]
     return Dispatch(
         run_id=run["id"],
@@ -266,7 +265,7 @@ def claim_due(
     by_id = {row["id"]: row for row in due}
     return Claim(
         [
-            _dispatch(run, by_id[run["schedule_id"]])
+            dispatch_of(run, by_id[run["schedule_id"]])
             for run in new_runs
             if run["id"] in inserted
             and run["id"] not in held
@@ -301,112 +300,6 @@ def _cancel(conn: Connection, run_ids: list[str], now: datetime) -> None:
             reason="cancelled: a newer fire started (overlap cancel_previous)",
         )
     )
-
-
-def release(
-    engine: Engine,
-    token: int,
-    run_ids: Sequence[str],
-    now: datetime,
-    guard: ClockGuard | None = None,
-) -> set[str]:
-    """At their instant, which of these runs prepared ahead may go out: in one fenced
-    transaction, those whose schedule was paused or changed since are withdrawn (recorded
-    ``skipped`` with the reason) and those no longer pending (deleted with their schedule,
-    cancelled) are left out. A stale term raises :class:`LeadershipLost`; a ``guard``
-    refuses when ``now`` (the instant the leader waited for) disagrees with the database."""
-    with engine.begin() as conn:
-        check_fencing(conn, token)
-        if guard is not None:
-            guard.check(conn, now)
-        return release_check(conn, now, run_ids)
-
-
-def prepared_dispatches(engine: Engine, token: int, limit: int, now: datetime) -> list[Dispatch]:
-    """Runs an earlier term prepared ahead of an instant still to come, by due time: a new
-    term holds them like its own, so that they go out at their instant and in order."""
-    with engine.begin() as conn:
-        check_fencing(conn, token)
-        rows = (
-            conn.execute(
-                _pending_query()
-                .where(
-                    runs.c.state == RunState.PENDING.value,
-                    runs.c.trigger == RunTrigger.SCHEDULE.value,
-                    runs.c.due_at > now,
-                )
-                .order_by(runs.c.due_at, runs.c.id)
-                .limit(limit)
-            )
-            .mappings()
-            .all()
-        )
-    return [_dispatch(row, _schedule_of(row)) for row in rows]
-
-
-def _pending_query() -> Any:
-    return select(
-        runs,
-        schedules.c.args.label("s_args"),
-        schedules.c.kwargs.label("s_kwargs"),
-        schedules.c.queue.label("s_queue"),
-        schedules.c.priority.label("s_priority"),
-        schedules.c.expires_seconds.label("s_expires_seconds"),
-        *(schedules.c[name].label(f"s_{name}") for name in DISPATCH_OPTIONS),
-    ).join(schedules, schedules.c.id == runs.c.schedule_id)
-
-
-def _schedule_of(row: Mapping[Any, Any]) -> dict[str, Any]:
-    return {
-        "id": row["schedule_id"],
-        "args": row["s_args"],
-        "kwargs": row["s_kwargs"],
-        "queue": row["s_queue"],
-        "priority": row["s_priority"],
-        "expires_seconds": row["s_expires_seconds"],
-        **{name: row[f"s_{name}"] for name in DISPATCH_OPTIONS},
-    }
-
-
-def pending_dispatches(
-    engine: Engine, token: int, limit: int, now: datetime, guard: ClockGuard | None = None
-) -> list[Dispatch]:
-    """Runs recorded but not yet accepted by the broker and due now, oldest fire first;
-    a held run (``buffer_one``, serial backfill) waits while its schedule has one in flight.
-    Runs prepared ahead (by this term or an earlier one) whose schedule was paused or
-    changed since are withdrawn first, as at their instant."""
-    with engine.begin() as conn:
-        check_fencing(conn, token)
-        if guard is not None:
-            guard.check(conn, now)
-        withdraw_changed(conn, now)
-        rows = (
-            conn.execute(
-                _pending_query()
-                .where(
-                    runs.c.state == RunState.PENDING.value,
-                    or_(runs.c.due_at.is_(None), runs.c.due_at <= now),
-                )
-                .order_by(runs.c.scheduled_for, runs.c.attempt, runs.c.id)
-                .limit(limit)
-            )
-            .mappings()
-            .all()
-        )
-        held = {r["schedule_id"] for r in rows if r["hold_while_busy"]}
-        busy = {sid for sid, f in in_flight(conn, held).items() if f.running}
-    released: set[str] = set()
-    out: list[Dispatch] = []
-    for row in rows:
-        sid = row["schedule_id"]
-        # One held run per schedule goes out, and none behind a run of it going out now (a
-        # pending one ahead of it: relayed after a crash, or put back after a lost message);
-        # it is in flight when the next pass looks.
-        if row["hold_while_busy"] and (sid in busy or sid in released):
-            continue
-        released.add(sid)
-        out.append(_dispatch(row, _schedule_of(row)))
-    return out
 
 
 class DueTimes(NamedTuple):

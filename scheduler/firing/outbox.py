@@ -51,8 +51,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler.firing.bulk import mark_dispatched
-from scheduler.firing.claim import Claim, Dispatch, pending_dispatches, prepared_dispatches, release
+from scheduler.firing.claim import Claim, Dispatch
 from scheduler.firing.dispatch import Publisher
+from scheduler.firing.outbox_store import pending_dispatches, prepared_dispatches, release
 from scheduler.leadership.lease import Lease
 from scheduler.leadership.skew import ClockGuard
 from scheduler.metrics import SchedulerMetrics, private
@@ -183,7 +184,7 @@ class Outbox:
 
     def release_due(self, token: int) -> None:
         """Publish the prepared runs whose instant has come, never one before it; each batch
-        is checked in the store first (:func:`scheduler.firing.claim.release`).
+        is checked in the store first (:func:`scheduler.firing.outbox_store.release`).
 
         Raises what that check raises (``SQLAlchemyError``,
         :class:`~scheduler.errors.LeadershipLost`); the runs not yet sent stay pending in

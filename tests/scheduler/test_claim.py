@@ -10,7 +10,8 @@ from sqlalchemy import Engine, insert, update
 
 from scheduler.errors import LeadershipLost
 from scheduler.firing.bulk import insert_runs, mark_dispatched, new_run
-from scheduler.firing.claim import claim_due, due_times, pending_dispatches
+from scheduler.firing.claim import claim_due, due_times
+from scheduler.firing.outbox_store import pending_dispatches
 from scheduler.leadership.lease import Replica, SqlLease
 from scheduler.store.models import (
     LEADER_ROW,

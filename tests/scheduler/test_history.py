@@ -11,7 +11,8 @@ from sqlalchemy import Engine, insert
 from scheduler.errors import InvalidSchedule
 from scheduler.firing.backfill import backfill
 from scheduler.firing.bulk import mark_dispatched
-from scheduler.firing.claim import claim_due, pending_dispatches
+from scheduler.firing.claim import claim_due
+from scheduler.firing.outbox_store import pending_dispatches
 from scheduler.runs.housekeeping import (
     Housekeeper,
     Retention,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, update
 
 from scheduler.firing.bulk import mark_dispatched
-from scheduler.firing.claim import claim_due, pending_dispatches
+from scheduler.firing.claim import claim_due
+from scheduler.firing.outbox_store import pending_dispatches
 from scheduler.runs.outcomes import backoff, record_outcome
 from scheduler.store.models import RunState, run_id_for, runs
 from tests.factories import add_schedule, runs_of, schedule

@@ -13,8 +13,9 @@ from sqlalchemy.exc import OperationalError
 
 from scheduler.firing import outbox as outbox_module
 from scheduler.firing.bulk import insert_runs, mark_dispatched, new_run
-from scheduler.firing.claim import Dispatch, release
+from scheduler.firing.claim import Dispatch
 from scheduler.firing.outbox import Outbox
+from scheduler.firing.outbox_store import release
 from scheduler.leadership.lease import Replica, SqlLease
 from scheduler.leadership.runloop import STORE_RETRY_S, FireCycle, SundialScheduler
 from scheduler.store.history import Audit

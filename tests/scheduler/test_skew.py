@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from scheduler.errors import ClockSkew
-from scheduler.firing.claim import claim_due, pending_dispatches
+from scheduler.firing.claim import claim_due
+from scheduler.firing.outbox_store import pending_dispatches
 from scheduler.leadership.lease import Replica, SqlLease
 from scheduler.leadership.skew import ClockGuard, database_now
 from scheduler.store.models import LEADER_ROW, leader
