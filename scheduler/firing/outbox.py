@@ -24,7 +24,9 @@ each other are pushed first and recorded after (within ``MARK_WITHIN_S``). While
 instant's held runs are released, the thread records nothing until the release is over (or
 ``MARK_WITHIN_S`` has passed): the checks between its batches would otherwise leave the
 queue empty each time, and the records would take the broker's turn and the store's from
-the next batch.
+the next batch. Once a batch is refused, nothing newer goes out before it: the batches
+queued behind it, the rest of the release and the rest of the cycle's claims stay pending,
+and the relay sends them all in fire-time order.
 
 **Fire ahead.** A claim may hand over runs prepared ahead of their instant (``due_at`` in
 the future): their messages are built at once and held here, and :meth:`Outbox.release_due`
@@ -261,7 +263,8 @@ class Outbox:
         return min(times) if times else None
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Send what is queued, try once more to record what was sent, release the broker."""
+        """Send what is queued (unless a refusal came first: then it stays pending), try once
+        more to record what was sent, release the broker."""
         if self._queue is not None and self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=timeout_s)
@@ -320,7 +323,8 @@ class Outbox:
             )
             if not pending:
                 return True
-            if not self._send(pending, background=False) or self._unmarked:
+            # The sending thread is idle (_relay_when_due saw to it): these go out from here.
+            if not self._send_now(pending) or self._unmarked:
                 # Refused (or the lease ran out), or sent but not recorded: the store would
                 # show these runs again.
                 return False
@@ -338,22 +342,22 @@ class Outbox:
     def _backing_off(self, now: datetime) -> bool:
         return self._retry_at is not None and now < self._retry_at
 
-    def _send(self, dispatches: Sequence[Dispatch], *, background: bool) -> bool:
-        """Publish now, or hand to the sending thread; False when not all went out now."""
+    def _send(self, dispatches: Sequence[Dispatch], *, background: bool) -> None:
+        """Publish new fires now, or hand them to the sending thread; while the broker backs
+        off or older runs wait in the store (a refusal, maybe of a batch this waited for)
+        they stay pending, to go out behind them with the relay."""
         if not dispatches:
-            return True
-        if self._backing_off(self._clock()):
+            return
+        if self._queue is not None and not background:
+            # Steady load: a thread hand-off only adds latency. Order is kept by letting the
+            # queued batches go out first.
+            self._queue.join()
+        if self._backlog or self._backing_off(self._clock()):
             self._let_go(dispatches)
-            return False
-        if self._queue is None:
-            return self._send_now(dispatches)
-        if background:
+        elif self._queue is not None and background:
             self._queue.put(dispatches)
-            return False
-        # Steady load: a thread hand-off only adds latency. Order is kept by letting the
-        # queued batches go out first.
-        self._queue.join()
-        return self._send_now(dispatches)
+        else:
+            self._send_now(dispatches)
 
     def _run(self) -> None:
         assert self._queue is not None

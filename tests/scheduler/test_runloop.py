@@ -1,4 +1,5 @@
-"""The leader's cycle, stepped directly (no threads, no sleeps), with a recording publisher."""
+"""The leader's cycle, stepped directly with an injected clock and a recording publisher
+(the sending thread only where it is the subject; no fixed sleeps)."""
 
 from __future__ import annotations
 
@@ -394,31 +395,36 @@ def test_a_relay_asked_for_at_an_instant_waits_for_its_fires_instead_of_skipping
         outbox.close()
 
 
-def _six_due_at_ten(engine: Engine) -> list[str]:
-    """Six schedules whose first fires fall 1 ms apart just after T0 + 10 s: their runs, in
+def _due_at_ten(engine: Engine, count: int = 6) -> list[str]:
+    """Schedules whose first fires fall 1 ms apart just after T0 + 10 s: their runs, in
     fire-time order."""
-    firsts = [T0 + timedelta(seconds=10, milliseconds=i) for i in range(6)]
+    firsts = [T0 + timedelta(seconds=10, milliseconds=i) for i in range(count)]
     for i, first in enumerate(firsts):
         start = first - timedelta(seconds=10)
         add_schedule(engine, f"s{i}", {"type": "interval", "seconds": 10}, start)
     return [run_id_for(f"s{i}", first) for i, first in enumerate(firsts)]
 
 
-class RefusingOnce(RecordingPublisher):
-    """Refuses the first batch, once ``go`` is set; accepts every later one."""
+class RefusingOne(RecordingPublisher):
+    """Refuses the ``nth`` batch it is handed and accepts every other; the first waits for
+    ``go``."""
 
-    def __init__(self) -> None:
+    def __init__(self, nth: int = 1) -> None:
         super().__init__()
+        self.nth = nth
+        self.calls = 0
         self.refused: list[str] = []
         self.go = threading.Event()
         self.go.set()
 
     def publish(self, dispatches: Sequence[Dispatch]) -> list[str]:
-        if self.refused:
-            return super().publish(dispatches)
-        assert self.go.wait(10)
-        self.refused = [d.run_id for d in dispatches]
-        return []
+        self.calls += 1
+        if self.calls == 1:
+            assert self.go.wait(10)
+        if self.calls == self.nth:
+            self.refused = [d.run_id for d in dispatches]
+            return []
+        return super().publish(dispatches)
 
 
 def test_a_refusal_while_an_instant_is_released_keeps_its_later_batches_behind_it(
@@ -427,12 +433,12 @@ def test_a_refusal_while_an_instant_is_released_keeps_its_later_batches_behind_i
     """The sending thread sees the refusal after the next batch's check has begun, and that
     check outlasts the broker backoff: the later batches still wait pending for the relay,
     which sends all six in fire-time order, and the messages built for them are let go."""
-    clock, publisher = FakeClock(), RefusingOnce()
+    clock, publisher = FakeClock(), RefusingOne()
     lease, outbox, cycle = _cycle(
         engine, clock, publisher, threaded=True, ahead=timedelta(seconds=1)
     )
     assert lease.acquire()
-    expected = _six_due_at_ten(engine)
+    expected = _due_at_ten(engine)
     checks = 0
 
     def second_check_outlasts_the_backoff(*args: Any) -> set[str]:
@@ -455,39 +461,58 @@ def test_a_refusal_while_an_instant_is_released_keeps_its_later_batches_behind_i
     finally:
         outbox.close()
     assert publisher.refused == expected[:2]
+    assert checks == 2  # the third batch was not even checked
     assert [d.run_id for d in publisher.sent] == expected
     assert set(expected) <= set(publisher.discarded)
     assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(6))
 
 
-class BurstClaims(SqlJobStore):
-    """Its second claim comes 2 s after the first: a burst longer than the broker backoff."""
+class HookedClaims(SqlJobStore):
+    """Calls ``before(n)`` ahead of its n-th claim (from 1), which then claims at the
+    clock's time: the hook may move it."""
 
-    def __init__(self, engine: Engine, clock: FakeClock) -> None:
+    def __init__(self, engine: Engine, clock: FakeClock, before: Callable[[int], None]) -> None:
         super().__init__(engine)
-        self.burst_clock = clock
+        self.hooked_clock = clock
+        self.before = before
         self.claims = 0
 
     def claim_due(
         self, now: datetime, token: int, limit: int, ahead: timedelta = timedelta(0)
     ) -> Any:
         self.claims += 1
-        if self.claims == 2:  # the first batch has been published (here: refused)
-            self.burst_clock.now += timedelta(seconds=2)
-        return super().claim_due(self.burst_clock.now, token, limit, ahead)
+        self.before(self.claims)
+        return super().claim_due(self.hooked_clock.now, token, limit, ahead)
+
+
+def _burst_cycle(
+    engine: Engine,
+    clock: FakeClock,
+    publisher: RecordingPublisher,
+    before: Callable[[int], None],
+    threaded: bool,
+) -> tuple[Outbox, FireCycle]:
+    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
+    outbox = Outbox(engine, publisher, lease, clock, batch_size=2, threaded=threaded)
+    store = HookedClaims(engine, clock, before)
+    cycle = FireCycle(engine, lease, outbox, store, poll_s=0.25, batch_size=2, clock=clock)
+    assert lease.acquire()
+    return outbox, cycle
 
 
 def test_a_refusal_inside_a_burst_keeps_its_later_fires_behind_it(engine: Engine) -> None:
     """A burst's claims go on past the broker backoff: the fires claimed after the refusal
     wait pending with the refused ones, and the next relay sends them all in order."""
-    clock, publisher = FakeClock(), RefusingOnce()
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
-    outbox = Outbox(engine, publisher, lease, clock, batch_size=2)
-    cycle = FireCycle(
-        engine, lease, outbox, BurstClaims(engine, clock), poll_s=0.25, batch_size=2, clock=clock
+    clock, publisher = FakeClock(), RefusingOne()
+
+    def second_claim_after_the_backoff(n: int) -> None:
+        if n == 2:  # the first batch has been published (here: refused)
+            clock.now += timedelta(seconds=2)
+
+    _outbox, cycle = _burst_cycle(
+        engine, clock, publisher, second_claim_after_the_backoff, threaded=False
     )
-    assert lease.acquire()
-    expected = _six_due_at_ten(engine)
+    expected = _due_at_ten(engine)
     clock.now = T0 + timedelta(seconds=10.01)
     cycle()  # the first two are refused, four more are claimed after the backoff
     assert publisher.refused == expected[:2]
@@ -495,6 +520,55 @@ def test_a_refusal_inside_a_burst_keeps_its_later_fires_behind_it(engine: Engine
     cycle()
     assert [d.run_id for d in publisher.sent] == expected
     assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(6))
+
+
+def test_a_refusal_seen_while_a_short_batch_waits_for_the_queue_keeps_it_behind(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst's last, short batch waits for the full ones before it: one of those is
+    refused, and recording the other outlasts the backoff (a slow store). The short batch
+    must then stay pending too, behind the refused one."""
+    clock, publisher = FakeClock(), RefusingOne(nth=2)
+    publisher.go.clear()  # the first batch is pushed once the short one waits for the queue
+    last_claim = threading.Event()
+
+    def last_claim_lets_the_first_batch_go(n: int) -> None:
+        if n == 3:
+            last_claim.set()
+
+    marks: list[Sequence[str]] = []
+
+    def slow_mark(engine: Engine, run_ids: Sequence[str], now: datetime) -> None:
+        if not marks:
+            clock.now += timedelta(seconds=2)
+        marks.append(run_ids)
+        mark_dispatched(engine, run_ids, now)
+
+    monkeypatch.setattr(outbox_module, "mark_dispatched", slow_mark)
+    outbox, cycle = _burst_cycle(
+        engine, clock, publisher, last_claim_lets_the_first_batch_go, threaded=True
+    )
+    assert outbox._queue is not None
+    join = outbox._queue.join
+
+    def join_then_go() -> None:
+        if last_claim.is_set():
+            publisher.go.set()
+        join()
+
+    monkeypatch.setattr(outbox._queue, "join", join_then_go)
+    expected = _due_at_ten(engine, 5)
+    clock.now = T0 + timedelta(seconds=10.01)
+    try:
+        cycle()  # two full batches to the sending thread, the second refused; one of 1 left
+        assert publisher.refused == expected[2:4]
+        assert [d.run_id for d in publisher.sent] == expected[:2]
+        clock.now = T0 + timedelta(seconds=15)  # every backoff is over
+        cycle()
+    finally:
+        outbox.close()
+    assert [d.run_id for d in publisher.sent] == expected
+    assert all(runs_of(engine, f"s{i}")[0]["state"] == "dispatched" for i in range(5))
 
 
 def test_runs_whose_mark_failed_are_marked_later_and_never_relayed_again(
