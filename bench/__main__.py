@@ -22,6 +22,7 @@ from bench.scenarios import (
     s6_dev,
     s7_ingest,
     s8_retention,
+    s9_claim,
 )
 from bench.scenarios.common import Bench
 from bench.services import BROKERS, REPO, STORES, Services, git_revision, machine_info
@@ -35,6 +36,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "S6": s6_dev.run,
     "S7": s7_ingest.run,
     "S8": s8_retention.run,
+    "S9": s9_claim.run,
 }
 
 

@@ -1,5 +1,5 @@
 """The benchmark suite, run tiny, so it cannot rot: ``python -m bench --quick`` on S1, S2,
-S5, S6 and S8 against the machine's PostgreSQL and Redis, and its JSON checked for sane numbers.
+S5, S6, S8 and S9 against the machine's PostgreSQL and Redis, and its JSON checked for sane numbers.
 Speed targets are the benchmark's business, not this test's: it checks only that every
 fire was published once and nothing was lost."""
 
@@ -24,12 +24,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.services]
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The JSON of one quick run of S1, S2, S5, S6 and S8."""
+    """The JSON of one quick run of S1, S2, S5, S6, S8 and S9."""
     if not (port_open("127.0.0.1", 5432) and port_open("127.0.0.1", 6379)):
         service_missing("the benchmark needs PostgreSQL on :5432 and Redis on :6379")
     out = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--scenarios", "S1,S2,S5,S6,S8",
+        [sys.executable, "-m", "bench", "--quick", "--scenarios", "S1,S2,S5,S6,S8,S9",
          "--redis-db", SMOKE_REDIS_DB, "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=480, check=False,
     )  # fmt: skip
@@ -97,6 +97,15 @@ def test_retention_prunes_every_finished_one_off_of_the_stream(results: dict[str
     # One retention after the last fire settled, nothing of the stream is left.
     assert last["rows"]["schedules"] == last["rows"]["runs"] == 0
     assert max(s["rows"]["schedules"] for s in stream["samples"]) < stream["created"]
+
+
+def test_claim_ceiling_is_measured_from_every_fire(results: dict[str, Any]) -> None:
+    claim = results["cases"]["S9 claim 500 spread"]
+    assert claim["fires"] == 500 * 2
+    # The loop's CPU and PostgreSQL's (its backend on this machine) both take part in a fire.
+    assert 0 < claim["loop_cpu_us"] < claim["wall_us"]
+    assert 0 < claim["pg_cpu_us"] < claim["wall_us"]
+    assert claim["fires_per_s"] == pytest.approx(1e6 / claim["wall_us"])
 
 
 def test_table_has_a_row_per_headline_figure(results: dict[str, Any]) -> None:
