@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     result_backend: str | None = Field(default=None, repr=False)
     lease_ttl_seconds: float = Field(default=10.0, gt=0.5, le=600)
     # A replica whose wall clock is further than this from the database's neither fires
-    # nor leads (scheduler/skew.py).
+    # nor leads (scheduler/leadership/skew.py).
     max_clock_skew_seconds: float = Field(default=2.0, gt=0, le=3600)
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allowed_tasks: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
