@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
 
 from bench import seed
+from bench.procs import cpu_seconds
 from bench.report import Metric
 from bench.scenarios.common import Bench, utc_in
 from bench.services import unique_name
@@ -35,14 +35,12 @@ def backend_cpu_s(engine: Engine) -> float | None:
     query = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
     with engine.connect() as conn:
         pids = conn.execute(query).scalars().all()
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        used = cpu_seconds(pid)
+        if used is None:
             return None
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        total += used
     return total
 
 
