@@ -67,12 +67,13 @@ def _cycle(
     poll_s: float = 0.25,
     threaded: bool = False,
     ahead: timedelta = timedelta(0),
+    store: SqlJobStore | None = None,
 ) -> tuple[SqlLease, Outbox, FireCycle]:
     lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
     outbox = Outbox(engine, publisher, lease, clock, batch_size=2, threaded=threaded)
     cycle = FireCycle(
-        engine, lease, outbox, SqlJobStore(engine), poll_s=poll_s, batch_size=2, clock=clock,
-        ahead=ahead,
+        engine, lease, outbox, store or SqlJobStore(engine), poll_s=poll_s, batch_size=2,
+        clock=clock, ahead=ahead,
     )  # fmt: skip
     return lease, outbox, cycle
 
@@ -485,21 +486,6 @@ class HookedClaims(SqlJobStore):
         return super().claim_due(self.hooked_clock.now, token, limit, ahead)
 
 
-def _burst_cycle(
-    engine: Engine,
-    clock: FakeClock,
-    publisher: RecordingPublisher,
-    before: Callable[[int], None],
-    threaded: bool,
-) -> tuple[Outbox, FireCycle]:
-    lease = SqlLease(engine, Replica("r1", "h", 1), ttl_s=600, clock=clock)
-    outbox = Outbox(engine, publisher, lease, clock, batch_size=2, threaded=threaded)
-    store = HookedClaims(engine, clock, before)
-    cycle = FireCycle(engine, lease, outbox, store, poll_s=0.25, batch_size=2, clock=clock)
-    assert lease.acquire()
-    return outbox, cycle
-
-
 def test_a_refusal_inside_a_burst_keeps_its_later_fires_behind_it(engine: Engine) -> None:
     """A burst's claims go on past the broker backoff: the fires claimed after the refusal
     wait pending with the refused ones, and the next relay sends them all in order."""
@@ -509,9 +495,9 @@ def test_a_refusal_inside_a_burst_keeps_its_later_fires_behind_it(engine: Engine
         if n == 2:  # the first batch has been published (here: refused)
             clock.now += timedelta(seconds=2)
 
-    _outbox, cycle = _burst_cycle(
-        engine, clock, publisher, second_claim_after_the_backoff, threaded=False
-    )
+    store = HookedClaims(engine, clock, second_claim_after_the_backoff)
+    lease, _outbox, cycle = _cycle(engine, clock, publisher, store=store)
+    assert lease.acquire()
     expected = _due_at_ten(engine)
     clock.now = T0 + timedelta(seconds=10.01)
     cycle()  # the first two are refused, four more are claimed after the backoff
@@ -545,9 +531,9 @@ def test_a_refusal_seen_while_a_short_batch_waits_for_the_queue_keeps_it_behind(
         mark_dispatched(engine, run_ids, now)
 
     monkeypatch.setattr(outbox_module, "mark_dispatched", slow_mark)
-    outbox, cycle = _burst_cycle(
-        engine, clock, publisher, last_claim_lets_the_first_batch_go, threaded=True
-    )
+    store = HookedClaims(engine, clock, last_claim_lets_the_first_batch_go)
+    lease, outbox, cycle = _cycle(engine, clock, publisher, threaded=True, store=store)
+    assert lease.acquire()
     assert outbox._queue is not None
     join = outbox._queue.join
 
